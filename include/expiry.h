@@ -1,0 +1,28 @@
+/*
+ * expiry.h - the active expiry cycle: an ev_timer armed for the next expiry
+ * in the store's TTL heap.
+ *
+ * Owns: the timer. Each firing removes due items in slices of EXPIRY_SLICE
+ * and stops after EXPIRY_BUDGET_MS of work; if items are still due it fires
+ * again on the next loop turn, after clients have been served. So a wave of
+ * a million keys expiring together costs clients at most one budget of
+ * latency per turn. The same timer drives the store's incremental rehash.
+ */
+#ifndef VITAMIN_EXPIRY_H
+#define VITAMIN_EXPIRY_H
+
+#include <stdint.h>
+
+struct ev_loop;
+struct store;
+struct expiry;
+
+#define EXPIRY_SLICE 256
+#define EXPIRY_BUDGET_MS 1.0
+
+struct expiry *expiry_create(struct ev_loop *loop, struct store *store);
+void expiry_destroy(struct expiry *e);
+/* A write set an expiry (or a tombstone) at expire_ms: re-arm if earlier. */
+void expiry_note(struct expiry *e, int64_t expire_ms);
+
+#endif

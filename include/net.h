@@ -1,0 +1,61 @@
+/*
+ * net.h - the listener and the client connections on the libev loop.
+ *
+ * Owns: sockets, per-connection input buffers and reply queues, read/write
+ * watchers, idle timers, connection limits and the connection counters.
+ * Frames input into lines and hands each to command_handle_line(); knows
+ * nothing about what a line means.
+ *
+ * Per connection, per loop turn: one read(), every complete line in the
+ * buffer processed, then one writev() of all replies (more only if the
+ * socket takes it and the per-wakeup budget allows). EV_WRITE is armed only
+ * when a write would block. A client whose unsent replies pass
+ * NET_OUTPUT_PAUSE is not read from until they drain (back-pressure), so
+ * its memory stays bounded; if it makes no progress for idle_timeout
+ * seconds it is closed.
+ */
+#ifndef VITAMIN_NET_H
+#define VITAMIN_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct command_ctx;
+struct store;
+struct net;
+
+#define NET_OUTPUT_PAUSE (1u << 20)      /* stop reading above this many unsent bytes */
+#define NET_WRITE_BUDGET (4u << 20)      /* bytes written to one client per wakeup */
+
+struct net_config {
+    const char *host;
+    uint16_t port;
+    uint32_t max_connections;
+    size_t max_line;       /* longest request line accepted, in bytes */
+    uint32_t idle_timeout; /* seconds; 0 = never */
+};
+
+struct net_stats {
+    uint64_t curr_connections;
+    uint64_t total_connections;
+    uint64_t rejected_connections; /* over max_connections */
+    uint64_t idle_closed;          /* closed by idle_timeout */
+    uint64_t lines_too_long;
+    uint64_t reads_paused;         /* times a client was paused by back-pressure */
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+};
+
+/* Bind and listen. Returns NULL (after logging why) on failure. */
+struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
+                       struct command_ctx *cmd, struct store *store);
+/*
+ * Stop accepting, stop reading, finish sending replies already made, close
+ * every client, then call done(arg) (at most timeout seconds later).
+ */
+void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *arg);
+void net_destroy(struct net *n);
+const struct net_stats *net_get_stats(const struct net *n);
+
+#endif

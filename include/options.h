@@ -1,0 +1,55 @@
+/*
+ * options.h - command line and environment configuration.
+ *
+ * Owns: struct options, its defaults, parsing (getopt_long: `--flag=value`
+ * and `--flag value`), validation and the --help text. Nothing else reads
+ * argv or the VITAMIN_* environment.
+ */
+#ifndef VITAMIN_OPTIONS_H
+#define VITAMIN_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+#include "store.h"
+
+#define VITAMIN_VERSION "0.1.0"
+
+enum options_replication_ack { OPTIONS_ACK_ASYNC = 0, OPTIONS_ACK_CONFIRM };
+
+struct options {
+    const char *host;               /* listen address */
+    uint16_t port;                  /* listen port */
+    size_t memory_mib;              /* memory cap for data and index */
+    enum store_eviction eviction;   /* policy when the cap is reached */
+    size_t max_value_size;          /* bytes */
+    uint32_t max_connections;       /* concurrent clients */
+    uint32_t idle_timeout;          /* seconds; 0 = never close idle clients */
+    enum log_level log_level;
+    const char *node_id;            /* unique within a pool */
+    uint32_t tombstone_ttl;         /* seconds a delete marker is kept */
+
+    const char *rabbitmq_host;      /* NULL = standalone */
+    uint16_t rabbitmq_port;
+    const char *rabbitmq_user;
+    const char *rabbitmq_password;
+    const char *rabbitmq_exchange;
+    const char *rabbitmq_vhost;
+    size_t outbox_mib;              /* bound of writes waiting for the broker */
+    enum options_replication_ack replication_ack;
+
+    char node_id_buf[320];          /* storage for the default node id */
+};
+
+enum options_result {
+    OPTIONS_RUN = 0,    /* start the server */
+    OPTIONS_EXIT_OK,    /* --help or --version was printed: exit 0 */
+    OPTIONS_EXIT_USAGE, /* an error was printed: exit 2 */
+};
+
+/* Fill o from defaults, environment and argv. Prints help, version or the
+ * error itself. */
+enum options_result options_parse(struct options *o, int argc, char **argv);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * repl.h - master-master replication over a RabbitMQ fanout exchange.
+ *
+ * Owns: the broker link (two threads, each with its own AMQP connection:
+ * a publisher and a consumer), the outbox of local writes waiting to be
+ * published, the inbox of received batches, per-origin sequence tracking,
+ * and the replication counters.
+ *
+ * Threads. The event-loop thread alone touches the store. It appends each
+ * local write to the current batch; once per loop turn (ev_prepare) the
+ * batch moves to the outbox, which the publisher thread drains. The
+ * consumer thread puts received batches in the inbox and wakes the loop
+ * with ev_async; the loop decodes, applies by LWW, and tells the consumer
+ * thread how far it may ack. The loop never makes a broker call and never
+ * waits on a lock held across broker I/O.
+ *
+ *   loop thread                  publisher thread        consumer thread
+ *   write -> cur batch -prepare-> outbox -> publish(confirm) -> exchange
+ *   apply <-async- inbox <------------------------------- consume(queue)
+ */
+#ifndef VITAMIN_REPL_H
+#define VITAMIN_REPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ev_loop;
+struct store;
+struct hlc;
+struct command_write;
+struct reply_queue;
+
+struct repl_config {
+    const char *host;
+    uint16_t port;
+    const char *user;
+    const char *password;
+    const char *vhost;
+    const char *exchange;
+    const char *node_id;
+    uint32_t origin_tag;          /* this node's LWW tie-break tag */
+    size_t outbox_bytes;          /* bound of unpublished writes */
+    /* Called on the loop thread after a replicated write with an expiry
+     * (or a tombstone) was applied, so the expiry timer can re-arm. */
+    void (*applied_hook)(void *arg, int64_t expire_ms);
+    void *applied_hook_arg;
+};
+
+enum repl_state {
+    REPL_OFF = 0,     /* standalone */
+    REPL_CONNECTING,  /* first connection not made yet */
+    REPL_UP,          /* both links up */
+    REPL_DOWN,        /* a link is lost; reconnecting with backoff */
+    REPL_SYNCING,     /* up, and a state transfer is under way */
+};
+
+struct repl;
+
+/* Start the broker threads. Returns NULL on ENOMEM or thread failure. */
+struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
+                         struct store *store, struct hlc *hlc);
+/* Loop thread: queue a local write for publication. */
+void repl_local_write(struct repl *r, const struct command_write *w);
+/*
+ * Loop thread, on shutdown: hand the last batch to the publisher and give
+ * it up to timeout seconds to publish the outbox; then stop both threads.
+ * Logs how many writes did not leave. Blocks the (stopping) loop.
+ */
+void repl_shutdown(struct repl *r, double timeout);
+void repl_destroy(struct repl *r);
+/* Append the repl_* STAT lines. */
+void repl_stats(const struct repl *r, struct reply_queue *q);
+
+#endif

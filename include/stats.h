@@ -1,0 +1,33 @@
+/*
+ * stats.h - the stats() reply: one `STAT <name> <value>` line per counter.
+ *
+ * Owns: the names and order of the STAT lines. Each module keeps its own
+ * counters (net_stats, command_stats, store_stats, repl_stats); this module
+ * only reads them and prints them, so a new counter is one line here.
+ */
+#ifndef VITAMIN_STATS_H
+#define VITAMIN_STATS_H
+
+#include <stdint.h>
+
+struct net;
+struct command_ctx;
+struct store;
+struct options;
+struct repl;
+struct reply_queue;
+
+struct stats_sources {
+    const struct net *net;
+    const struct command_ctx *cmd;
+    const struct store *store;
+    const struct options *opts;
+    const struct repl *repl; /* NULL when standalone */
+    int64_t start_ms;        /* when the server started, unix ms */
+};
+
+/* Append every STAT line (not END) for the state at now_ms. */
+void stats_compose(const struct stats_sources *src, struct reply_queue *q,
+                   int64_t now_ms);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * store.h - the key-value store: items, open-addressing hash table, TTL
+ * heap, memory cap and eviction, last-writer-wins versions, items digest.
+ *
+ * Owns: every item and the index over them. Knows nothing of the protocol or
+ * of the network: keys and values are byte strings, times are absolute unix
+ * milliseconds passed in by the caller (the store never reads a clock).
+ *
+ * Items. One allocation per item: header, then key bytes, then value bytes.
+ * An item is "live" when linked, not a tombstone and not expired at now_ms.
+ * A tombstone remembers the version of a delete (replication: a delete must
+ * not be undone by an older, delayed set) until its expire_ms, when the
+ * heap collects it. Tombstones are only made when tombstone_ttl_ms > 0.
+ *
+ * Versions. Every write carries (version, origin): a hybrid-logical-clock
+ * timestamp and a tag of the node that made it. A write is applied only if
+ * (version, origin) is greater than what the key holds (live item, expired
+ * item not yet collected, or tombstone); otherwise it returns STORE_STALE.
+ * Local writes use a fresh HLC tick, which is always greater.
+ *
+ * Hash table. Linear probing over 8-byte slots, each holding the item pointer
+ * and a 16-bit tag of its hash, so probes rarely touch items. Deletion by
+ * backward shift (no tombstone slots). Growth is incremental: a new table is
+ * allocated at 3/4 load and whole probe clusters are moved from the old one
+ * a few at a time on every write and from store_maintain(); lookups consult
+ * both tables while a move is under way, so no call ever rehashes everything.
+ *
+ * References. A reply may point at an item's value until it is sent:
+ * store_item_ref()/store_item_unref(). An item that is replaced, deleted,
+ * expired or evicted while referenced is unlinked at once (it stops counting
+ * toward the memory cap) and freed at its last unref.
+ *
+ * Memory. bytes = sum of the allocated size of every linked item (as malloc
+ * reports it, plus its chunk header) + the table(s) + the heap. A write that
+ * would pass memory_limit first evicts by policy: LRU = CLOCK sweep over the
+ * table (an item accessed since the hand last passed gets a second chance),
+ * TTL = earliest expire_ms from the heap, NONE = refuse.
+ *
+ * Digest. items_digest = XOR over live items of item_digest(key, value,
+ * expire_ms), kept up to date on every change, so two stores with the same
+ * live data have the same digest whatever the order of the writes.
+ */
+#ifndef VITAMIN_STORE_H
+#define VITAMIN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum item_flags {
+    ITEM_F_LINKED = 1u << 0,    /* reachable from the table */
+    ITEM_F_TOMBSTONE = 1u << 1, /* a delete marker: no value, never returned */
+    ITEM_F_ACCESSED = 1u << 2,  /* read since the CLOCK hand last passed */
+};
+
+struct item {
+    uint64_t version;   /* HLC timestamp of the write that made it */
+    int64_t expire_ms;  /* absolute unix ms; 0 = never. Tombstone: when collected */
+    uint32_t heap_idx;  /* position in the TTL heap, TTLHEAP_NONE if not in it */
+    uint32_t value_len; /* bytes of value after the key */
+    uint32_t origin;    /* tag of the node that wrote it (LWW tie-break) */
+    uint32_t refcount;  /* replies still pointing at this item */
+    uint16_t key_len;   /* bytes of key at data[0] */
+    uint8_t flags;      /* enum item_flags */
+    uint8_t unused;
+    char data[];        /* key bytes, then value bytes */
+};
+
+static inline const char *item_key(const struct item *it) { return it->data; }
+static inline const char *item_value(const struct item *it)
+{
+    return it->data + it->key_len;
+}
+
+enum store_status {
+    STORE_OK = 0,
+    STORE_NOT_FOUND, /* no live item for that key */
+    STORE_STALE,     /* the key holds a newer (version, origin): write ignored */
+    STORE_NOMEM,     /* over the cap and nothing could be evicted (or ENOMEM) */
+    STORE_TOO_LARGE, /* one item bigger than the whole memory cap */
+};
+
+enum store_eviction {
+    STORE_EVICT_LRU = 0,
+    STORE_EVICT_TTL,
+    STORE_EVICT_NONE,
+};
+
+struct store_config {
+    size_t memory_limit;          /* bytes for items and index */
+    enum store_eviction eviction; /* what to do when a write would pass it */
+    int64_t tombstone_ttl_ms;     /* keep delete markers this long; 0 = none */
+};
+
+struct store_stats {
+    uint64_t curr_items;   /* live items (not tombstones) */
+    uint64_t tombstones;   /* delete markers held */
+    uint64_t bytes;        /* accounted bytes, see "Memory" above */
+    uint64_t limit_bytes;  /* memory_limit */
+    uint64_t expired;      /* items removed because their time came */
+    uint64_t evicted;      /* items removed to make room */
+    uint64_t table_slots;  /* slots in the table(s) */
+    uint64_t rehashing;    /* 1 while an incremental resize is under way */
+    uint64_t items_digest; /* see "Digest" above */
+};
+
+struct store;
+
+/* Returns NULL on ENOMEM. */
+struct store *store_create(const struct store_config *cfg);
+void store_destroy(struct store *s);
+
+/*
+ * Live item for key at now_ms, or NULL. An item found expired is removed
+ * (counted in expired). Marks the item accessed for LRU. The pointer is valid
+ * until the next call that writes to the store, unless referenced.
+ */
+struct item *store_get(struct store *s, const char *key, size_t key_len,
+                       int64_t now_ms);
+
+/*
+ * Any item for key, live or not (tombstone, or expired not yet collected),
+ * without side effects; NULL if the key is unknown. For replication.
+ */
+const struct item *store_peek(const struct store *s, const char *key,
+                              size_t key_len);
+
+/*
+ * Write key = value expiring at expire_ms (0 = never), stamped
+ * (version, origin), if that stamp is newer than the key's (LWW).
+ * A write whose expire_ms is already <= now_ms that wins leaves the key
+ * absent (a tombstone if tombstones are on). Returns STORE_OK, STORE_STALE,
+ * STORE_NOMEM or STORE_TOO_LARGE.
+ */
+enum store_status store_set(struct store *s, const char *key, size_t key_len,
+                            const char *value, size_t value_len,
+                            int64_t expire_ms, uint64_t version,
+                            uint32_t origin, int64_t now_ms);
+
+/*
+ * Delete key if (version, origin) is newer than the key's. Leaves a
+ * tombstone when tombstones are on. For a remote delete of an unknown key,
+ * a tombstone is still made (so a delayed older set stays dead).
+ * Returns STORE_OK, STORE_NOT_FOUND (no live item; the tombstone may still
+ * have been recorded), or STORE_STALE.
+ */
+enum store_status store_del(struct store *s, const char *key, size_t key_len,
+                            uint64_t version, uint32_t origin, int64_t now_ms);
+
+/*
+ * Set the expiry of a live item to expire_ms (0 = never), restamped
+ * (version, origin) if newer. Returns STORE_OK, STORE_NOT_FOUND or
+ * STORE_STALE. expire_ms <= now_ms removes the item (as an expiry).
+ */
+enum store_status store_expire(struct store *s, const char *key,
+                               size_t key_len, int64_t expire_ms,
+                               uint64_t version, uint32_t origin,
+                               int64_t now_ms);
+
+/*
+ * Remove at most max items whose expire_ms <= now_ms (expired items and
+ * due tombstones), earliest first. Returns how many were removed.
+ */
+size_t store_expire_due(struct store *s, int64_t now_ms, size_t max);
+
+/* Earliest expire_ms in the heap, or 0 when the heap is empty. */
+int64_t store_next_expiry(const struct store *s);
+
+/*
+ * Bounded background work: move up to max_slots slots of an incremental
+ * resize. Returns true while work remains.
+ */
+bool store_maintain(struct store *s, size_t max_slots);
+
+/* Keep it alive (not freed) until the matching unref. */
+void store_item_ref(struct item *it);
+void store_item_unref(struct store *s, struct item *it);
+
+/*
+ * Visit every linked item (live, tombstones and not-yet-collected expired
+ * ones) in table order, starting at *cursor, stopping after max visits.
+ * *cursor is advanced; it is 0 again when the walk is complete. Items
+ * written during a walk may be missed or seen twice (state transfer merges
+ * by LWW, so that is harmless). Returns the number visited.
+ */
+typedef void (*store_visit_fn)(void *arg, const struct item *it);
+size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
+                  store_visit_fn fn, void *arg);
+
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* The digest term of one live item; XOR of these over live items is
+ * items_digest. h = XXH3_64(value, seed = XXH3_64(key, seed = expire_ms)). */
+uint64_t item_digest(const char *key, size_t key_len, const char *value,
+                     size_t value_len, int64_t expire_ms);
+
+#endif

@@ -1,0 +1,46 @@
+/*
+ * ttlheap.h - binary min-heap of items ordered by item->expire_ms.
+ *
+ * Owns: the heap array only. Each item records its own position
+ * (item->heap_idx), so remove and update are O(log n) without a search.
+ * Invariant: item->heap_idx == TTLHEAP_NONE exactly when the item is not in
+ * the heap; for every i>0, a[(i-1)/2]->expire_ms <= a[i]->expire_ms.
+ * The array grows by doubling and shrinks by half when a quarter full, so
+ * memory comes back after a mass expiry.
+ */
+#ifndef VITAMIN_TTLHEAP_H
+#define VITAMIN_TTLHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct item;
+
+#define TTLHEAP_NONE UINT32_MAX
+
+struct ttlheap {
+    struct item **a; /* a[0] has the smallest expire_ms */
+    uint32_t len;    /* items in the heap */
+    uint32_t cap;    /* slots allocated in a */
+};
+
+void ttlheap_init(struct ttlheap *h);
+void ttlheap_free(struct ttlheap *h);
+/* Insert it (it->heap_idx must be TTLHEAP_NONE). Returns 0, or -1 on ENOMEM. */
+int ttlheap_push(struct ttlheap *h, struct item *it);
+/* Remove it from wherever it is; no-op if it->heap_idx == TTLHEAP_NONE. */
+void ttlheap_remove(struct ttlheap *h, struct item *it);
+/* Restore order after it->expire_ms changed (it must be in the heap). */
+void ttlheap_update(struct ttlheap *h, struct item *it);
+/* Smallest item, or NULL when empty. */
+static inline struct item *ttlheap_peek(const struct ttlheap *h)
+{
+    return h->len ? h->a[0] : NULL;
+}
+/* Bytes allocated by the heap (for memory accounting). */
+static inline size_t ttlheap_bytes(const struct ttlheap *h)
+{
+    return (size_t)h->cap * sizeof(struct item *);
+}
+
+#endif

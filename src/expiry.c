@@ -1,0 +1,83 @@
+/*
+ * expiry.c - active expiry: see expiry.h. Invariant: the timer is always
+ * armed, for min(next expiry in the heap, now + IDLE_PERIOD) (so rehash
+ * steps also run on an idle server); armed_ms remembers for when, so a write
+ * with an earlier expiry re-arms it with one comparison.
+ */
+#include "expiry.h"
+
+#include <ev.h>
+#include <stdlib.h>
+
+#include "store.h"
+
+#define IDLE_PERIOD_MS 1000
+#define REHASH_STEP 8192
+
+struct expiry {
+    ev_timer timer;
+    struct ev_loop *loop;
+    struct store *store;
+    int64_t armed_ms; /* absolute unix ms the timer fires at */
+};
+
+static int64_t now_ms(struct ev_loop *loop) { return (int64_t)(ev_now(loop) * 1000.0); }
+
+static void arm(struct expiry *e, int64_t at_ms)
+{
+    int64_t now = now_ms(e->loop);
+    if (at_ms < now) at_ms = now;
+    e->armed_ms = at_ms;
+    ev_timer_stop(e->loop, &e->timer);
+    ev_timer_set(&e->timer, (double)(at_ms - now) / 1000.0, 0.0);
+    ev_timer_start(e->loop, &e->timer);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct expiry *e = w->data;
+    int64_t now = now_ms(loop);
+    double start = ev_time();
+    bool more = false;
+    for (;;) {
+        size_t n = store_expire_due(e->store, now, EXPIRY_SLICE);
+        if (n < EXPIRY_SLICE) break;
+        if ((ev_time() - start) * 1000.0 >= EXPIRY_BUDGET_MS) {
+            more = true;
+            break;
+        }
+    }
+    if (store_maintain(e->store, REHASH_STEP)) more = true;
+    if (more) {
+        arm(e, now); /* again on the next loop turn, after I/O */
+        return;
+    }
+    int64_t next = store_next_expiry(e->store);
+    int64_t idle = now + IDLE_PERIOD_MS;
+    arm(e, next && next < idle ? next : idle);
+}
+
+struct expiry *expiry_create(struct ev_loop *loop, struct store *store)
+{
+    struct expiry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->loop = loop;
+    e->store = store;
+    ev_timer_init(&e->timer, on_timer, 0.0, 0.0);
+    e->timer.data = e;
+    arm(e, now_ms(loop) + IDLE_PERIOD_MS);
+    return e;
+}
+
+void expiry_destroy(struct expiry *e)
+{
+    if (!e) return;
+    ev_timer_stop(e->loop, &e->timer);
+    free(e);
+}
+
+void expiry_note(struct expiry *e, int64_t expire_ms)
+{
+    if (expire_ms && expire_ms < e->armed_ms) arm(e, expire_ms);
+}

@@ -1,0 +1,179 @@
+/*
+ * main.c - wires the modules together and runs the loop. Owns nothing but
+ * the process lifecycle: parse options, create store, expiry, command
+ * context and listener; on SIGTERM/SIGINT shut down in order (stop
+ * accepting, finish replies) and exit 0.
+ */
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <xxhash.h>
+
+#include "command.h"
+#include "expiry.h"
+#include "hlc.h"
+#include "log.h"
+#include "net.h"
+#include "options.h"
+#include "proto.h"
+#include "reply.h"
+#include "repl.h"
+#include "stats.h"
+#include "store.h"
+
+#define SHUTDOWN_TIMEOUT_S 5.0   /* for clients to take their replies */
+#define REPL_DRAIN_TIMEOUT_S 10.0 /* for the broker to take the outbox */
+
+struct server {
+    struct ev_loop *loop;
+    struct options opts;
+    struct store *store;
+    struct expiry *expiry;
+    struct net *net;
+    struct repl *repl; /* NULL when standalone */
+    struct hlc hlc;
+    struct command_ctx cmd;
+    struct stats_sources stats;
+    ev_signal sigterm, sigint;
+};
+
+static void stats_body(void *arg, struct reply_queue *q, int64_t now_ms)
+{
+    struct server *s = arg;
+    stats_compose(&s->stats, q, now_ms);
+}
+
+static void on_local_write(void *arg, const struct command_write *w)
+{
+    struct server *s = arg;
+    if (w->op != COMMAND_WRITE_DEL) expiry_note(s->expiry, w->expire_ms);
+    if (s->repl) repl_local_write(s->repl, w);
+}
+
+static void on_replicated_write(void *arg, int64_t expire_ms)
+{
+    struct server *s = arg;
+    expiry_note(s->expiry, expire_ms);
+}
+
+static void on_shutdown_done(void *arg)
+{
+    struct server *s = arg;
+    ev_break(s->loop, EVBREAK_ALL);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *s = w->data;
+    log_info("signal %d: shutting down", w->signum);
+    net_shutdown(s->net, SHUTDOWN_TIMEOUT_S, on_shutdown_done, s);
+}
+
+/* Let the process hold max_connections sockets plus its own descriptors. */
+static void raise_fd_limit(uint32_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t want = (rlim_t)max_connections + 64;
+    if (rl.rlim_cur >= want) return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_warn("file descriptor limit %llu is below --max_connections %u + 64",
+                 (unsigned long long)rl.rlim_cur, max_connections);
+}
+
+int main(int argc, char **argv)
+{
+    static struct server s;
+    switch (options_parse(&s.opts, argc, argv)) {
+    case OPTIONS_RUN: break;
+    case OPTIONS_EXIT_OK: return 0;
+    case OPTIONS_EXIT_USAGE: return 2;
+    }
+    log_set_level(s.opts.log_level);
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(s.opts.max_connections);
+
+    s.loop = ev_default_loop(EVFLAG_AUTO);
+    int64_t now_ms = (int64_t)(ev_now(s.loop) * 1000.0);
+    struct store_config sc = {
+        .memory_limit = s.opts.memory_mib << 20,
+        .eviction = s.opts.eviction,
+        .tombstone_ttl_ms = s.opts.rabbitmq_host ? (int64_t)s.opts.tombstone_ttl * 1000 : 0,
+    };
+    s.store = store_create(&sc);
+    s.expiry = s.store ? expiry_create(s.loop, s.store) : NULL;
+    if (!s.expiry) {
+        log_error("out of memory at startup");
+        return 1;
+    }
+    s.cmd = (struct command_ctx){
+        .store = s.store,
+        .hlc = &s.hlc,
+        .origin = (uint32_t)XXH3_64bits(s.opts.node_id, strlen(s.opts.node_id)),
+        .limits = {.max_value_len = s.opts.max_value_size},
+        .stats_fn = stats_body,
+        .stats_arg = &s,
+        .write_hook = on_local_write,
+        .write_hook_arg = &s,
+    };
+    s.stats = (struct stats_sources){.cmd = &s.cmd, .store = s.store,
+                                     .opts = &s.opts, .start_ms = now_ms};
+    struct net_config nc = {
+        .host = s.opts.host,
+        .port = s.opts.port,
+        .max_connections = s.opts.max_connections,
+        .max_line = 4 * (s.opts.max_value_size + PROTO_MAX_KEY_LEN) + 64,
+        .idle_timeout = s.opts.idle_timeout,
+    };
+    if (s.opts.rabbitmq_host) {
+        struct repl_config rc = {
+            .host = s.opts.rabbitmq_host,
+            .port = s.opts.rabbitmq_port,
+            .user = s.opts.rabbitmq_user,
+            .password = s.opts.rabbitmq_password,
+            .vhost = s.opts.rabbitmq_vhost,
+            .exchange = s.opts.rabbitmq_exchange,
+            .node_id = s.opts.node_id,
+            .origin_tag = s.cmd.origin,
+            .outbox_bytes = s.opts.outbox_mib << 20,
+            .applied_hook = on_replicated_write,
+            .applied_hook_arg = &s,
+        };
+        s.repl = repl_create(s.loop, &rc, s.store, &s.hlc);
+        if (!s.repl) return 1;
+        s.stats.repl = s.repl;
+    }
+    s.net = net_create(s.loop, &nc, &s.cmd, s.store);
+    if (!s.net) return 1;
+    s.stats.net = s.net;
+
+    ev_signal_init(&s.sigterm, on_signal, SIGTERM);
+    ev_signal_init(&s.sigint, on_signal, SIGINT);
+    s.sigterm.data = s.sigint.data = &s;
+    ev_signal_start(s.loop, &s.sigterm);
+    ev_signal_start(s.loop, &s.sigint);
+
+    log_info("vitamin %s listening on %s:%u (node %s, memory %zu MiB, eviction %s, %s)",
+             VITAMIN_VERSION, s.opts.host, s.opts.port, s.opts.node_id,
+             s.opts.memory_mib, s.opts.eviction == STORE_EVICT_LRU ? "lru"
+             : s.opts.eviction == STORE_EVICT_TTL ? "ttl" : "noeviction",
+             s.opts.rabbitmq_host ? "replicated" : "standalone");
+    ev_run(s.loop, 0);
+
+    if (s.repl) {
+        repl_shutdown(s.repl, REPL_DRAIN_TIMEOUT_S);
+        repl_destroy(s.repl);
+    }
+    net_destroy(s.net);
+    expiry_destroy(s.expiry);
+    store_destroy(s.store);
+    ev_loop_destroy(s.loop);
+    log_info("shutdown complete");
+    return 0;
+}

@@ -1,0 +1,434 @@
+/*
+ * net.c - listener and connections (see net.h for the contract).
+ *
+ * A connection's input buffer holds [0, rlen): complete lines are handled
+ * in place (the parser unescapes inside the buffer, no copy), the partial
+ * tail is moved to the front. scan remembers how far the tail was already
+ * searched for '\n', so a line dribbled in byte by byte costs O(n), not
+ * O(n^2). A line longer than max_line is answered "Error: Line too long"
+ * as soon as the limit is crossed, and the rest of it is discarded as it
+ * arrives (discarding = true until the next '\n').
+ *
+ * Connection states: open -> closing (quit(), peer EOF or shutdown: no more
+ * reading; closed once the reply queue is empty) -> freed.
+ */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "command.h"
+#include "log.h"
+#include "reply.h"
+
+#define RBUF_INITIAL 8192
+#define RBUF_KEEP (64u << 10) /* an empty buffer bigger than this is shrunk */
+#define ACCEPT_BATCH 64
+#define IOV_BATCH 64
+
+struct conn {
+    ev_io rio;              /* readable */
+    ev_io wio;              /* writable; armed only while a write would block */
+    ev_timer idle;          /* idle_timeout; checks last_active when it fires */
+    struct net *net;
+    int fd;
+    bool closing;           /* no more input; close when out is empty */
+    bool discarding;        /* dropping the rest of a too-long line */
+    bool paused;            /* reading stopped by back-pressure */
+    char *rbuf;             /* input bytes [0, rlen) */
+    size_t rlen, rcap;
+    size_t scan;            /* bytes of the partial tail known to have no '\n' */
+    double last_active;     /* ev_now of the last read or write progress */
+    struct reply_queue out;
+    struct conn *prev, *next;
+};
+
+struct net {
+    struct ev_loop *loop;
+    struct net_config cfg;
+    struct command_ctx *cmd;
+    struct store *store;
+    int listen_fd;
+    ev_io accept_io;
+    ev_timer accept_retry;  /* re-enables accepting after EMFILE */
+    ev_timer shutdown_timer;
+    struct conn *conns;     /* all open connections */
+    bool shutting_down;
+    void (*on_done)(void *);
+    void *done_arg;
+    struct net_stats stats;
+};
+
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+
+static int64_t loop_ms(struct ev_loop *loop) { return (int64_t)(ev_now(loop) * 1000.0); }
+
+static void maybe_done(struct net *n)
+{
+    if (n->shutting_down && !n->conns && n->on_done) {
+        void (*done)(void *) = n->on_done;
+        n->on_done = NULL;
+        ev_timer_stop(n->loop, &n->shutdown_timer);
+        done(n->done_arg);
+    }
+}
+
+static void conn_close(struct conn *c)
+{
+    struct net *n = c->net;
+    ev_io_stop(n->loop, &c->rio);
+    ev_io_stop(n->loop, &c->wio);
+    ev_timer_stop(n->loop, &c->idle);
+    close(c->fd);
+    reply_queue_free(&c->out);
+    free(c->rbuf);
+    if (c->prev) c->prev->next = c->next; else n->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    n->stats.curr_connections--;
+    log_debug("connection %d closed", c->fd);
+    free(c);
+    maybe_done(n);
+}
+
+/* Make room to read: grow when the buffer is full of one partial line. */
+static int rbuf_room(struct conn *c)
+{
+    if (c->rlen < c->rcap) return 0;
+    size_t cap = c->rcap ? c->rcap * 2 : RBUF_INITIAL;
+    size_t max = c->net->cfg.max_line + 2;
+    if (cap > max) cap = max > c->rcap ? max : c->rcap;
+    if (cap == c->rcap) return 0; /* full at max: the line-limit check drains it */
+    char *nb = realloc(c->rbuf, cap);
+    if (!nb) return -1;
+    c->rbuf = nb;
+    c->rcap = cap;
+    return 0;
+}
+
+static void line_too_long(struct conn *c)
+{
+    static const char msg[] = "Error: Line too long\n";
+    c->net->stats.lines_too_long++;
+    reply_bytes(&c->out, msg, sizeof msg - 1);
+}
+
+/* Handle every complete line in the buffer (unless paused or closing). */
+static void conn_process(struct conn *c)
+{
+    struct net *n = c->net;
+    int64_t now = loop_ms(n->loop);
+    size_t pos = 0;
+    while (pos < c->rlen) {
+        if (c->out.pending >= NET_OUTPUT_PAUSE) {
+            if (!c->paused) {
+                c->paused = true;
+                n->stats.reads_paused++;
+                ev_io_stop(n->loop, &c->rio);
+            }
+            break;
+        }
+        char *start = c->rbuf + pos;
+        size_t avail = c->rlen - pos;
+        char *nl = memchr(start + c->scan, '\n', avail - c->scan);
+        if (!nl) {
+            if (c->discarding) {
+                pos = c->rlen;
+            } else if (avail > n->cfg.max_line) {
+                line_too_long(c);
+                c->discarding = true;
+                pos = c->rlen;
+            } else {
+                c->scan = avail;
+            }
+            break;
+        }
+        size_t len = (size_t)(nl - start);
+        c->scan = 0;
+        pos += len + 1;
+        if (c->discarding) {
+            c->discarding = false;
+            continue;
+        }
+        if (len > n->cfg.max_line) {
+            line_too_long(c);
+            continue;
+        }
+        if (command_handle_line(n->cmd, start, len, &c->out, now) == COMMAND_CLOSE) {
+            c->closing = true;
+            pos = c->rlen; /* input after quit() is ignored */
+            break;
+        }
+    }
+    if (pos == 0) return;
+    if (pos < c->rlen) memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+    c->rlen -= pos;
+    if (c->scan > c->rlen) c->scan = 0;
+    if (c->rlen == 0 && c->rcap > RBUF_KEEP) { /* give big buffers back */
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct conn *c = w->data;
+    if (rbuf_room(c) != 0) {
+        log_warn("out of memory reading from a client; closing it");
+        conn_close(c);
+        return;
+    }
+    ssize_t got = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (got < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+        conn_close(c);
+        return;
+    }
+    if (got == 0) { /* peer is done sending: answer what it sent, then close */
+        c->closing = true;
+        ev_io_stop(loop, &c->rio);
+    } else {
+        c->rlen += (size_t)got;
+        c->net->stats.bytes_read += (uint64_t)got;
+        c->last_active = ev_now(loop);
+    }
+    conn_process(c);
+    conn_flush(c);
+}
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    conn_flush(w->data);
+}
+
+/* Write what is queued; re-arm watchers from the buffer state; may close. */
+static void conn_flush(struct conn *c)
+{
+    struct net *n = c->net;
+    size_t budget = NET_WRITE_BUDGET;
+    while (c->out.pending > 0 && budget > 0) {
+        struct iovec iov[IOV_BATCH];
+        int cnt = reply_queue_iov(&c->out, iov, IOV_BATCH, budget);
+        size_t want = 0;
+        for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
+        ssize_t wrote = writev(c->fd, iov, cnt);
+        if (wrote < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            conn_close(c);
+            return;
+        }
+        reply_queue_consume(&c->out, (size_t)wrote);
+        n->stats.bytes_written += (uint64_t)wrote;
+        c->last_active = ev_now(n->loop);
+        budget -= (size_t)wrote < budget ? (size_t)wrote : budget;
+        if ((size_t)wrote < want) break; /* socket buffer is full */
+    }
+    if (c->out.pending > 0) {
+        ev_io_start(n->loop, &c->wio);
+    } else {
+        ev_io_stop(n->loop, &c->wio);
+        if (c->closing) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (c->paused && c->out.pending < NET_OUTPUT_PAUSE / 2) {
+        c->paused = false;
+        if (!c->closing) ev_io_start(n->loop, &c->rio);
+        conn_process(c); /* lines that waited in the buffer */
+        if (c->out.pending > 0) ev_io_start(n->loop, &c->wio);
+    }
+}
+
+static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct conn *c = w->data;
+    double timeout = c->net->cfg.idle_timeout;
+    double left = c->last_active + timeout - ev_now(loop);
+    if (left > 0) { /* activity since the timer was armed: sleep the rest */
+        w->repeat = left;
+        ev_timer_again(loop, w);
+        return;
+    }
+    c->net->stats.idle_closed++;
+    log_debug("closing connection %d: idle for %.0f s", c->fd, timeout);
+    conn_close(c);
+}
+
+static void conn_open(struct net *n, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->net = n;
+    c->fd = fd;
+    c->last_active = ev_now(n->loop);
+    reply_queue_init(&c->out, n->store);
+    ev_io_init(&c->rio, on_read, fd, EV_READ);
+    ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+    c->rio.data = c->wio.data = c;
+    ev_io_start(n->loop, &c->rio);
+    if (n->cfg.idle_timeout) {
+        ev_timer_init(&c->idle, on_idle, 0.0, (double)n->cfg.idle_timeout);
+        c->idle.data = c;
+        ev_timer_again(n->loop, &c->idle);
+    }
+    c->next = n->conns;
+    if (n->conns) n->conns->prev = c;
+    n->conns = c;
+    n->stats.curr_connections++;
+    n->stats.total_connections++;
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct net *n = w->data;
+    if (!n->shutting_down) ev_io_start(loop, &n->accept_io);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct net *n = w->data;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = accept4(n->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("accept: %s; pausing accepts for 100 ms", strerror(errno));
+                ev_io_stop(loop, &n->accept_io);
+                ev_timer_set(&n->accept_retry, 0.1, 0.0);
+                ev_timer_start(loop, &n->accept_retry);
+            }
+            return; /* EAGAIN, or a client that went away (ECONNABORTED) */
+        }
+        if (n->stats.curr_connections >= n->cfg.max_connections) {
+            static const char msg[] = "Error: Too many connections\n";
+            ssize_t ignored = write(fd, msg, sizeof msg - 1);
+            (void)ignored;
+            close(fd);
+            n->stats.rejected_connections++;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn_open(n, fd);
+    }
+}
+
+static int listen_on(const char *host, uint16_t port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        log_error("cannot resolve --host %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        log_error("cannot listen on %s:%u: %s", host, port, strerror(errno));
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
+                       struct command_ctx *cmd, struct store *store)
+{
+    int fd = listen_on(cfg->host, cfg->port);
+    if (fd < 0) return NULL;
+    struct net *n = calloc(1, sizeof *n);
+    if (!n) {
+        close(fd);
+        return NULL;
+    }
+    n->loop = loop;
+    n->cfg = *cfg;
+    n->cmd = cmd;
+    n->store = store;
+    n->listen_fd = fd;
+    ev_io_init(&n->accept_io, on_accept, fd, EV_READ);
+    n->accept_io.data = n;
+    ev_timer_init(&n->accept_retry, on_accept_retry, 0.1, 0.0);
+    n->accept_retry.data = n;
+    ev_io_start(loop, &n->accept_io);
+    return n;
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct net *n = w->data;
+    log_warn("shutdown: closing %s clients that did not take their replies in time",
+             n->conns ? "some" : "no");
+    while (n->conns) conn_close(n->conns);
+    maybe_done(n);
+}
+
+void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *arg)
+{
+    if (n->shutting_down) return;
+    n->shutting_down = true;
+    n->on_done = done;
+    n->done_arg = arg;
+    ev_io_stop(n->loop, &n->accept_io);
+    ev_timer_stop(n->loop, &n->accept_retry);
+    close(n->listen_fd);
+    n->listen_fd = -1;
+    ev_timer_init(&n->shutdown_timer, on_shutdown_timeout, timeout, 0.0);
+    n->shutdown_timer.data = n;
+    ev_timer_start(n->loop, &n->shutdown_timer);
+    struct conn *c = n->conns;
+    while (c) {
+        struct conn *next = c->next;
+        c->closing = true;
+        c->paused = false;
+        ev_io_stop(n->loop, &c->rio);
+        conn_flush(c); /* closes it when nothing is left to send */
+        c = next;
+    }
+    maybe_done(n);
+}
+
+void net_destroy(struct net *n)
+{
+    if (!n) return;
+    while (n->conns) conn_close(n->conns);
+    ev_io_stop(n->loop, &n->accept_io);
+    ev_timer_stop(n->loop, &n->accept_retry);
+    ev_timer_stop(n->loop, &n->shutdown_timer);
+    if (n->listen_fd >= 0) close(n->listen_fd);
+    free(n);
+}
+
+const struct net_stats *net_get_stats(const struct net *n) { return &n->stats; }

@@ -1,0 +1,249 @@
+/*
+ * options.c - defaults, getopt_long parsing and validation of every flag.
+ *
+ * Each flag is one row of the table below (name, default shown by --help,
+ * help text); parse_one() converts and range-checks its value. A bad flag
+ * or value prints one line naming it, then a usage hint, and the caller
+ * exits 2. Secrets may come from the environment so they need not show in
+ * `ps`: VITAMIN_RABBITMQ_PASSWORD.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum opt_id {
+    OPT_HOST = 1000, OPT_PORT, OPT_MEMORY, OPT_EVICTION, OPT_MAX_VALUE_SIZE,
+    OPT_MAX_CONNECTIONS, OPT_IDLE_TIMEOUT, OPT_LOG_LEVEL, OPT_NODE_ID,
+    OPT_TOMBSTONE_TTL, OPT_RMQ_HOST, OPT_RMQ_PORT, OPT_RMQ_USER,
+    OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
+    OPT_REPLICATION_ACK, OPT_HELP, OPT_VERSION,
+};
+
+struct opt_doc {
+    enum opt_id id;
+    const char *name;
+    const char *arg;  /* NULL for a flag without value */
+    const char *dflt; /* shown by --help */
+    const char *help;
+};
+
+static const struct opt_doc docs[] = {
+    {OPT_HOST, "host", "ADDR", "127.0.0.1", "address to listen on (0.0.0.0 for a pool)"},
+    {OPT_PORT, "port", "PORT", "8080", "TCP port to listen on"},
+    {OPT_MEMORY, "memory", "MIB", "200", "memory cap for data and index, in MiB"},
+    {OPT_EVICTION, "eviction", "POLICY", "lru", "when full: lru | ttl | noeviction"},
+    {OPT_MAX_VALUE_SIZE, "max_value_size", "BYTES", "1048576", "largest value accepted"},
+    {OPT_MAX_CONNECTIONS, "max_connections", "N", "10000", "concurrent clients accepted"},
+    {OPT_IDLE_TIMEOUT, "idle_timeout", "SECONDS", "300", "close a client idle this long (0 = never)"},
+    {OPT_LOG_LEVEL, "log_level", "LEVEL", "info", "error | warn | info | debug"},
+    {OPT_NODE_ID, "node_id", "ID", "hostname:port", "this node's unique name in a pool"},
+    {OPT_TOMBSTONE_TTL, "tombstone_ttl", "SECONDS", "300", "how long a replicated delete is remembered"},
+    {OPT_RMQ_HOST, "rabbitmq_host", "HOST", "unset", "broker host; replication is on when set"},
+    {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672", "broker port"},
+    {OPT_RMQ_USER, "rabbitmq_user", "USER", "guest", "broker user"},
+    {OPT_RMQ_PASSWORD, "rabbitmq_password", "PASS", "guest", "broker password (or env VITAMIN_RABBITMQ_PASSWORD)"},
+    {OPT_RMQ_EXCHANGE, "rabbitmq_exchange", "NAME", "vitamin", "fanout exchange shared by the pool"},
+    {OPT_RMQ_VHOST, "rabbitmq_vhost", "VHOST", "/", "broker virtual host"},
+    {OPT_OUTBOX_SIZE, "outbox_size", "MIB", "64", "writes kept while the broker is away"},
+    {OPT_REPLICATION_ACK, "replication_ack", "MODE", "async", "async | confirm (reply after the broker confirms)"},
+    {OPT_HELP, "help", NULL, NULL, "print this help and exit"},
+    {OPT_VERSION, "version", NULL, NULL, "print the version and exit"},
+};
+#define NDOCS (sizeof docs / sizeof docs[0])
+
+static void print_usage(FILE *f, const char *prog)
+{
+    fprintf(f, "Usage: %s [options]\n\nVitamin %s: a fast in-memory key-value cache "
+               "with master-master replication.\n\nOptions:\n", prog, VITAMIN_VERSION);
+    for (size_t i = 0; i < NDOCS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", docs[i].name,
+                 docs[i].arg ? "=" : "", docs[i].arg ? docs[i].arg : "");
+        fprintf(f, "  %-30s %s", left, docs[i].help);
+        if (docs[i].dflt) fprintf(f, " (default: %s)", docs[i].dflt);
+        fputc('\n', f);
+    }
+}
+
+static void defaults(struct options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->memory_mib = 200;
+    o->eviction = STORE_EVICT_LRU;
+    o->max_value_size = 1048576;
+    o->max_connections = 10000;
+    o->idle_timeout = 300;
+    o->log_level = LOG_INFO;
+    o->tombstone_ttl = 300;
+    o->rabbitmq_port = 5672;
+    o->rabbitmq_user = "guest";
+    o->rabbitmq_password = "guest";
+    o->rabbitmq_exchange = "vitamin";
+    o->rabbitmq_vhost = "/";
+    o->outbox_mib = 64;
+    o->replication_ack = OPTIONS_ACK_ASYNC;
+}
+
+/* Parse an unsigned decimal in [min, max]. Returns 0 or -1. */
+static int parse_uint(const char *s, unsigned long long min,
+                      unsigned long long max, unsigned long long *out)
+{
+    if (*s < '0' || *s > '9') return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *opt_name(enum opt_id id)
+{
+    for (size_t i = 0; i < NDOCS; i++)
+        if (docs[i].id == id) return docs[i].name;
+    return "?";
+}
+
+/* Apply one flag. Returns 0, or -1 with *why set to what is expected. */
+static int parse_one(struct options *o, enum opt_id id, const char *v,
+                     const char **why)
+{
+    unsigned long long n;
+    switch (id) {
+    case OPT_HOST: o->host = v; return *v ? 0 : (*why = "an address", -1);
+    case OPT_PORT:
+    case OPT_RMQ_PORT:
+        *why = "a port number 1..65535";
+        if (parse_uint(v, 1, 65535, &n)) return -1;
+        if (id == OPT_PORT) o->port = (uint16_t)n; else o->rabbitmq_port = (uint16_t)n;
+        return 0;
+    case OPT_MEMORY:
+        *why = "a size in MiB, 1..4194304";
+        if (parse_uint(v, 1, 4194304, &n)) return -1;
+        o->memory_mib = (size_t)n;
+        return 0;
+    case OPT_EVICTION:
+        *why = "lru, ttl or noeviction";
+        if (!strcmp(v, "lru")) o->eviction = STORE_EVICT_LRU;
+        else if (!strcmp(v, "ttl")) o->eviction = STORE_EVICT_TTL;
+        else if (!strcmp(v, "noeviction")) o->eviction = STORE_EVICT_NONE;
+        else return -1;
+        return 0;
+    case OPT_MAX_VALUE_SIZE:
+        *why = "a size in bytes, 1..536870912";
+        if (parse_uint(v, 1, 536870912, &n)) return -1;
+        o->max_value_size = (size_t)n;
+        return 0;
+    case OPT_MAX_CONNECTIONS:
+        *why = "a count, 1..1000000";
+        if (parse_uint(v, 1, 1000000, &n)) return -1;
+        o->max_connections = (uint32_t)n;
+        return 0;
+    case OPT_IDLE_TIMEOUT:
+    case OPT_TOMBSTONE_TTL:
+        *why = "seconds, 0..315360000";
+        if (parse_uint(v, 0, 315360000, &n)) return -1;
+        if (id == OPT_IDLE_TIMEOUT) o->idle_timeout = (uint32_t)n;
+        else o->tombstone_ttl = (uint32_t)n;
+        return 0;
+    case OPT_LOG_LEVEL:
+        *why = "error, warn, info or debug";
+        return log_parse_level(v, &o->log_level);
+    case OPT_NODE_ID:
+        *why = "1..255 printable bytes";
+        if (!*v || strlen(v) > 255) return -1;
+        o->node_id = v;
+        return 0;
+    case OPT_RMQ_HOST: o->rabbitmq_host = v; return *v ? 0 : (*why = "a host", -1);
+    case OPT_RMQ_USER: o->rabbitmq_user = v; return 0;
+    case OPT_RMQ_PASSWORD: o->rabbitmq_password = v; return 0;
+    case OPT_RMQ_EXCHANGE:
+        *why = "an exchange name of 1..255 bytes";
+        if (!*v || strlen(v) > 255) return -1;
+        o->rabbitmq_exchange = v;
+        return 0;
+    case OPT_RMQ_VHOST: o->rabbitmq_vhost = v; return 0;
+    case OPT_OUTBOX_SIZE:
+        *why = "a size in MiB, 1..65536";
+        if (parse_uint(v, 1, 65536, &n)) return -1;
+        o->outbox_mib = (size_t)n;
+        return 0;
+    case OPT_REPLICATION_ACK:
+        *why = "async or confirm";
+        if (!strcmp(v, "async")) o->replication_ack = OPTIONS_ACK_ASYNC;
+        else if (!strcmp(v, "confirm")) o->replication_ack = OPTIONS_ACK_CONFIRM;
+        else return -1;
+        return 0;
+    case OPT_HELP:
+    case OPT_VERSION:
+        return 0;
+    }
+    return -1;
+}
+
+enum options_result options_parse(struct options *o, int argc, char **argv)
+{
+    const char *prog = argc > 0 ? argv[0] : "vitamin";
+    defaults(o);
+    const char *env_pw = getenv("VITAMIN_RABBITMQ_PASSWORD");
+    if (env_pw && *env_pw) o->rabbitmq_password = env_pw;
+
+    struct option longopts[NDOCS + 1];
+    for (size_t i = 0; i < NDOCS; i++) {
+        longopts[i] = (struct option){docs[i].name,
+                                      docs[i].arg ? required_argument : no_argument,
+                                      NULL, (int)docs[i].id};
+    }
+    longopts[NDOCS] = (struct option){0, 0, 0, 0};
+
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (c == '?' || c == ':') {
+            const char *bad = argv[optind - 1];
+            if (c == '?')
+                fprintf(stderr, "vitamin: unknown option '%s'\n", bad);
+            else
+                fprintf(stderr, "vitamin: option '%s' needs a value\n", bad);
+            fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+            return OPTIONS_EXIT_USAGE;
+        }
+        if (c == OPT_HELP) {
+            print_usage(stdout, prog);
+            return OPTIONS_EXIT_OK;
+        }
+        if (c == OPT_VERSION) {
+            printf("vitamin %s\n", VITAMIN_VERSION);
+            return OPTIONS_EXIT_OK;
+        }
+        const char *why = "a valid value";
+        if (parse_one(o, (enum opt_id)c, optarg, &why) != 0) {
+            fprintf(stderr, "vitamin: invalid value '%s' for --%s: expected %s\n",
+                    optarg, opt_name((enum opt_id)c), why);
+            fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+            return OPTIONS_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vitamin: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+        return OPTIONS_EXIT_USAGE;
+    }
+    if (!o->node_id) {
+        char hn[256];
+        if (gethostname(hn, sizeof hn) != 0) strcpy(hn, "localhost");
+        hn[sizeof hn - 1] = '\0';
+        snprintf(o->node_id_buf, sizeof o->node_id_buf, "%s:%u", hn, o->port);
+        o->node_id = o->node_id_buf;
+    }
+    return OPTIONS_RUN;
+}

@@ -1,0 +1,99 @@
+/*
+ * repl_internal.h - state shared by repl.c (loop thread) and repl_link.c
+ * (broker threads). Only these two files include it.
+ *
+ * Locking: `mu` guards outbox, inbox, ack_* and stop flags. No thread holds
+ * it across a broker call or a store call. Counters written by a broker
+ * thread and read by the loop are atomics.
+ */
+#ifndef VITAMIN_REPL_INTERNAL_H
+#define VITAMIN_REPL_INTERNAL_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hlc.h"
+#include "repl.h"
+#include "repl_codec.h"
+
+/* One encoded batch on its way out, or a received message on its way in. */
+struct repl_msg {
+    struct repl_msg *next;
+    char *data;
+    size_t len;
+    uint32_t writes;      /* records in it */
+    uint64_t tag;         /* inbox: delivery tag; outbox: 0 */
+    uint64_t gen;         /* inbox: consumer channel generation */
+    char routing_key[256];/* outbox: "" = fanout exchange; else a queue name
+                             published through the default exchange */
+};
+
+struct repl_list {
+    struct repl_msg *head, *tail;
+    size_t bytes;
+    uint64_t writes;
+    size_t count;
+};
+
+#define REPL_MAX_PEERS 64
+struct repl_peer {
+    char id[RC_MAX_ID_LEN + 1];
+    uint64_t incarnation;
+    uint64_t last_seq;
+};
+
+struct repl {
+    struct repl_config cfg;
+    char node_id[RC_MAX_ID_LEN + 1];
+    char exchange[256];
+    char queue[512];      /* this node's queue: "<exchange>.<node_id>" */
+    char host[256], user[256], password[256], vhost[256];
+    uint64_t incarnation; /* random per process start */
+
+    /* loop thread only */
+    struct ev_loop *loop;
+    struct store *store;
+    struct hlc *hlc;
+    struct rc_buf cur;    /* batch being filled this loop turn */
+    uint64_t next_seq;
+    ev_prepare flush_prepare;
+    ev_async inbox_async;
+    struct repl_peer peers[REPL_MAX_PEERS];
+    size_t npeers;
+    uint64_t malformed_logged; /* bit per rc_status already logged */
+    uint64_t applied, stale, malformed, self_skipped, received, gaps;
+    uint64_t lag_last_ms, lag_max_ms, lag_sum_ms, lag_count;
+    uint64_t outbox_dropped;   /* writes dropped because the outbox was full */
+
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t outbox_cv;
+    struct repl_list outbox;   /* batches waiting for the publisher */
+    struct repl_list inbox;    /* received, waiting for the loop */
+    uint64_t ack_gen, ack_tag; /* loop: applied up to (gen, tag) */
+    bool stop;                 /* threads exit */
+    bool draining;             /* publisher: publish what is left, then exit */
+
+    /* broker threads */
+    pthread_t pub_thread, con_thread;
+    bool pub_started, con_started;
+
+    /* counters written by broker threads */
+    _Atomic uint64_t published_writes, published_batches, reconnects;
+    _Atomic int pub_up, con_up, ever_up;
+};
+
+/* repl_link.c */
+int repl_link_start(struct repl *r);
+void repl_link_stop(struct repl *r);
+
+/* list helpers (caller holds mu where the list is shared) */
+void repl_list_push(struct repl_list *l, struct repl_msg *m);
+void repl_list_push_front(struct repl_list *l, struct repl_msg *m);
+struct repl_msg *repl_list_pop(struct repl_list *l);
+void repl_msg_free(struct repl_msg *m);
+
+#endif

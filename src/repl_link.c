@@ -1,0 +1,523 @@
+/*
+ * repl_link.c - the broker threads of replication (see repl.h).
+ *
+ * Publisher thread: one AMQP connection in confirm mode. Moves batches from
+ * the shared outbox to its private in-flight list as it publishes them
+ * (at most PUB_WINDOW unconfirmed); a batch leaves the in-flight list only
+ * when the broker confirms it. If the connection is lost, the in-flight
+ * batches go back to the front of the outbox, in order, and are published
+ * again after reconnecting: at-least-once, and harmless because applying a
+ * batch twice is a no-op under LWW.
+ *
+ * Consumer thread: one AMQP connection consuming this node's durable queue
+ * (bound to the fanout exchange; it outlives the connection, so a reconnect
+ * loses nothing) with manual acks and a prefetch window. Received bodies go
+ * to the inbox; the loop reports how far it has applied and this thread
+ * acks up to there (multiple = true).
+ *
+ * Both threads call into rabbitmq-c at least every POLL_MS, which services
+ * heartbeats; they reconnect with exponential backoff and jitter, and log a
+ * link state change once, not every retry.
+ */
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "repl_internal.h"
+
+#define HEARTBEAT_S 10
+#define CONNECT_TIMEOUT_S 2
+#define RPC_TIMEOUT_S 5
+#define PUB_WINDOW 256
+#define PREFETCH 256
+#define POLL_MS 100
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 3000
+#define QUEUE_EXPIRES_MS 3600000 /* an abandoned node queue goes after 1 h */
+
+/* ---- lists (callers hold r->mu when the list is shared) ---- */
+
+void repl_list_push(struct repl_list *l, struct repl_msg *m)
+{
+    m->next = NULL;
+    if (l->tail) l->tail->next = m; else l->head = m;
+    l->tail = m;
+    l->bytes += m->len;
+    l->writes += m->writes;
+    l->count++;
+}
+
+void repl_list_push_front(struct repl_list *l, struct repl_msg *m)
+{
+    m->next = l->head;
+    l->head = m;
+    if (!l->tail) l->tail = m;
+    l->bytes += m->len;
+    l->writes += m->writes;
+    l->count++;
+}
+
+struct repl_msg *repl_list_pop(struct repl_list *l)
+{
+    struct repl_msg *m = l->head;
+    if (!m) return NULL;
+    l->head = m->next;
+    if (!l->head) l->tail = NULL;
+    l->bytes -= m->len;
+    l->writes -= m->writes;
+    l->count--;
+    m->next = NULL;
+    return m;
+}
+
+/* Move all of src in front of dst, keeping src's order. */
+static void list_prepend_all(struct repl_list *dst, struct repl_list *src)
+{
+    if (!src->head) return;
+    src->tail->next = dst->head;
+    if (!dst->tail) dst->tail = src->tail;
+    dst->head = src->head;
+    dst->bytes += src->bytes;
+    dst->writes += src->writes;
+    dst->count += src->count;
+    memset(src, 0, sizeof *src);
+}
+
+void repl_msg_free(struct repl_msg *m)
+{
+    if (!m) return;
+    free(m->data);
+    free(m);
+}
+
+/* ---- helpers ---- */
+
+static bool stopping(struct repl *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool s = r->stop;
+    pthread_mutex_unlock(&r->mu);
+    return s;
+}
+
+/* Sleep ms, or less if stop is raised. */
+static void nap(struct repl *r, unsigned ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    if (!r->stop) pthread_cond_timedwait(&r->outbox_cv, &r->mu, &ts);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static unsigned next_backoff(unsigned cur)
+{
+    unsigned n = cur * 2;
+    if (n > BACKOFF_MAX_MS) n = BACKOFF_MAX_MS;
+    return n / 2 + (unsigned)(rand() % (int)(n / 2 + 1)); /* jitter: [n/2, n] */
+}
+
+static const char *reply_error(amqp_rpc_reply_t rep)
+{
+    static __thread char buf[128];
+    switch (rep.reply_type) {
+    case AMQP_RESPONSE_NORMAL: return "ok";
+    case AMQP_RESPONSE_NONE: return "no reply";
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(rep.library_error);
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+        if (rep.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+            amqp_connection_close_t *m = rep.reply.decoded;
+            snprintf(buf, sizeof buf, "server closed connection: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else if (rep.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+            amqp_channel_close_t *m = rep.reply.decoded;
+            snprintf(buf, sizeof buf, "server closed channel: %u %.*s", m->reply_code,
+                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        } else {
+            snprintf(buf, sizeof buf, "server exception 0x%08x", rep.reply.id);
+        }
+        return buf;
+    }
+    return "unknown";
+}
+
+static void link_close(amqp_connection_state_t conn, bool polite)
+{
+    if (!conn) return;
+    if (polite) {
+        amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+    }
+    amqp_destroy_connection(conn);
+}
+
+/* Connect, log in, open channel 1, declare the exchange. NULL on failure
+ * with *why set. */
+static amqp_connection_state_t link_open(struct repl *r, const char **why)
+{
+    amqp_connection_state_t conn = amqp_new_connection();
+    if (!conn) {
+        *why = "out of memory";
+        return NULL;
+    }
+    amqp_socket_t *sock = amqp_tcp_socket_new(conn);
+    struct timeval ct = {CONNECT_TIMEOUT_S, 0}, rt = {RPC_TIMEOUT_S, 0};
+    int rc = sock ? amqp_socket_open_noblock(sock, r->host, r->cfg.port, &ct) : AMQP_STATUS_NO_MEMORY;
+    if (rc != AMQP_STATUS_OK) {
+        *why = amqp_error_string2(rc);
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
+    amqp_set_rpc_timeout(conn, &rt);
+    amqp_set_handshake_timeout(conn, &rt);
+    amqp_rpc_reply_t rep = amqp_login(conn, r->vhost, 0, 131072, HEARTBEAT_S,
+                                      AMQP_SASL_METHOD_PLAIN, r->user, r->password);
+    if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
+        *why = reply_error(rep);
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
+    amqp_channel_open(conn, 1);
+    rep = amqp_get_rpc_reply(conn);
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_exchange_declare(conn, 1, amqp_cstring_bytes(r->exchange),
+                              amqp_cstring_bytes("fanout"), 0, 1, 0, 0, amqp_empty_table);
+        rep = amqp_get_rpc_reply(conn);
+    }
+    if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
+        *why = reply_error(rep);
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* ---- publisher ---- */
+
+struct pub {
+    struct repl *r;
+    amqp_connection_state_t conn;
+    struct repl_list inflight; /* published, waiting for the broker's ack */
+    uint64_t next_tag;         /* delivery tag of the next publish */
+};
+
+static void pub_drop(struct pub *p, const char *why)
+{
+    struct repl *r = p->r;
+    if (p->conn) {
+        log_warn("replication: publisher lost the broker link (%s); reconnecting", why);
+        amqp_destroy_connection(p->conn);
+        p->conn = NULL;
+        atomic_store(&r->pub_up, 0);
+        atomic_fetch_add(&r->reconnects, 1);
+    }
+    pthread_mutex_lock(&r->mu);
+    list_prepend_all(&r->outbox, &p->inflight);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void pub_confirmed(struct pub *p, uint64_t tag, bool multiple)
+{
+    struct repl *r = p->r;
+    while (p->inflight.head && (p->inflight.head->tag == tag ||
+                                (multiple && p->inflight.head->tag < tag))) {
+        struct repl_msg *m = repl_list_pop(&p->inflight);
+        atomic_fetch_add(&r->published_writes, m->writes);
+        atomic_fetch_add(&r->published_batches, 1);
+        repl_msg_free(m);
+    }
+}
+
+/* Read frames for up to wait_ms (0 = only what is already there). */
+static void pub_read_frames(struct pub *p, unsigned wait_ms)
+{
+    struct timeval tv = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000};
+    for (;;) {
+        amqp_frame_t f;
+        int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT) return;
+        if (rc != AMQP_STATUS_OK) {
+            pub_drop(p, amqp_error_string2(rc));
+            return;
+        }
+        if (f.frame_type == AMQP_FRAME_METHOD) {
+            switch (f.payload.method.id) {
+            case AMQP_BASIC_ACK_METHOD: {
+                amqp_basic_ack_t *a = f.payload.method.decoded;
+                pub_confirmed(p, a->delivery_tag, a->multiple);
+                break;
+            }
+            case AMQP_BASIC_NACK_METHOD:
+                pub_drop(p, "broker refused a batch (nack)");
+                return;
+            case AMQP_CHANNEL_CLOSE_METHOD:
+            case AMQP_CONNECTION_CLOSE_METHOD:
+                pub_drop(p, "broker closed the channel");
+                return;
+            default:
+                break;
+            }
+        }
+        tv = (struct timeval){0, 0};
+        if (!amqp_frames_enqueued(p->conn) && !amqp_data_in_buffer(p->conn)) {
+            if (!p->inflight.head) return;
+        }
+    }
+}
+
+static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
+{
+    struct repl *r = p->r;
+    const char *why = "?";
+    amqp_connection_state_t conn = link_open(r, &why);
+    if (conn) {
+        amqp_confirm_select(conn, 1);
+        amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
+        if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
+            why = reply_error(rep);
+            amqp_destroy_connection(conn);
+            conn = NULL;
+        }
+    }
+    if (!conn) {
+        if (!*was_down) log_warn("replication: cannot reach broker %s:%u (%s); retrying",
+                                 r->host, r->cfg.port, why);
+        *was_down = true;
+        nap(r, *backoff);
+        *backoff = next_backoff(*backoff);
+        return false;
+    }
+    p->conn = conn;
+    p->next_tag = 1;
+    *backoff = BACKOFF_MIN_MS;
+    *was_down = false;
+    atomic_store(&r->pub_up, 1);
+    log_info("replication: publisher connected to %s:%u, exchange '%s'", r->host,
+             r->cfg.port, r->exchange);
+    return true;
+}
+
+static void *pub_main(void *arg)
+{
+    struct pub p = {.r = arg};
+    struct repl *r = p.r;
+    unsigned backoff = BACKOFF_MIN_MS;
+    bool was_down = false;
+    amqp_basic_properties_t props;
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.content_type = amqp_cstring_bytes("application/x-vitamin-batch");
+    props.delivery_mode = 1; /* transient: a lost message is a sequence gap */
+
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        bool stop = r->stop, draining = r->draining;
+        bool idle = !r->outbox.head && !p.inflight.head;
+        pthread_mutex_unlock(&r->mu);
+        if (stop && (!draining || idle)) break;
+        if (!p.conn) {
+            if (!pub_connect(&p, &backoff, &was_down)) continue;
+        }
+        /* publish up to the window */
+        while (p.inflight.count < PUB_WINDOW) {
+            pthread_mutex_lock(&r->mu);
+            struct repl_msg *m = repl_list_pop(&r->outbox);
+            pthread_mutex_unlock(&r->mu);
+            if (!m) break;
+            amqp_bytes_t body = {m->len, m->data};
+            bool direct = m->routing_key[0] != '\0';
+            int rc = amqp_basic_publish(p.conn, 1,
+                                        amqp_cstring_bytes(direct ? "" : r->exchange),
+                                        amqp_cstring_bytes(direct ? m->routing_key : ""),
+                                        0, 0, &props, body);
+            m->tag = p.next_tag++;
+            repl_list_push(&p.inflight, m);
+            if (rc != AMQP_STATUS_OK) {
+                pub_drop(&p, amqp_error_string2(rc));
+                break;
+            }
+        }
+        if (!p.conn) continue;
+        if (p.inflight.head) {
+            pthread_mutex_lock(&r->mu);
+            bool more = r->outbox.head != NULL && p.inflight.count < PUB_WINDOW;
+            pthread_mutex_unlock(&r->mu);
+            pub_read_frames(&p, more ? 0 : 20);
+            continue;
+        }
+        /* idle: wait for work, but call into the library every POLL_MS so
+         * heartbeats are sent and a dead link is noticed */
+        nap(r, POLL_MS);
+        pthread_mutex_lock(&r->mu);
+        bool work = r->outbox.head != NULL;
+        pthread_mutex_unlock(&r->mu);
+        if (!work && p.conn) pub_read_frames(&p, 0);
+    }
+    if (p.conn) link_close(p.conn, true);
+    atomic_store(&r->pub_up, 0);
+    pthread_mutex_lock(&r->mu);
+    list_prepend_all(&r->outbox, &p.inflight); /* counted as not sent */
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- consumer ---- */
+
+static amqp_connection_state_t con_connect(struct repl *r, const char **why)
+{
+    amqp_connection_state_t conn = link_open(r, why);
+    if (!conn) return NULL;
+    amqp_table_entry_t args[1];
+    args[0].key = amqp_cstring_bytes("x-expires");
+    args[0].value.kind = AMQP_FIELD_KIND_I32;
+    args[0].value.value.i32 = QUEUE_EXPIRES_MS;
+    amqp_table_t table = {1, args};
+    amqp_bytes_t q = amqp_cstring_bytes(r->queue);
+    amqp_queue_declare(conn, 1, q, 0, 1, 0, 0, table);
+    amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_queue_bind(conn, 1, q, amqp_cstring_bytes(r->exchange), amqp_empty_bytes,
+                        amqp_empty_table);
+        rep = amqp_get_rpc_reply(conn);
+    }
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_basic_qos(conn, 1, 0, PREFETCH, 0);
+        rep = amqp_get_rpc_reply(conn);
+    }
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_basic_consume(conn, 1, q, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+        rep = amqp_get_rpc_reply(conn);
+    }
+    if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
+        *why = reply_error(rep);
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static void *con_main(void *arg)
+{
+    struct repl *r = arg;
+    amqp_connection_state_t conn = NULL;
+    unsigned backoff = BACKOFF_MIN_MS;
+    bool was_down = false;
+    uint64_t gen = 0, acked = 0;
+
+    while (!stopping(r)) {
+        if (!conn) {
+            const char *why = "?";
+            conn = con_connect(r, &why);
+            if (!conn) {
+                if (!was_down) log_warn("replication: consumer cannot reach broker (%s); retrying", why);
+                was_down = true;
+                nap(r, backoff);
+                backoff = next_backoff(backoff);
+                continue;
+            }
+            gen++;
+            acked = 0;
+            backoff = BACKOFF_MIN_MS;
+            was_down = false;
+            atomic_store(&r->con_up, 1);
+            atomic_store(&r->ever_up, 1);
+            log_info("replication: consuming queue '%s'", r->queue);
+        }
+        /* ack what the loop has applied */
+        pthread_mutex_lock(&r->mu);
+        uint64_t tag = r->ack_gen == gen ? r->ack_tag : 0;
+        pthread_mutex_unlock(&r->mu);
+        if (tag > acked) {
+            amqp_basic_ack(conn, 1, tag, 1);
+            acked = tag;
+        }
+        amqp_maybe_release_buffers(conn);
+        amqp_envelope_t env;
+        struct timeval tv = {0, POLL_MS * 1000};
+        amqp_rpc_reply_t res = amqp_consume_message(conn, &env, &tv, 0);
+        if (res.reply_type == AMQP_RESPONSE_NORMAL) {
+            struct repl_msg *m = calloc(1, sizeof *m);
+            char *data = m ? malloc(env.message.body.len ? env.message.body.len : 1) : NULL;
+            if (m && data) {
+                memcpy(data, env.message.body.bytes, env.message.body.len);
+                m->data = data;
+                m->len = env.message.body.len;
+                m->tag = env.delivery_tag;
+                m->gen = gen;
+                pthread_mutex_lock(&r->mu);
+                repl_list_push(&r->inbox, m);
+                pthread_mutex_unlock(&r->mu);
+                ev_async_send(r->loop, &r->inbox_async);
+            } else {
+                free(m);
+                free(data);
+                log_error("replication: out of memory receiving a batch");
+            }
+            amqp_destroy_envelope(&env);
+            continue;
+        }
+        if (res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            res.library_error == AMQP_STATUS_TIMEOUT)
+            continue;
+        if (res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            res.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            amqp_frame_t f;
+            if (amqp_simple_wait_frame(conn, &f) == AMQP_STATUS_OK &&
+                !(f.frame_type == AMQP_FRAME_METHOD &&
+                  (f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD ||
+                   f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+                   f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)))
+                continue;
+        }
+        log_warn("replication: consumer lost the broker link (%s); reconnecting",
+                 res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
+                     ? amqp_error_string2(res.library_error) : reply_error(res));
+        amqp_destroy_connection(conn);
+        conn = NULL;
+        atomic_store(&r->con_up, 0);
+        atomic_fetch_add(&r->reconnects, 1);
+    }
+    if (conn) link_close(conn, true);
+    atomic_store(&r->con_up, 0);
+    return NULL;
+}
+
+int repl_link_start(struct repl *r)
+{
+    /* Signals belong to the loop thread: the threads start with them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = -1;
+    if (pthread_create(&r->pub_thread, NULL, pub_main, r) == 0) {
+        r->pub_started = true;
+        if (pthread_create(&r->con_thread, NULL, con_main, r) == 0) {
+            r->con_started = true;
+            rc = 0;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+void repl_link_stop(struct repl *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->outbox_cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->con_started) pthread_join(r->con_thread, NULL);
+    if (r->pub_started) pthread_join(r->pub_thread, NULL);
+    r->con_started = r->pub_started = false;
+}

@@ -1,0 +1,120 @@
+/*
+ * ttlheap.c - binary min-heap of items keyed by item->expire_ms.
+ *
+ * Owns: the pointer array a[] (never the items). Invariants:
+ *   - a[(i-1)/2]->expire_ms <= a[i]->expire_ms for every 0 < i < len;
+ *   - a[i]->heap_idx == i for every i < len, and an item outside the heap
+ *     has heap_idx == TTLHEAP_NONE;
+ *   - cap is 0 or a power of two >= HEAP_MIN_CAP, and len <= cap.
+ *
+ *   index:   0   1   2   3   4   5   6          children of i: 2i+1, 2i+2
+ *   a[]:   [ 5 | 9 | 7 |12 |10 | 8 |   ]        parent of i:   (i-1)/2
+ *             \_heap_idx back-pointers_/
+ *
+ * Growth doubles cap; a remove that leaves len <= cap/4 halves it (never
+ * below HEAP_MIN_CAP), so a mass expiry gives the memory back. The store
+ * accounts cap * sizeof(pointer) bytes (ttlheap_bytes) and assumes that a
+ * push into a full heap of cap c grows it by max(c, HEAP_MIN_CAP) slots.
+ */
+#include "ttlheap.h"
+
+#include <stdlib.h>
+
+#include "store.h"
+
+#define HEAP_MIN_CAP 16u
+
+void ttlheap_init(struct ttlheap *h)
+{
+    h->a = NULL;
+    h->len = 0;
+    h->cap = 0;
+}
+
+void ttlheap_free(struct ttlheap *h)
+{
+    for (uint32_t i = 0; i < h->len; i++) h->a[i]->heap_idx = TTLHEAP_NONE;
+    free(h->a);
+    ttlheap_init(h);
+}
+
+static inline void place(struct ttlheap *h, uint32_t i, struct item *it)
+{
+    h->a[i] = it;
+    it->heap_idx = i;
+}
+
+static void sift_up(struct ttlheap *h, uint32_t i)
+{
+    struct item *it = h->a[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (h->a[parent]->expire_ms <= it->expire_ms) break;
+        place(h, i, h->a[parent]);
+        i = parent;
+    }
+    place(h, i, it);
+}
+
+static void sift_down(struct ttlheap *h, uint32_t i)
+{
+    struct item *it = h->a[i];
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= h->len || c < i) break;
+        if (c + 1 < h->len && h->a[c + 1]->expire_ms < h->a[c]->expire_ms) c++;
+        if (h->a[c]->expire_ms >= it->expire_ms) break;
+        place(h, i, h->a[c]);
+        i = c;
+    }
+    place(h, i, it);
+}
+
+/* Move a[i] up or down, whichever its key now requires. */
+static void fix(struct ttlheap *h, uint32_t i)
+{
+    if (i > 0 && h->a[(i - 1) / 2]->expire_ms > h->a[i]->expire_ms)
+        sift_up(h, i);
+    else
+        sift_down(h, i);
+}
+
+static int resize(struct ttlheap *h, uint32_t cap)
+{
+    struct item **a = realloc(h->a, (size_t)cap * sizeof *a);
+    if (a == NULL) return -1;
+    h->a = a;
+    h->cap = cap;
+    return 0;
+}
+
+int ttlheap_push(struct ttlheap *h, struct item *it)
+{
+    if (h->len == h->cap) {
+        if (h->cap > UINT32_MAX / 4) return -1;
+        if (resize(h, h->cap ? h->cap * 2 : HEAP_MIN_CAP) != 0) return -1;
+    }
+    place(h, h->len++, it);
+    sift_up(h, h->len - 1);
+    return 0;
+}
+
+void ttlheap_remove(struct ttlheap *h, struct item *it)
+{
+    uint32_t i = it->heap_idx;
+    if (i == TTLHEAP_NONE) return;
+    it->heap_idx = TTLHEAP_NONE;
+    struct item *last = h->a[--h->len];
+    if (i != h->len) {
+        place(h, i, last);
+        fix(h, i);
+    }
+    /* A failed shrink keeps the bigger array, which is harmless. */
+    if (h->cap > HEAP_MIN_CAP && h->len <= h->cap / 4)
+        (void)resize(h, h->cap / 2);
+}
+
+void ttlheap_update(struct ttlheap *h, struct item *it)
+{
+    if (it->heap_idx != TTLHEAP_NONE) fix(h, it->heap_idx);
+}

@@ -1,0 +1,1238 @@
+/*
+ * test_store.c - the store: basics, incremental growth against a reference
+ * model, backward-shift deletion in wrapped clusters, expiry, the memory cap
+ * under each eviction policy, references, the digest, and last-writer-wins
+ * convergence whatever the delivery order.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "store.h"
+
+#define NOW INT64_C(1700000000000)
+#define TEST_SEED UINT64_C(0x5eed5eed5eed5eed)
+#define TOMB_TTL 60000
+#define BIG (1u << 30)
+
+/* Fix the table hash seed so that tests can build keys with known homes. */
+uint64_t store_hash_seed(void);
+uint64_t store_hash_seed(void) { return TEST_SEED; }
+
+static uint64_t rng_state;
+static uint64_t version_clock;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    rng_state = 0x9e3779b97f4a7c15ULL;
+    version_clock = 1000;
+    return 0;
+}
+
+static uint64_t ver(void) { return ++version_clock; }
+
+static struct store *mk(size_t limit, enum store_eviction ev, int64_t tomb)
+{
+    struct store_config cfg = {limit, ev, tomb};
+    struct store *s = store_create(&cfg);
+    assert_non_null(s);
+    return s;
+}
+
+static struct store_stats stats(const struct store *s)
+{
+    struct store_stats st;
+    store_get_stats(s, &st);
+    return st;
+}
+
+static enum store_status put(struct store *s, const char *k, const char *v,
+                             int64_t expire_ms)
+{
+    return store_set(s, k, strlen(k), v, strlen(v), expire_ms, ver(), 1, NOW);
+}
+
+static enum store_status del(struct store *s, const char *k)
+{
+    return store_del(s, k, strlen(k), ver(), 1, NOW);
+}
+
+static void expect(struct store *s, const char *k, const char *v)
+{
+    struct item *it = store_get(s, k, strlen(k), NOW);
+    if (v == NULL) {
+        assert_null(it);
+        return;
+    }
+    assert_non_null(it);
+    assert_int_equal(it->value_len, strlen(v));
+    assert_memory_equal(item_value(it), v, strlen(v));
+}
+
+static void assert_under_cap(const struct store *s)
+{
+    struct store_stats st = stats(s);
+    assert_true(st.bytes <= st.limit_bytes);
+}
+
+/* ---- digest recomputed from scratch ----------------------------------- */
+
+struct tally {
+    uint64_t digest;
+    uint64_t live, tombs;
+};
+
+static void tally_visit(void *arg, const struct item *it)
+{
+    struct tally *t = arg;
+    if (it->flags & ITEM_F_TOMBSTONE) {
+        t->tombs++;
+        assert_int_equal(it->value_len, 0);
+        return;
+    }
+    t->live++;
+    t->digest ^= item_digest(item_key(it), it->key_len, item_value(it),
+                             it->value_len, it->expire_ms);
+}
+
+/* A full scan (no writes meanwhile) must agree with the counters. */
+static void check_digest(struct store *s)
+{
+    struct tally t = {0, 0, 0};
+    uint64_t cursor = 0;
+    do {
+        store_scan(s, &cursor, 7, tally_visit, &t);
+    } while (cursor != 0);
+    struct store_stats st = stats(s);
+    assert_int_equal(t.live, st.curr_items);
+    assert_int_equal(t.tombs, st.tombstones);
+    assert_int_equal(t.digest, st.items_digest);
+}
+
+/* ---- basics ------------------------------------------------------------ */
+
+static void test_basics(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    expect(s, "test_key", NULL);
+    assert_int_equal(put(s, "test_key", "test value", 0), STORE_OK);
+    expect(s, "test_key", "test value");
+    assert_int_equal(stats(s).curr_items, 1);
+    const struct item *p = store_peek(s, "test_key", 8);
+    assert_non_null(p);
+    assert_int_equal(p->expire_ms, 0);
+    assert_true(p->flags & ITEM_F_LINKED);
+
+    assert_int_equal(store_expire(s, "test_key", 8, NOW + 5000, ver(), 1, NOW),
+                     STORE_OK);
+    assert_int_equal(store_peek(s, "test_key", 8)->expire_ms, NOW + 5000);
+    assert_int_equal(store_next_expiry(s), NOW + 5000);
+    assert_int_equal(store_expire(s, "nope", 4, NOW + 5000, ver(), 1, NOW),
+                     STORE_NOT_FOUND);
+
+    assert_int_equal(del(s, "test_key"), STORE_OK);
+    expect(s, "test_key", NULL);
+    assert_null(store_peek(s, "test_key", 8)); /* no tombstones here */
+    assert_int_equal(del(s, "test_key"), STORE_NOT_FOUND);
+    assert_int_equal(store_next_expiry(s), 0);
+    struct store_stats st = stats(s);
+    assert_int_equal(st.curr_items, 0);
+    assert_int_equal(st.tombstones, 0);
+    assert_int_equal(st.items_digest, 0);
+    assert_int_equal(st.rehashing, 0);
+    assert_int_equal(st.table_slots, 1024);
+    assert_true(st.bytes >= 1024 * 8 && st.bytes <= 1024 * 8 + 16 * 8);
+    store_destroy(s);
+}
+
+static void test_overwrite(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    uint64_t empty = stats(s).bytes;
+    assert_int_equal(put(s, "k", "short", 0), STORE_OK);
+    char big[3000];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(put(s, "k", big, NOW + 1000), STORE_OK);
+    expect(s, "k", big);
+    assert_int_equal(stats(s).curr_items, 1);
+    assert_true(stats(s).bytes >= empty + sizeof big);
+    assert_int_equal(put(s, "k", "", 0), STORE_OK);
+    expect(s, "k", "");
+    assert_int_equal(store_next_expiry(s), 0);
+    assert_true(stats(s).bytes < empty + 16 * 8 + 100);
+    check_digest(s);
+    store_destroy(s);
+}
+
+static void test_binary_keys(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    static const char k1[] = {'a', '\0', 'b'};
+    static const char k2[] = {'a', '\0', 'c'};
+    static const char k3[] = {'a'};
+    static const char k4[] = {'\xff', '\0', '\n', '"'};
+    static const char v[] = {'\0', '\r', '\n', '\xff'};
+    assert_int_equal(store_set(s, k1, 3, "one", 3, 0, ver(), 1, NOW), STORE_OK);
+    assert_int_equal(store_set(s, k2, 3, "two", 3, 0, ver(), 1, NOW), STORE_OK);
+    assert_int_equal(store_set(s, k3, 1, "three", 5, 0, ver(), 1, NOW),
+                     STORE_OK);
+    assert_int_equal(store_set(s, k4, 4, v, 4, 0, ver(), 1, NOW), STORE_OK);
+    assert_int_equal(store_set(s, "", 0, "empty", 5, 0, ver(), 1, NOW),
+                     STORE_OK);
+    struct item *it = store_get(s, k1, 3, NOW);
+    assert_non_null(it);
+    assert_memory_equal(item_value(it), "one", 3);
+    it = store_get(s, k2, 3, NOW);
+    assert_non_null(it);
+    assert_memory_equal(item_value(it), "two", 3);
+    it = store_get(s, k3, 1, NOW);
+    assert_non_null(it);
+    assert_int_equal(it->value_len, 5);
+    it = store_get(s, k4, 4, NOW);
+    assert_non_null(it);
+    assert_memory_equal(item_value(it), v, 4);
+    assert_non_null(store_get(s, "", 0, NOW));
+    assert_null(store_get(s, k1, 2, NOW)); /* "a\0" is yet another key */
+    assert_int_equal(store_del(s, k1, 3, ver(), 1, NOW), STORE_OK);
+    assert_null(store_get(s, k1, 3, NOW));
+    assert_non_null(store_get(s, k2, 3, NOW));
+    assert_int_equal(stats(s).curr_items, 4);
+    check_digest(s);
+    store_destroy(s);
+}
+
+/* ---- growth against a reference model ---------------------------------- */
+
+#define REF_N 200000
+
+static size_t ref_key(char *buf, unsigned i)
+{
+    return (size_t)snprintf(buf, 32, "key:%u", i);
+}
+
+static size_t ref_val(char *buf, unsigned i, unsigned gen)
+{
+    return (size_t)snprintf(buf, 48, "value-%u-%u", i, gen);
+}
+
+static void ref_check(struct store *s, const unsigned *gen, unsigned i)
+{
+    char k[32], v[48];
+    size_t kl = ref_key(k, i);
+    struct item *it = store_get(s, k, kl, NOW);
+    if (gen[i] == 0) {
+        assert_null(it);
+        return;
+    }
+    assert_non_null(it);
+    size_t vl = ref_val(v, i, gen[i]);
+    assert_int_equal(it->value_len, vl);
+    assert_memory_equal(item_value(it), v, vl);
+}
+
+static void test_growth_reference(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    unsigned *gen = calloc(REF_N, sizeof *gen);
+    assert_non_null(gen);
+    unsigned resizes_seen = 0, checks_mid_move = 0, live = 0;
+    uint64_t was_rehashing = 0;
+    char k[32], v[48];
+    for (unsigned i = 0; i < REF_N; i++) {
+        unsigned j = (unsigned)(rnd() % (i + 1)); /* overwrite or new */
+        if (rnd() % 4 == 0) j = i;
+        size_t kl = ref_key(k, j);
+        if (gen[j] == 0) live++;
+        gen[j]++;
+        size_t vl = ref_val(v, j, gen[j]);
+        assert_int_equal(store_set(s, k, kl, v, vl, 0, ver(), 1, NOW),
+                         STORE_OK);
+        if (rnd() % 3 == 0) { /* random delete */
+            unsigned d = (unsigned)(rnd() % (i + 1));
+            kl = ref_key(k, d);
+            enum store_status st = store_del(s, k, kl, ver(), 1, NOW);
+            assert_int_equal(st, gen[d] ? STORE_OK : STORE_NOT_FOUND);
+            if (gen[d]) live--;
+            gen[d] = 0;
+        }
+        struct store_stats st = stats(s);
+        if (st.rehashing && !was_rehashing) resizes_seen++;
+        was_rehashing = st.rehashing;
+        if (st.rehashing && i % 7 == 0) { /* lookups in the middle of a move */
+            checks_mid_move++;
+            for (int n = 0; n < 20; n++)
+                ref_check(s, gen, (unsigned)(rnd() % (i + 1)));
+        }
+        assert_int_equal(st.curr_items, live);
+    }
+    assert_true(resizes_seen >= 6); /* 1024 -> ... -> 256k slots */
+    assert_true(checks_mid_move > 100);
+    for (unsigned i = 0; i < REF_N; i++) ref_check(s, gen, i);
+    check_digest(s);
+
+    /* store_maintain finishes a move; deleting most keys shrinks the table */
+    while (store_maintain(s, 1000)) {}
+    assert_int_equal(stats(s).rehashing, 0);
+    uint64_t slots = stats(s).table_slots;
+    for (unsigned i = 0; i < REF_N; i++) {
+        if (gen[i] == 0 || i % 50 == 0) continue;
+        size_t kl = ref_key(k, i);
+        assert_int_equal(store_del(s, k, kl, ver(), 1, NOW), STORE_OK);
+        gen[i] = 0;
+    }
+    while (store_maintain(s, 64)) {}
+    assert_true(stats(s).table_slots < slots / 8);
+    for (unsigned i = 0; i < REF_N; i++) ref_check(s, gen, i);
+    check_digest(s);
+    free(gen);
+    store_destroy(s);
+}
+
+/* Every key, looked up after every tiny step of a move. */
+static void test_lookups_mid_move(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    unsigned gen[7100] = {0};
+    unsigned n = 0, moves = 0;
+    char k[32], v[48];
+    while (n < 7000) {
+        size_t kl = ref_key(k, n);
+        size_t vl = ref_val(v, n, ++gen[n]);
+        assert_int_equal(store_set(s, k, kl, v, vl, 0, ver(), 1, NOW),
+                         STORE_OK);
+        n++;
+        if (!stats(s).rehashing) continue;
+        moves++;
+        /* drain it a few slots at a time, deleting from either table */
+        do {
+            unsigned d = (unsigned)(rnd() % n);
+            if (gen[d] && rnd() % 4 == 0) {
+                kl = ref_key(k, d);
+                assert_int_equal(store_del(s, k, kl, ver(), 1, NOW),
+                                 STORE_OK);
+                gen[d] = 0;
+            }
+            for (unsigned i = 0; i < n + 10; i++) ref_check(s, gen, i);
+        } while (store_maintain(s, 1 + rnd() % 5));
+    }
+    assert_true(moves >= 3);
+    check_digest(s);
+    store_destroy(s);
+}
+
+/* ---- backward-shift deletion in a cluster that wraps around ------------ */
+
+static unsigned wrap_counter;
+
+/* A new key whose home slot in a fresh 1024-slot table is home. */
+static void key_with_home(char *buf, size_t home)
+{
+    for (;;) {
+        int n = snprintf(buf, 16, "w%u", wrap_counter++);
+        if ((XXH3_64bits_withSeed(buf, (size_t)n, TEST_SEED) & 1023) == home)
+            return;
+    }
+}
+
+#define WRAP_KEYS 13
+
+static void test_wrapped_cluster_deletes(void **state)
+{
+    (void)state;
+    /* homes 1021 x4, 1023 x3, 0 x2, 2 x2, 1019 x2: one cluster, 1019..8 */
+    static const size_t homes[WRAP_KEYS] = {1021, 1021, 1021, 1021, 1023,
+                                            1023, 1023, 0, 0, 2, 2, 1019,
+                                            1019};
+    char keys[WRAP_KEYS][16];
+    for (int i = 0; i < WRAP_KEYS; i++) key_with_home(keys[i], homes[i]);
+
+    for (int round = 0; round < 400; round++) {
+        struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+        int order[WRAP_KEYS];
+        bool present[WRAP_KEYS];
+        for (int i = 0; i < WRAP_KEYS; i++) order[i] = i;
+        for (int i = WRAP_KEYS - 1; i > 0; i--) { /* random insert order */
+            int j = (int)(rnd() % (uint64_t)(i + 1)), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int i = 0; i < WRAP_KEYS; i++) {
+            assert_int_equal(put(s, keys[order[i]], keys[order[i]], 0),
+                             STORE_OK);
+            present[order[i]] = true;
+        }
+        /* delete in random order (round < 13: that key first), re-adding
+         * some, and look every key up after each step */
+        for (int step = 0; step < 3 * WRAP_KEYS; step++) {
+            int i = step == 0 && round < WRAP_KEYS ? round
+                                                   : (int)(rnd() % WRAP_KEYS);
+            if (present[i]) {
+                assert_int_equal(del(s, keys[i]), STORE_OK);
+            } else {
+                assert_int_equal(put(s, keys[i], keys[i], 0), STORE_OK);
+            }
+            present[i] = !present[i];
+            for (int j = 0; j < WRAP_KEYS; j++)
+                expect(s, keys[j], present[j] ? keys[j] : NULL);
+        }
+        check_digest(s);
+        store_destroy(s);
+    }
+}
+
+/* ---- expiry ------------------------------------------------------------ */
+
+static void test_lazy_expiry(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    assert_int_equal(put(s, "k", "v", NOW + 100), STORE_OK);
+    assert_non_null(store_get(s, "k", 1, NOW + 99));
+    uint64_t d = stats(s).items_digest;
+    assert_int_equal(d, item_digest("k", 1, "v", 1, NOW + 100));
+    assert_null(store_get(s, "k", 1, NOW + 100));
+    struct store_stats st = stats(s);
+    assert_int_equal(st.expired, 1);
+    assert_int_equal(st.curr_items, 0);
+    assert_int_equal(st.items_digest, 0);
+    assert_int_equal(store_next_expiry(s), 0);
+    assert_null(store_peek(s, "k", 1));
+
+    /* a write that arrives already expired leaves nothing */
+    assert_int_equal(put(s, "dead", "v", NOW), STORE_OK);
+    assert_null(store_peek(s, "dead", 4));
+    assert_int_equal(put(s, "k", "v", 0), STORE_OK);
+    assert_int_equal(put(s, "k", "v", NOW - 5), STORE_OK);
+    assert_null(store_peek(s, "k", 1));
+    assert_int_equal(stats(s).expired, 1); /* writes are not expiries */
+
+    /* store_expire: set, clear, and in the past (an expiry) */
+    assert_int_equal(put(s, "e", "v", 0), STORE_OK);
+    uint64_t v0 = version_clock;
+    assert_int_equal(store_expire(s, "e", 1, NOW + 50, ver(), 7, NOW),
+                     STORE_OK);
+    const struct item *p = store_peek(s, "e", 1);
+    assert_int_equal(p->version, v0 + 1);
+    assert_int_equal(p->origin, 7);
+    assert_int_equal(stats(s).items_digest,
+                     item_digest("e", 1, "v", 1, NOW + 50));
+    assert_int_equal(store_next_expiry(s), NOW + 50);
+    assert_int_equal(store_expire(s, "e", 1, 0, ver(), 1, NOW), STORE_OK);
+    assert_int_equal(store_next_expiry(s), 0);
+    assert_int_equal(stats(s).items_digest, item_digest("e", 1, "v", 1, 0));
+    assert_int_equal(store_expire(s, "e", 1, NOW, ver(), 1, NOW), STORE_OK);
+    assert_null(store_peek(s, "e", 1));
+    assert_int_equal(stats(s).expired, 2);
+    assert_int_equal(stats(s).items_digest, 0);
+
+    /* an expired item is not found by store_expire or store_del */
+    assert_int_equal(put(s, "x", "v", NOW + 10), STORE_OK);
+    assert_int_equal(store_expire(s, "x", 1, NOW + 99, ver(), 1, NOW + 10),
+                     STORE_NOT_FOUND);
+    assert_int_equal(stats(s).expired, 3);
+    assert_int_equal(put(s, "y", "v", NOW + 10), STORE_OK);
+    assert_int_equal(store_del(s, "y", 1, ver(), 1, NOW + 10),
+                     STORE_NOT_FOUND);
+    assert_int_equal(stats(s).curr_items, 0);
+    store_destroy(s);
+}
+
+#define N_EXP 1000
+
+static void test_active_expiry(void **state)
+{
+    (void)state;
+    for (int tomb = 0; tomb < 2; tomb++) {
+        struct store *s = mk(BIG, STORE_EVICT_LRU, tomb ? TOMB_TTL : 0);
+        unsigned order[N_EXP];
+        for (unsigned i = 0; i < N_EXP; i++) order[i] = i;
+        for (unsigned i = N_EXP - 1; i > 0; i--) {
+            unsigned j = (unsigned)(rnd() % (i + 1)), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        char k[16];
+        for (unsigned i = 0; i < N_EXP; i++) {
+            snprintf(k, sizeof k, "e%u", order[i]);
+            assert_int_equal(put(s, k, "v", NOW + 1 + order[i]), STORE_OK);
+        }
+        assert_int_equal(put(s, "forever", "v", 0), STORE_OK);
+        assert_int_equal(store_next_expiry(s), NOW + 1);
+        size_t total = 0, n;
+        while ((n = store_expire_due(s, NOW + 500, 64)) > 0) {
+            assert_true(n <= 64);
+            total += n;
+        }
+        assert_int_equal(total, 500);
+        struct store_stats st = stats(s);
+        assert_int_equal(st.expired, 500);
+        assert_int_equal(st.curr_items, N_EXP - 500 + 1);
+        assert_int_equal(st.tombstones, tomb ? 500 : 0);
+        assert_null(store_get(s, "e10", 3, NOW + 500));
+        assert_non_null(store_get(s, "e500", 4, NOW + 500));
+        if (tomb) {
+            const struct item *p = store_peek(s, "e10", 3);
+            assert_non_null(p);
+            assert_true(p->flags & ITEM_F_TOMBSTONE);
+            assert_int_equal(p->expire_ms, NOW + 500 + TOMB_TTL);
+            assert_int_equal(store_next_expiry(s), NOW + 501);
+        }
+        check_digest(s);
+        /* the rest expire, then the tombstones are collected */
+        total = store_expire_due(s, NOW + 2000, SIZE_MAX);
+        assert_int_equal(total, N_EXP - 500);
+        assert_int_equal(stats(s).expired, N_EXP);
+        assert_int_equal(stats(s).tombstones, tomb ? N_EXP : 0);
+        total = store_expire_due(s, NOW + 2000 + TOMB_TTL, SIZE_MAX);
+        assert_int_equal(total, tomb ? N_EXP : 0);
+        st = stats(s);
+        assert_int_equal(st.expired, N_EXP); /* collecting is no expiry */
+        assert_int_equal(st.tombstones, 0);
+        assert_int_equal(st.curr_items, 1);
+        assert_int_equal(store_next_expiry(s), 0);
+        check_digest(s);
+        store_destroy(s);
+    }
+}
+
+/* ---- memory cap -------------------------------------------------------- */
+
+static void fill_value(char *v, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) v[i] = (char)('a' + (seed + i) % 26);
+}
+
+/* Random writes of random sizes; the cap holds after every one. */
+static void cap_run(enum store_eviction ev, int64_t tomb)
+{
+    const size_t limit = 96 * 1024;
+    struct store *s = mk(limit, ev, tomb);
+    char k[16], v[700];
+    int64_t now = NOW;
+    unsigned nomem = 0;
+    for (int i = 0; i < 6000; i++) {
+        int kl = snprintf(k, sizeof k, "m%u", (unsigned)(rnd() % 3000));
+        unsigned op = (unsigned)(rnd() % 10);
+        if (op < 6) {
+            size_t vl = rnd() % 4 ? rnd() % 32 : 100 + rnd() % 600;
+            int64_t exp = rnd() % 2 ? 0 : now + 1 + (int64_t)(rnd() % 5000);
+            fill_value(v, vl, (unsigned)i);
+            enum store_status st = store_set(s, k, (size_t)kl, v, vl, exp,
+                                             ver(), 1, now);
+            if (st == STORE_NOMEM) nomem++;
+            else assert_int_equal(st, STORE_OK);
+        } else if (op < 8) {
+            enum store_status st = store_del(s, k, (size_t)kl, ver(), 1, now);
+            assert_true(st == STORE_OK || st == STORE_NOT_FOUND);
+        } else if (op == 8) {
+            int64_t exp = rnd() % 3 ? now + (int64_t)(rnd() % 5000) : 0;
+            enum store_status st = store_expire(s, k, (size_t)kl, exp, ver(),
+                                                1, now);
+            assert_true(st != STORE_STALE && st != STORE_TOO_LARGE);
+        } else {
+            (void)store_get(s, k, (size_t)kl, now);
+            now += 3;
+            (void)store_expire_due(s, now, 20);
+        }
+        assert_under_cap(s);
+    }
+    struct store_stats st = stats(s);
+    if (ev == STORE_EVICT_LRU) {
+        assert_true(st.evicted > 100);
+        assert_int_equal(nomem, 0);
+    }
+    if (ev == STORE_EVICT_NONE) {
+        assert_true(nomem > 100);
+        assert_int_equal(st.evicted, 0);
+    }
+    if (ev == STORE_EVICT_TTL) assert_true(st.evicted > 0);
+    check_digest(s);
+    store_destroy(s);
+}
+
+static void test_cap_random(void **state)
+{
+    (void)state;
+    for (int ev = STORE_EVICT_LRU; ev <= STORE_EVICT_NONE; ev++) {
+        cap_run((enum store_eviction)ev, 0);
+        cap_run((enum store_eviction)ev, TOMB_TTL);
+    }
+}
+
+/* Bytes one 200-byte-value item costs in an otherwise empty store. */
+static uint64_t item_cost_200(void)
+{
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    uint64_t before = stats(s).bytes;
+    char v[201];
+    memset(v, 'v', 200);
+    v[200] = '\0';
+    assert_int_equal(put(s, "A", v, 0), STORE_OK);
+    uint64_t cost = stats(s).bytes - before;
+    store_destroy(s);
+    return cost;
+}
+
+static void test_lru_keeps_accessed(void **state)
+{
+    (void)state;
+    uint64_t cost = item_cost_200() + 16;
+    struct store *s = mk(1024 * 8 + 40 * cost, STORE_EVICT_LRU, 0);
+    char k[16], v[201];
+    memset(v, 'v', 200);
+    v[200] = '\0';
+    for (char c = 'A'; c <= 'Z'; c++) {
+        snprintf(k, sizeof k, "%c", c);
+        assert_int_equal(put(s, k, v, 0), STORE_OK);
+    }
+    assert_int_equal(stats(s).evicted, 0);
+    for (char c = 'A'; c <= 'M'; c++) expect(s, (char[]){c, 0}, v);
+    for (int i = 0; stats(s).evicted < 16; i++) {
+        snprintf(k, sizeof k, "fill%d", i);
+        assert_int_equal(put(s, k, v, 0), STORE_OK);
+        assert_under_cap(s);
+    }
+    int accessed = 0, other = 0; /* peek: no access bit set */
+    for (char c = 'A'; c <= 'M'; c++) accessed += !!store_peek(s, &c, 1);
+    for (char c = 'N'; c <= 'Z'; c++) other += !!store_peek(s, &c, 1);
+    assert_int_equal(accessed, 13);
+    assert_true(other < 13);
+    store_destroy(s);
+}
+
+static void test_lru_protects_overwritten(void **state)
+{
+    (void)state;
+    uint64_t cost = item_cost_200() + 16;
+    struct store *s = mk(1024 * 8 + 3 * cost, STORE_EVICT_LRU, 0);
+    char v[201], big[420];
+    memset(v, 'v', 200);
+    v[200] = '\0';
+    memset(big, 'B', 419);
+    big[419] = '\0';
+    assert_int_equal(put(s, "A", v, 0), STORE_OK);
+    assert_int_equal(put(s, "B", v, 0), STORE_OK);
+    assert_int_equal(put(s, "C", v, 0), STORE_OK);
+    /* A is the CLOCK's natural victim, but it is the one being written */
+    assert_int_equal(put(s, "A", big, 0), STORE_OK);
+    expect(s, "A", big);
+    assert_true(stats(s).evicted >= 1);
+    assert_under_cap(s);
+    /* the only item grows as far as the cap allows */
+    char huge[600];
+    memset(huge, 'H', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    assert_int_equal(put(s, "A", huge, 0), STORE_OK);
+    expect(s, "A", huge);
+    assert_under_cap(s);
+    store_destroy(s);
+}
+
+static void test_ttl_evicts_earliest(void **state)
+{
+    (void)state;
+    uint64_t cost = item_cost_200() + 16;
+    struct store *s = mk(1024 * 8 + 40 * cost, STORE_EVICT_TTL, 0);
+    char k[16], v[201];
+    memset(v, 'v', 200);
+    v[200] = '\0';
+    int64_t exp[30];
+    for (int i = 0; i < 30; i++) {
+        exp[i] = NOW + 10000 + (int64_t)((i * 17) % 30) * 100;
+        snprintf(k, sizeof k, "K%d", i);
+        assert_int_equal(put(s, k, v, exp[i]), STORE_OK);
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(k, sizeof k, "L%d", i);
+        assert_int_equal(put(s, k, v, NOW + 100000), STORE_OK);
+        assert_under_cap(s);
+    }
+    assert_true(stats(s).evicted >= 5);
+    for (int i = 0; i < 30; i++) {
+        for (int j = 0; j < 30; j++) {
+            char kj[16];
+            snprintf(k, sizeof k, "K%d", i);
+            snprintf(kj, sizeof kj, "K%d", j);
+            /* survivors all expire later than every evicted item */
+            if (exp[i] < exp[j] && store_peek(s, k, strlen(k)))
+                assert_non_null(store_peek(s, kj, strlen(kj)));
+        }
+    }
+    /* items without an expiry cannot be evicted under this policy */
+    store_destroy(s);
+    s = mk(1024 * 8 + 10 * cost, STORE_EVICT_TTL, 0);
+    enum store_status st = STORE_OK;
+    int n = 0;
+    while (st == STORE_OK) {
+        snprintf(k, sizeof k, "F%d", n++);
+        st = put(s, k, v, 0);
+        assert_under_cap(s);
+    }
+    assert_int_equal(st, STORE_NOMEM);
+    assert_int_equal(stats(s).evicted, 0);
+    store_destroy(s);
+}
+
+static void test_noeviction_and_too_large(void **state)
+{
+    (void)state;
+    uint64_t cost = item_cost_200() + 16;
+    const size_t limit = 1024 * 8 + 10 * cost;
+    struct store *s = mk(limit, STORE_EVICT_NONE, TOMB_TTL);
+    char k[16], v[201];
+    memset(v, 'v', 200);
+    v[200] = '\0';
+    enum store_status st = STORE_OK;
+    int n = 0;
+    while (st == STORE_OK) {
+        snprintf(k, sizeof k, "N%d", n++);
+        st = put(s, k, v, 0);
+        assert_under_cap(s);
+    }
+    assert_int_equal(st, STORE_NOMEM);
+    assert_int_equal(stats(s).curr_items, (uint64_t)n - 1);
+    for (int i = 0; i < n - 1; i++) {
+        snprintf(k, sizeof k, "N%d", i);
+        expect(s, k, v);
+    }
+    v[0] = 'w'; /* same size: fits in place of the old value */
+    assert_int_equal(put(s, "N0", v, 0), STORE_OK);
+    expect(s, "N0", v);
+    /* a delete always works, even if its tombstone does not fit */
+    assert_int_equal(del(s, "N1"), STORE_OK);
+    assert_under_cap(s);
+    expect(s, "N1", NULL);
+    assert_int_equal(stats(s).evicted, 0);
+
+    char *huge = malloc(limit + 1);
+    assert_non_null(huge);
+    memset(huge, 'h', limit);
+    assert_int_equal(store_set(s, "h", 1, huge, limit, 0, ver(), 1, NOW),
+                     STORE_TOO_LARGE);
+    /* smaller than the cap, but not with the index */
+    assert_int_equal(store_set(s, "h", 1, huge, limit - 4096, 0, ver(), 1, NOW),
+                     STORE_TOO_LARGE);
+    free(huge);
+    store_destroy(s);
+
+    s = mk(limit, STORE_EVICT_LRU, 0);
+    huge = malloc(limit);
+    assert_non_null(huge);
+    assert_int_equal(store_set(s, "h", 1, huge, limit, 0, ver(), 1, NOW),
+                     STORE_TOO_LARGE);
+    assert_int_equal(stats(s).curr_items, 0);
+    free(huge);
+    store_destroy(s);
+}
+
+/* ---- references -------------------------------------------------------- */
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, TOMB_TTL);
+    uint64_t empty = stats(s).bytes;
+    assert_int_equal(put(s, "k", "first", 0), STORE_OK);
+    struct item *it = store_get(s, "k", 1, NOW);
+    assert_non_null(it);
+    store_item_ref(it);
+    assert_int_equal(put(s, "k", "second", 0), STORE_OK);
+    assert_memory_equal(item_value(it), "first", 5); /* still readable */
+    assert_false(it->flags & ITEM_F_LINKED);
+    expect(s, "k", "second");
+    uint64_t one = stats(s).bytes;
+    assert_int_equal(stats(s).curr_items, 1);
+    store_item_unref(s, it); /* freed here; ASan would see a leak or UAF */
+    assert_int_equal(stats(s).bytes, one);
+
+    /* delete and expiry while referenced */
+    it = store_get(s, "k", 1, NOW);
+    store_item_ref(it);
+    store_item_ref(it);
+    assert_int_equal(del(s, "k"), STORE_OK);
+    assert_memory_equal(item_value(it), "second", 6);
+    store_item_unref(s, it);
+    assert_memory_equal(item_value(it), "second", 6);
+    store_item_unref(s, it);
+    assert_int_equal(put(s, "t", "tv", NOW + 10), STORE_OK);
+    it = store_get(s, "t", 1, NOW);
+    store_item_ref(it);
+    assert_int_equal(store_expire_due(s, NOW + 10, 10), 1);
+    assert_memory_equal(item_value(it), "tv", 2);
+    store_item_unref(s, it);
+    assert_true(store_peek(s, "t", 1)->flags & ITEM_F_TOMBSTONE);
+
+    /* a reference that outlives the link keeps bytes honest */
+    assert_int_equal(store_expire_due(s, NOW + 10 + 2 * TOMB_TTL, 100), 2);
+    assert_int_equal(stats(s).curr_items + stats(s).tombstones, 0);
+    assert_true(stats(s).bytes <= empty + 16 * 8); /* the heap's floor */
+    store_destroy(s);
+
+    /* eviction while referenced */
+    uint64_t cost = item_cost_200() + 16;
+    s = mk(1024 * 8 + 4 * cost, STORE_EVICT_LRU, 0);
+    char k[16], v[201];
+    memset(v, 'v', 200);
+    v[200] = '\0';
+    assert_int_equal(put(s, "R", v, 0), STORE_OK);
+    it = store_get(s, "R", 1, NOW);
+    store_item_ref(it);
+    for (int i = 0; i < 20; i++) {
+        snprintf(k, sizeof k, "E%d", i);
+        assert_int_equal(put(s, k, v, 0), STORE_OK);
+        assert_under_cap(s);
+    }
+    assert_null(store_peek(s, "R", 1));
+    assert_memory_equal(item_value(it), v, 200);
+    store_item_unref(s, it);
+    store_destroy(s);
+}
+
+/* ---- scan and digest --------------------------------------------------- */
+
+struct seen {
+    unsigned char *count; /* visits per key index */
+    unsigned n;
+};
+
+static void seen_visit(void *arg, const struct item *it)
+{
+    struct seen *sn = arg;
+    char buf[32];
+    assert_true(it->key_len < sizeof buf);
+    memcpy(buf, item_key(it), it->key_len);
+    buf[it->key_len] = '\0';
+    unsigned i = (unsigned)strtoul(buf + 4, NULL, 10);
+    assert_true(i < sn->n);
+    if (sn->count[i] < 255) sn->count[i]++;
+}
+
+static void test_scan_during_resize(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    char k[32];
+    unsigned n = 0;
+    while (!stats(s).rehashing || n < 3000) { /* stop mid-move */
+        size_t kl = ref_key(k, n++);
+        assert_int_equal(store_set(s, k, kl, "v", 1, 0, ver(), 1, NOW),
+                         STORE_OK);
+    }
+    struct seen sn = {calloc(n, 1), n};
+    assert_non_null(sn.count);
+    uint64_t cursor = 0;
+    unsigned calls = 0;
+    do {
+        size_t got = store_scan(s, &cursor, 10, seen_visit, &sn);
+        assert_true(got <= 10 + 64);
+        (void)store_maintain(s, 100); /* the move progresses between calls */
+        calls++;
+    } while (cursor != 0);
+    assert_true(calls > 10);
+    assert_int_equal(stats(s).rehashing, 0); /* it finished during the walk */
+    for (unsigned i = 0; i < n; i++) assert_true(sn.count[i] >= 1);
+
+    /* no resize under way: exactly once */
+    memset(sn.count, 0, n);
+    do {
+        store_scan(s, &cursor, 33, seen_visit, &sn);
+    } while (cursor != 0);
+    for (unsigned i = 0; i < n; i++) assert_int_equal(sn.count[i], 1);
+    free(sn.count);
+    store_destroy(s);
+}
+
+static void test_digest_random_ops(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, TOMB_TTL);
+    char k[16], v[64];
+    int64_t now = NOW;
+    for (int i = 0; i < 20000; i++) {
+        int kl = snprintf(k, sizeof k, "d%u", (unsigned)(rnd() % 2500));
+        unsigned op = (unsigned)(rnd() % 8);
+        if (op < 4) {
+            size_t vl = rnd() % sizeof v;
+            fill_value(v, vl, (unsigned)rnd());
+            int64_t exp = rnd() % 2 ? 0 : now - 5 + (int64_t)(rnd() % 400);
+            store_set(s, k, (size_t)kl, v, vl, exp, ver(), 1, now);
+        } else if (op == 4) {
+            store_del(s, k, (size_t)kl, ver(), 1, now);
+        } else if (op == 5) {
+            int64_t exp = rnd() % 4 ? now + (int64_t)(rnd() % 400) : 0;
+            store_expire(s, k, (size_t)kl, exp, ver(), 1, now);
+        } else if (op == 6) {
+            store_get(s, k, (size_t)kl, now);
+        } else {
+            now += 1;
+            store_expire_due(s, now, 5);
+        }
+        if (i % 2000 == 0) check_digest(s);
+    }
+    check_digest(s);
+    store_destroy(s);
+}
+
+static void test_digest_order_independent(void **state)
+{
+    (void)state;
+    struct store *a = mk(BIG, STORE_EVICT_LRU, 0);
+    struct store *b = mk(BIG, STORE_EVICT_LRU, TOMB_TTL);
+    char k[16], v[32];
+    for (unsigned i = 0; i < 3000; i++) {
+        int kl = snprintf(k, sizeof k, "o%u", i);
+        int vl = snprintf(v, sizeof v, "final%u", i);
+        store_set(a, k, (size_t)kl, v, (size_t)vl, i % 3 ? 0 : NOW + i,
+                  ver(), 1, NOW);
+    }
+    /* b: noise first, then the same final data in reverse order */
+    for (unsigned i = 0; i < 6000; i++) {
+        int kl = snprintf(k, sizeof k, "o%u", (unsigned)(rnd() % 4000));
+        store_set(b, k, (size_t)kl, "noise", 5, 0, ver(), 2, NOW);
+    }
+    for (unsigned i = 3000; i < 4000; i++) {
+        int kl = snprintf(k, sizeof k, "o%u", i);
+        store_del(b, k, (size_t)kl, ver(), 2, NOW);
+    }
+    for (unsigned i = 3000; i-- > 0;) {
+        int kl = snprintf(k, sizeof k, "o%u", i);
+        int vl = snprintf(v, sizeof v, "final%u", i);
+        store_set(b, k, (size_t)kl, v, (size_t)vl, i % 3 ? 0 : NOW + i,
+                  ver(), 2, NOW);
+    }
+    assert_int_equal(stats(a).items_digest, stats(b).items_digest);
+    assert_int_equal(stats(a).curr_items, stats(b).curr_items);
+    assert_int_not_equal(stats(a).items_digest, 0);
+    check_digest(a);
+    check_digest(b);
+    store_destroy(a);
+    store_destroy(b);
+}
+
+/* ---- last-writer-wins -------------------------------------------------- */
+
+static void test_stale_writes(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    assert_int_equal(store_set(s, "k", 1, "v5", 2, 0, 5, 2, NOW), STORE_OK);
+    assert_int_equal(store_set(s, "k", 1, "v4", 2, 0, 4, 9, NOW), STORE_STALE);
+    assert_int_equal(store_set(s, "k", 1, "v5", 2, 0, 5, 2, NOW), STORE_STALE);
+    assert_int_equal(store_set(s, "k", 1, "o1", 2, 0, 5, 1, NOW), STORE_STALE);
+    assert_int_equal(store_del(s, "k", 1, 5, 1, NOW), STORE_STALE);
+    assert_int_equal(store_expire(s, "k", 1, NOW + 9, 5, 2, NOW), STORE_STALE);
+    expect(s, "k", "v5");
+    assert_int_equal(store_set(s, "k", 1, "o3", 2, 0, 5, 3, NOW), STORE_OK);
+    expect(s, "k", "o3");
+    assert_int_equal(store_expire(s, "k", 1, NOW + 9, 6, 1, NOW), STORE_OK);
+    assert_int_equal(store_set(s, "k", 1, "x", 1, 0, 5, 9, NOW), STORE_STALE);
+    assert_int_equal(store_peek(s, "k", 1)->expire_ms, NOW + 9);
+    /* an expired, uncollected item still holds its stamp */
+    assert_int_equal(store_set(s, "k", 1, "x", 1, 0, 6, 0, NOW + 20),
+                     STORE_STALE);
+    assert_int_equal(store_set(s, "k", 1, "x", 1, 0, 7, 0, NOW + 20),
+                     STORE_OK);
+    expect(s, "k", "x");
+    store_destroy(s);
+}
+
+static void test_tombstones(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, TOMB_TTL);
+    assert_int_equal(store_set(s, "k", 1, "v", 1, 0, 10, 1, NOW), STORE_OK);
+    assert_int_equal(store_del(s, "k", 1, 20, 1, NOW), STORE_OK);
+    struct store_stats st = stats(s);
+    assert_int_equal(st.curr_items, 0);
+    assert_int_equal(st.tombstones, 1);
+    assert_int_equal(st.items_digest, 0);
+    const struct item *p = store_peek(s, "k", 1);
+    assert_true(p->flags & ITEM_F_TOMBSTONE);
+    assert_int_equal(p->version, 20);
+    assert_int_equal(p->value_len, 0);
+    assert_int_equal(p->expire_ms, NOW + TOMB_TTL);
+    assert_null(store_get(s, "k", 1, NOW));
+    /* a delayed older set stays dead; so do expire and a second del */
+    assert_int_equal(store_set(s, "k", 1, "old", 3, 0, 15, 1, NOW),
+                     STORE_STALE);
+    assert_int_equal(store_expire(s, "k", 1, 0, 25, 1, NOW), STORE_NOT_FOUND);
+    assert_int_equal(store_del(s, "k", 1, 19, 1, NOW), STORE_STALE);
+    assert_int_equal(store_del(s, "k", 1, 30, 1, NOW + 5), STORE_NOT_FOUND);
+    assert_int_equal(store_peek(s, "k", 1)->version, 30); /* restamped */
+    assert_int_equal(store_next_expiry(s), NOW + 5 + TOMB_TTL);
+    /* a remote delete of an unknown key still records a tombstone */
+    assert_int_equal(store_del(s, "u", 1, 40, 2, NOW), STORE_NOT_FOUND);
+    assert_int_equal(store_set(s, "u", 1, "old", 3, 0, 39, 9, NOW),
+                     STORE_STALE);
+    /* collected after tombstone_ttl; collection is not an expiry */
+    assert_int_equal(store_expire_due(s, NOW + TOMB_TTL - 1, 10), 0);
+    assert_int_equal(store_expire_due(s, NOW + 5 + TOMB_TTL, 10), 2);
+    st = stats(s);
+    assert_int_equal(st.tombstones, 0);
+    assert_int_equal(st.expired, 0);
+    assert_null(store_peek(s, "k", 1));
+    assert_int_equal(store_set(s, "k", 1, "old", 3, 0, 15, 1, NOW), STORE_OK);
+
+    /* an expiry also leaves a tombstone with the item's own stamp */
+    assert_int_equal(store_set(s, "e", 1, "v", 1, NOW + 10, 50, 3, NOW),
+                     STORE_OK);
+    assert_null(store_get(s, "e", 1, NOW + 10));
+    p = store_peek(s, "e", 1);
+    assert_true(p->flags & ITEM_F_TOMBSTONE);
+    assert_int_equal(p->version, 50);
+    assert_int_equal(p->origin, 3);
+    assert_int_equal(store_set(s, "e", 1, "x", 1, 0, 49, 9, NOW + 11),
+                     STORE_STALE);
+    assert_int_equal(store_set(s, "e", 1, "y", 1, 0, 51, 0, NOW + 11),
+                     STORE_OK);
+    /* a winning write that is already expired leaves a tombstone too */
+    assert_int_equal(store_set(s, "e", 1, "z", 1, NOW, 52, 0, NOW + 11),
+                     STORE_OK);
+    p = store_peek(s, "e", 1);
+    assert_true(p->flags & ITEM_F_TOMBSTONE);
+    assert_int_equal(p->version, 52);
+    check_digest(s);
+    store_destroy(s);
+}
+
+/*
+ * A fixed set of versioned writes applied in many delivery orders, with
+ * redeliveries, must leave the same data. Stamps are unique, as HLC stamps
+ * are. An expire is issued by a node holding the item, so it is delivered
+ * after the write it modifies (dep); sets and deletes commute freely.
+ */
+#define LWW_OPS 2000
+#define LWW_KEYS 70
+#define LWW_ORDERS 50
+
+enum { OP_SET, OP_DEL, OP_EXPIRE };
+
+struct lww_op {
+    int kind, key, dep, child;
+    uint64_t version;
+    uint32_t origin;
+    int64_t expire_ms;
+};
+
+struct lww_state { /* ideal outcome: apply in stamp order */
+    int kind; /* -1 nothing, 0 live, 1 tombstone */
+    int value_op;
+    int64_t expire_ms;
+    uint64_t version;
+    uint32_t origin;
+};
+
+static struct lww_op lww[LWW_OPS];
+static struct lww_state ideal[LWW_KEYS];
+
+static int by_stamp(const void *a, const void *b)
+{
+    const struct lww_op *x = &lww[*(const int *)a], *y = &lww[*(const int *)b];
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    if (x->version != y->version) return x->version < y->version ? -1 : 1;
+    return x->origin < y->origin ? -1 : x->origin > y->origin;
+}
+
+static void lww_generate(void)
+{
+    static uint32_t grid[700 * 4];
+    for (uint32_t i = 0; i < 700 * 4; i++) grid[i] = i;
+    for (uint32_t i = 700 * 4 - 1; i > 0; i--) {
+        uint32_t j = (uint32_t)(rnd() % (i + 1)), t = grid[i];
+        grid[i] = grid[j];
+        grid[j] = t;
+    }
+    int idx[LWW_OPS];
+    for (int i = 0; i < LWW_OPS; i++) {
+        lww[i].version = 5000 + grid[i] / 4; /* unique (version, origin) */
+        lww[i].origin = 1 + grid[i] % 4;
+        lww[i].key = rnd() % 10 ? (int)(rnd() % 50) : 50 + (int)(rnd() % 20);
+        lww[i].dep = lww[i].child = -1;
+        idx[i] = i;
+    }
+    qsort(idx, LWW_OPS, sizeof idx[0], by_stamp);
+    for (int k = 0; k < LWW_KEYS; k++) ideal[k].kind = -1;
+    for (int n = 0; n < LWW_OPS; n++) { /* fold each key in stamp order */
+        struct lww_op *o = &lww[idx[n]];
+        struct lww_state *st = &ideal[o->key];
+        uint64_t r = rnd() % 100;
+        if (st->kind == 0 && r < 25) {
+            o->kind = OP_EXPIRE;
+            o->dep = idx[n - 1];
+            lww[idx[n - 1]].child = idx[n];
+            o->expire_ms = r < 5 ? NOW - (int64_t)r : r < 10 ? 0
+                                                              : NOW + 1 + (int64_t)r;
+        } else if (r < 45) {
+            o->kind = OP_DEL;
+        } else {
+            o->kind = OP_SET;
+            o->expire_ms = r < 50 ? NOW - (int64_t)(r % 3)
+                           : r < 75 ? 0 : NOW + 100 + (int64_t)r;
+            st->value_op = idx[n];
+        }
+        bool dead = o->kind == OP_DEL ||
+                    (o->expire_ms != 0 && o->expire_ms <= NOW);
+        st->kind = dead ? 1 : 0;
+        st->expire_ms = dead ? NOW + TOMB_TTL : o->expire_ms;
+        st->version = o->version;
+        st->origin = o->origin;
+    }
+}
+
+static enum store_status lww_apply(struct store *s, const struct lww_op *o)
+{
+    char k[16], v[16];
+    int kl = snprintf(k, sizeof k, "lww%d", o->key);
+    int vl = snprintf(v, sizeof v, "val%d", (int)(o - lww));
+    switch (o->kind) {
+    case OP_SET:
+        return store_set(s, k, (size_t)kl, v, (size_t)vl, o->expire_ms,
+                         o->version, o->origin, NOW);
+    case OP_DEL:
+        return store_del(s, k, (size_t)kl, o->version, o->origin, NOW);
+    default:
+        return store_expire(s, k, (size_t)kl, o->expire_ms, o->version,
+                            o->origin, NOW);
+    }
+}
+
+/* A random order in which every expire comes after its dep. */
+static void lww_order(int *out)
+{
+    int perm[LWW_OPS], n = 0;
+    bool done[LWW_OPS] = {false}, waiting[LWW_OPS] = {false};
+    for (int i = 0; i < LWW_OPS; i++) perm[i] = i;
+    for (int i = LWW_OPS - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (int i = 0; i < LWW_OPS; i++) {
+        int o = perm[i];
+        if (lww[o].dep >= 0 && !done[lww[o].dep]) {
+            waiting[o] = true;
+            continue;
+        }
+        for (; o >= 0 && (o == perm[i] || waiting[o]); o = lww[o].child) {
+            out[n++] = o;
+            done[o] = true;
+        }
+    }
+    assert_int_equal(n, LWW_OPS);
+}
+
+static void lww_check_key(struct store *s, int key)
+{
+    char k[16], v[16];
+    int kl = snprintf(k, sizeof k, "lww%d", key);
+    const struct item *p = store_peek(s, k, (size_t)kl);
+    const struct lww_state *st = &ideal[key];
+    if (st->kind < 0) {
+        assert_null(p);
+        return;
+    }
+    assert_non_null(p);
+    assert_int_equal(p->version, st->version);
+    assert_int_equal(p->origin, st->origin);
+    assert_int_equal(p->expire_ms, st->expire_ms);
+    assert_int_equal(!!(p->flags & ITEM_F_TOMBSTONE), st->kind);
+    if (st->kind == 0) {
+        int vl = snprintf(v, sizeof v, "val%d", st->value_op);
+        assert_int_equal(p->value_len, vl);
+        assert_memory_equal(item_value(p), v, (size_t)vl);
+    }
+}
+
+static void test_lww_order_independent(void **state)
+{
+    (void)state;
+    lww_generate();
+    uint64_t want = 0;
+    for (int key = 0; key < LWW_KEYS; key++) {
+        if (ideal[key].kind != 0) continue;
+        char k[16], v[16];
+        int kl = snprintf(k, sizeof k, "lww%d", key);
+        int vl = snprintf(v, sizeof v, "val%d", ideal[key].value_op);
+        want ^= item_digest(k, (size_t)kl, v, (size_t)vl, ideal[key].expire_ms);
+    }
+    static int order[LWW_OPS];
+    static int64_t seq[2 * LWW_OPS]; /* position << 1 | redelivery */
+    for (int run = 0; run < LWW_ORDERS; run++) {
+        lww_order(order);
+        int n = 0;
+        for (int i = 0; i < LWW_OPS; i++) {
+            seq[n++] = ((int64_t)i << 32) | (order[i] << 1);
+            if (run > 0 && rnd() % 5 == 0) { /* redelivered later on */
+                int64_t at = i + (int64_t)(rnd() % (uint64_t)(LWW_OPS - i));
+                seq[n++] = (at << 32) | (order[i] << 1) | 1;
+            }
+        }
+        /* stable by position: originals first at equal positions */
+        for (int i = 1; i < n; i++) { /* insertion sort is fine here */
+            int64_t x = seq[i];
+            int j = i;
+            for (; j > 0 && (seq[j - 1] >> 32) > (x >> 32); j--)
+                seq[j] = seq[j - 1];
+            seq[j] = x;
+        }
+        struct store *s = mk(BIG, STORE_EVICT_LRU, TOMB_TTL);
+        for (int i = 0; i < n; i++) {
+            int o = (int)((seq[i] & 0xffffffff) >> 1);
+            enum store_status st = lww_apply(s, &lww[o]);
+            if (seq[i] & 1) assert_int_not_equal(st, STORE_OK);
+        }
+        for (int key = 0; key < LWW_KEYS; key++) lww_check_key(s, key);
+        assert_int_equal(stats(s).items_digest, want);
+        check_digest(s);
+        store_destroy(s);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_basics, setup),
+        cmocka_unit_test_setup(test_overwrite, setup),
+        cmocka_unit_test_setup(test_binary_keys, setup),
+        cmocka_unit_test_setup(test_growth_reference, setup),
+        cmocka_unit_test_setup(test_lookups_mid_move, setup),
+        cmocka_unit_test_setup(test_wrapped_cluster_deletes, setup),
+        cmocka_unit_test_setup(test_lazy_expiry, setup),
+        cmocka_unit_test_setup(test_active_expiry, setup),
+        cmocka_unit_test_setup(test_cap_random, setup),
+        cmocka_unit_test_setup(test_lru_keeps_accessed, setup),
+        cmocka_unit_test_setup(test_lru_protects_overwritten, setup),
+        cmocka_unit_test_setup(test_ttl_evicts_earliest, setup),
+        cmocka_unit_test_setup(test_noeviction_and_too_large, setup),
+        cmocka_unit_test_setup(test_refcount, setup),
+        cmocka_unit_test_setup(test_scan_during_resize, setup),
+        cmocka_unit_test_setup(test_digest_random_ops, setup),
+        cmocka_unit_test_setup(test_digest_order_independent, setup),
+        cmocka_unit_test_setup(test_stale_writes, setup),
+        cmocka_unit_test_setup(test_tombstones, setup),
+        cmocka_unit_test_setup(test_lww_order_independent, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
