@@ -53,6 +53,10 @@ struct command_ctx {
     /* Called after every local write that changed the store. */
     void (*write_hook)(void *arg, const struct command_write *w);
     void *write_hook_arg;
+    /* Set by the write hook in --replication_ack=confirm mode: the reply to
+     * the line just handled may only be sent once the broker has confirmed
+     * replication batch confirm_seq. The caller reads and clears it. */
+    uint64_t confirm_seq;
 };
 
 enum command_outcome { COMMAND_CONTINUE = 0, COMMAND_CLOSE };

@@ -45,6 +45,7 @@ struct net_stats {
     uint64_t reads_paused;         /* times a client was paused by back-pressure */
     uint64_t bytes_read;
     uint64_t bytes_written;
+    uint64_t replies_held;         /* times a client waited for a broker confirm */
 };
 
 /* Bind and listen. Returns NULL (after logging why) on failure. */
@@ -57,5 +58,13 @@ struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
 void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *arg);
 void net_destroy(struct net *n);
 const struct net_stats *net_get_stats(const struct net *n);
+/* Start accepting clients (net_create only binds and listens). */
+void net_start(struct net *n);
+/*
+ * Replication batches up to seq are confirmed by the broker: send the
+ * replies that waited for them. A connection whose line made a write in
+ * confirm mode holds all its output (so replies stay in order) until then.
+ */
+void net_confirmed(struct net *n, uint64_t seq);
 
 #endif

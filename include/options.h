@@ -38,6 +38,7 @@ struct options {
     const char *rabbitmq_vhost;
     size_t outbox_mib;              /* bound of writes waiting for the broker */
     enum options_replication_ack replication_ack;
+    int sync_before_serve;          /* accept clients only once synced */
 
     char node_id_buf[320];          /* storage for the default node id */
 };

@@ -14,6 +14,14 @@
  * thread how far it may ack. The loop never makes a broker call and never
  * waits on a lock held across broker I/O.
  *
+ * State transfer. When a node starts, reconnects its consumer, or sees a
+ * gap in a peer's batch sequence, it sends SYNC_REQUEST to the pool and
+ * streams its own store to every peer (SYNC_DATA on the fanout); each peer
+ * answers a request by streaming its store to the requester's queue. All of
+ * it merges by LWW, so it heals both ways and never loops: sync traffic
+ * carries no WRITES sequence number and triggers nothing. Streams advance a
+ * bounded slice per loop turn and pause while the outbox is half full.
+ *
  *   loop thread                  publisher thread        consumer thread
  *   write -> cur batch -prepare-> outbox -> publish(confirm) -> exchange
  *   apply <-async- inbox <------------------------------- consume(queue)
@@ -44,6 +52,14 @@ struct repl_config {
      * (or a tombstone) was applied, so the expiry timer can re-arm. */
     void (*applied_hook)(void *arg, int64_t expire_ms);
     void *applied_hook_arg;
+    /* Called on the loop thread when every WRITES batch up to seq has been
+     * confirmed by the broker (for --replication_ack=confirm). */
+    void (*confirmed_hook)(void *arg, uint64_t seq);
+    void *confirmed_hook_arg;
+    /* Called on the loop thread when the first state transfer after start
+     * is complete (or found no peer to answer). For --sync_before_serve. */
+    void (*synced_hook)(void *arg);
+    void *synced_hook_arg;
 };
 
 enum repl_state {
@@ -59,8 +75,9 @@ struct repl;
 /* Start the broker threads. Returns NULL on ENOMEM or thread failure. */
 struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
                          struct store *store, struct hlc *hlc);
-/* Loop thread: queue a local write for publication. */
-void repl_local_write(struct repl *r, const struct command_write *w);
+/* Loop thread: queue a local write for publication. Returns the sequence
+ * number of the batch that carries it (see confirmed_hook). */
+uint64_t repl_local_write(struct repl *r, const struct command_write *w);
 /*
  * Loop thread, on shutdown: hand the last batch to the publisher and give
  * it up to timeout seconds to publish the outbox; then stop both threads.

@@ -149,8 +149,9 @@ enum store_status store_del(struct store *s, const char *key, size_t key_len,
 
 /*
  * Set the expiry of a live item to expire_ms (0 = never), restamped
- * (version, origin) if newer. Returns STORE_OK, STORE_NOT_FOUND or
- * STORE_STALE. expire_ms <= now_ms removes the item (as an expiry).
+ * (version, origin) if newer. Returns STORE_OK, STORE_NOT_FOUND,
+ * STORE_STALE, or STORE_NOMEM (the TTL heap must grow and nothing can be
+ * evicted). expire_ms <= now_ms removes the item (as an expiry).
  */
 enum store_status store_expire(struct store *s, const char *key,
                                size_t key_len, int64_t expire_ms,
@@ -178,10 +179,12 @@ void store_item_unref(struct store *s, struct item *it);
 
 /*
  * Visit every linked item (live, tombstones and not-yet-collected expired
- * ones) in table order, starting at *cursor, stopping after max visits.
+ * ones) in table order, starting at *cursor, stopping after max visits
+ * (a call finishes the probe cluster it is in, so it may visit a few more).
  * *cursor is advanced; it is 0 again when the walk is complete. Items
  * written during a walk may be missed or seen twice (state transfer merges
- * by LWW, so that is harmless). Returns the number visited.
+ * by LWW, so that is harmless). fn must not write to the store. Returns the
+ * number visited.
  */
 typedef void (*store_visit_fn)(void *arg, const struct item *it);
 size_t store_scan(struct store *s, uint64_t *cursor, size_t max,

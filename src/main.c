@@ -50,7 +50,24 @@ static void on_local_write(void *arg, const struct command_write *w)
 {
     struct server *s = arg;
     if (w->op != COMMAND_WRITE_DEL) expiry_note(s->expiry, w->expire_ms);
-    if (s->repl) repl_local_write(s->repl, w);
+    if (!s->repl) return;
+    uint64_t seq = repl_local_write(s->repl, w);
+    if (s->opts.replication_ack == OPTIONS_ACK_CONFIRM) s->cmd.confirm_seq = seq;
+}
+
+static void on_confirmed(void *arg, uint64_t seq)
+{
+    struct server *s = arg;
+    net_confirmed(s->net, seq);
+}
+
+static void on_synced(void *arg)
+{
+    struct server *s = arg;
+    if (s->opts.sync_before_serve) {
+        log_info("first state transfer over: accepting clients");
+        net_start(s->net);
+    }
 }
 
 static void on_replicated_write(void *arg, int64_t expire_ms)
@@ -144,6 +161,10 @@ int main(int argc, char **argv)
             .outbox_bytes = s.opts.outbox_mib << 20,
             .applied_hook = on_replicated_write,
             .applied_hook_arg = &s,
+            .confirmed_hook = on_confirmed,
+            .confirmed_hook_arg = &s,
+            .synced_hook = on_synced,
+            .synced_hook_arg = &s,
         };
         s.repl = repl_create(s.loop, &rc, s.store, &s.hlc);
         if (!s.repl) return 1;
@@ -152,6 +173,7 @@ int main(int argc, char **argv)
     s.net = net_create(s.loop, &nc, &s.cmd, s.store);
     if (!s.net) return 1;
     s.stats.net = s.net;
+    if (!(s.repl && s.opts.sync_before_serve)) net_start(s.net);
 
     ev_signal_init(&s.sigterm, on_signal, SIGTERM);
     ev_signal_init(&s.sigint, on_signal, SIGINT);

@@ -49,6 +49,9 @@ struct conn {
     size_t rlen, rcap;
     size_t scan;            /* bytes of the partial tail known to have no '\n' */
     double last_active;     /* ev_now of the last read or write progress */
+    uint64_t hold_seq;      /* send nothing until batch hold_seq is confirmed */
+    struct conn *hprev, *hnext; /* in net->held while holding */
+    bool held;
     struct reply_queue out;
     struct conn *prev, *next;
 };
@@ -63,6 +66,8 @@ struct net {
     ev_timer accept_retry;  /* re-enables accepting after EMFILE */
     ev_timer shutdown_timer;
     struct conn *conns;     /* all open connections */
+    struct conn *held;      /* connections waiting for a broker confirm */
+    uint64_t confirmed_seq; /* replication batches confirmed so far */
     bool shutting_down;
     void (*on_done)(void *);
     void *done_arg;
@@ -84,9 +89,19 @@ static void maybe_done(struct net *n)
     }
 }
 
+static void held_remove(struct conn *c)
+{
+    if (!c->held) return;
+    if (c->hprev) c->hprev->hnext = c->hnext; else c->net->held = c->hnext;
+    if (c->hnext) c->hnext->hprev = c->hprev;
+    c->hprev = c->hnext = NULL;
+    c->held = false;
+}
+
 static void conn_close(struct conn *c)
 {
     struct net *n = c->net;
+    held_remove(c);
     ev_io_stop(n->loop, &c->rio);
     ev_io_stop(n->loop, &c->wio);
     ev_timer_stop(n->loop, &c->idle);
@@ -164,7 +179,12 @@ static void conn_process(struct conn *c)
             line_too_long(c);
             continue;
         }
-        if (command_handle_line(n->cmd, start, len, &c->out, now) == COMMAND_CLOSE) {
+        enum command_outcome outcome = command_handle_line(n->cmd, start, len, &c->out, now);
+        if (n->cmd->confirm_seq) {
+            c->hold_seq = n->cmd->confirm_seq;
+            n->cmd->confirm_seq = 0;
+        }
+        if (outcome == COMMAND_CLOSE) {
             c->closing = true;
             pos = c->rlen; /* input after quit() is ignored */
             break;
@@ -219,6 +239,17 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 static void conn_flush(struct conn *c)
 {
     struct net *n = c->net;
+    if (c->hold_seq > n->confirmed_seq) { /* wait for the broker's confirm */
+        if (!c->held) {
+            c->held = true;
+            c->hnext = n->held;
+            if (n->held) n->held->hprev = c;
+            n->held = c;
+            n->stats.replies_held++;
+        }
+        ev_io_stop(n->loop, &c->wio);
+        return;
+    }
     size_t budget = NET_WRITE_BUDGET;
     while (c->out.pending > 0 && budget > 0) {
         struct iovec iov[IOV_BATCH];
@@ -380,7 +411,6 @@ struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
     n->accept_io.data = n;
     ev_timer_init(&n->accept_retry, on_accept_retry, 0.1, 0.0);
     n->accept_retry.data = n;
-    ev_io_start(loop, &n->accept_io);
     return n;
 }
 
@@ -432,3 +462,22 @@ void net_destroy(struct net *n)
 }
 
 const struct net_stats *net_get_stats(const struct net *n) { return &n->stats; }
+
+void net_start(struct net *n)
+{
+    if (!n->shutting_down) ev_io_start(n->loop, &n->accept_io);
+}
+
+void net_confirmed(struct net *n, uint64_t seq)
+{
+    n->confirmed_seq = seq;
+    struct conn *c = n->held;
+    while (c) {
+        struct conn *next = c->hnext;
+        if (c->hold_seq <= seq) {
+            held_remove(c);
+            conn_flush(c); /* may close c */
+        }
+        c = next;
+    }
+}

@@ -22,7 +22,7 @@ enum opt_id {
     OPT_MAX_CONNECTIONS, OPT_IDLE_TIMEOUT, OPT_LOG_LEVEL, OPT_NODE_ID,
     OPT_TOMBSTONE_TTL, OPT_RMQ_HOST, OPT_RMQ_PORT, OPT_RMQ_USER,
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
-    OPT_REPLICATION_ACK, OPT_HELP, OPT_VERSION,
+    OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_HELP, OPT_VERSION,
 };
 
 struct opt_doc {
@@ -52,6 +52,7 @@ static const struct opt_doc docs[] = {
     {OPT_RMQ_VHOST, "rabbitmq_vhost", "VHOST", "/", "broker virtual host"},
     {OPT_OUTBOX_SIZE, "outbox_size", "MIB", "64", "writes kept while the broker is away"},
     {OPT_REPLICATION_ACK, "replication_ack", "MODE", "async", "async | confirm (reply after the broker confirms)"},
+    {OPT_SYNC_BEFORE_SERVE, "sync_before_serve", NULL, NULL, "accept clients only after the first state transfer"},
     {OPT_HELP, "help", NULL, NULL, "print this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "print the version and exit"},
 };
@@ -181,6 +182,9 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         if (!strcmp(v, "async")) o->replication_ack = OPTIONS_ACK_ASYNC;
         else if (!strcmp(v, "confirm")) o->replication_ack = OPTIONS_ACK_CONFIRM;
         else return -1;
+        return 0;
+    case OPT_SYNC_BEFORE_SERVE:
+        o->sync_before_serve = 1;
         return 0;
     case OPT_HELP:
     case OPT_VERSION:

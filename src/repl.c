@@ -31,6 +31,11 @@
 
 #define BATCH_MAX_BYTES (256u << 10)
 #define APPLY_MAX_PER_TURN 64 /* messages applied before yielding to clients */
+#define SYNC_SLICE 2048          /* items a stream sends per step */
+#define SYNC_STREAM_PERIOD 0.001 /* s between steps while streaming */
+#define SYNC_IDLE_PERIOD 0.25    /* s between checks otherwise */
+#define SYNC_WAIT_S 3.0          /* a request nobody answers for this long is over */
+#define SYNC_RETRY_S 5.0         /* at most one new request per this while syncing */
 
 static int64_t loop_ms(struct repl *r) { return (int64_t)(ev_now(r->loop) * 1000.0); }
 
@@ -48,6 +53,7 @@ static void flush_cur(struct repl *r)
     m->data = r->cur.data;
     m->len = r->cur.len;
     m->writes = n;
+    m->seq = r->next_seq;
     memset(&r->cur, 0, sizeof r->cur);
     pthread_mutex_lock(&r->mu);
     bool full = r->outbox.bytes + m->len > r->cfg.outbox_bytes;
@@ -61,8 +67,27 @@ static void flush_cur(struct repl *r)
             log_warn("replication: outbox full (%zu bytes); dropping writes until the broker is back",
                      r->cfg.outbox_bytes);
         r->outbox_dropped += n;
+        r->need_push = true; /* peers miss these: push our store when back */
         repl_msg_free(m);
     }
+}
+
+/* Queue an encoded message for the publisher; routing_key "" = fanout. */
+static void outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key)
+{
+    struct repl_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        rc_buf_free(b);
+        return;
+    }
+    m->data = b->data;
+    m->len = b->len;
+    snprintf(m->routing_key, sizeof m->routing_key, "%s", routing_key);
+    memset(b, 0, sizeof *b);
+    pthread_mutex_lock(&r->mu);
+    repl_list_push(&r->outbox, m);
+    pthread_cond_signal(&r->outbox_cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
@@ -72,7 +97,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     flush_cur(w->data);
 }
 
-void repl_local_write(struct repl *r, const struct command_write *w)
+uint64_t repl_local_write(struct repl *r, const struct command_write *w)
 {
     if (rc_count(&r->cur) == 0) {
         struct rc_header h = {
@@ -97,11 +122,192 @@ void repl_local_write(struct repl *r, const struct command_write *w)
         .origin_tag = w->origin,
     };
     if (rc_append(&r->cur, &rec) != 0) goto nomem;
+    uint64_t seq = r->next_seq;
     if (r->cur.len >= BATCH_MAX_BYTES) flush_cur(r);
-    return;
+    return seq;
 nomem:
     r->outbox_dropped++;
     log_error("replication: out of memory batching a write");
+    return r->next_seq;
+}
+
+/* ---- state transfer ---- */
+
+static void stream_flush(struct repl *r, struct repl_stream *st)
+{
+    if (rc_count(&st->buf)) outbox_put(r, &st->buf, st->routing_key);
+}
+
+static void stream_begin_batch(struct repl *r, struct repl_stream *st, enum rc_kind kind)
+{
+    struct rc_header h = {
+        .kind = kind,
+        .origin = r->node_id,
+        .origin_len = strlen(r->node_id),
+        .incarnation = r->incarnation,
+        .aux = st->session,
+        .target = st->target,
+        .target_len = strlen(st->target),
+    };
+    st->buf.len = 0;
+    rc_begin(&st->buf, &h);
+}
+
+struct stream_visit {
+    struct repl *r;
+    struct repl_stream *st;
+    int64_t now;
+};
+
+static void stream_visit(void *arg, const struct item *it)
+{
+    struct stream_visit *v = arg;
+    bool tomb = it->flags & ITEM_F_TOMBSTONE;
+    if (!tomb && it->expire_ms && it->expire_ms <= v->now) return; /* expiring anyway */
+    if (rc_count(&v->st->buf) == 0) stream_begin_batch(v->r, v->st, RC_KIND_SYNC_DATA);
+    struct rc_record rec = {
+        .op = tomb ? RC_OP_DEL : RC_OP_SET,
+        .key = item_key(it),
+        .key_len = it->key_len,
+        .value = tomb ? NULL : item_value(it),
+        .value_len = tomb ? 0 : it->value_len,
+        .expire_ms = tomb ? 0 : it->expire_ms,
+        .version = it->version,
+        .origin_tag = it->origin,
+    };
+    if (rc_append(&v->st->buf, &rec) == 0) v->st->items++;
+    if (v->st->buf.len >= BATCH_MAX_BYTES) stream_flush(v->r, v->st);
+}
+
+static void stream_start(struct repl *r, const char *routing_key, const char *target,
+                         size_t target_len, uint64_t session)
+{
+    struct repl_stream *st = NULL;
+    for (int i = 0; i < REPL_MAX_STREAMS; i++) { /* a new request restarts its stream */
+        if (r->streams[i].active && strcmp(r->streams[i].routing_key, routing_key) == 0) {
+            st = &r->streams[i];
+            break;
+        }
+    }
+    for (int i = 0; !st && i < REPL_MAX_STREAMS; i++)
+        if (!r->streams[i].active) st = &r->streams[i];
+    if (!st) {
+        log_warn("replication: too many state transfers at once; dropping a request");
+        return;
+    }
+    rc_buf_free(&st->buf);
+    memset(st, 0, sizeof *st);
+    st->active = true;
+    snprintf(st->routing_key, sizeof st->routing_key, "%s", routing_key);
+    memcpy(st->target, target, target_len);
+    st->target[target_len] = '\0';
+    st->session = session;
+    ev_timer_set(&r->sync_timer, 0.0, SYNC_STREAM_PERIOD);
+    ev_timer_again(r->loop, &r->sync_timer);
+}
+
+/* Send one bounded slice of every active stream. */
+static void streams_step(struct repl *r, int64_t now)
+{
+    pthread_mutex_lock(&r->mu);
+    bool backed_up = r->outbox.bytes > r->cfg.outbox_bytes / 2;
+    pthread_mutex_unlock(&r->mu);
+    if (backed_up) return; /* let the publisher catch up; never drop sync data */
+    for (int i = 0; i < REPL_MAX_STREAMS; i++) {
+        struct repl_stream *st = &r->streams[i];
+        if (!st->active) continue;
+        struct stream_visit v = {r, st, now};
+        if (!st->begun || st->cursor != 0) {
+            st->begun = true;
+            store_scan(r->store, &st->cursor, SYNC_SLICE, stream_visit, &v);
+        }
+        if (st->cursor != 0) continue;
+        stream_flush(r, st);
+        stream_begin_batch(r, st, RC_KIND_SYNC_DONE);
+        outbox_put(r, &st->buf, st->routing_key);
+        log_info("replication: sent %" PRIu64 " items to %s", st->items,
+                 st->target[0] ? st->target : "the pool");
+        st->active = false;
+        rc_buf_free(&st->buf);
+    }
+}
+
+static bool streams_active(const struct repl *r)
+{
+    for (int i = 0; i < REPL_MAX_STREAMS; i++)
+        if (r->streams[i].active) return true;
+    return false;
+}
+
+static void sync_finish(struct repl *r, bool answered)
+{
+    r->syncing = false;
+    if (answered) r->sync_completed++;
+    log_info("replication: state transfer %s", answered ? "complete" : "found no peer to answer");
+    if (!r->synced_once) {
+        r->synced_once = true;
+        if (r->cfg.synced_hook) r->cfg.synced_hook(r->cfg.synced_hook_arg);
+    }
+}
+
+/* Ask the pool for its data and push ours to it. */
+static void sync_request(struct repl *r, const char *why)
+{
+    double now = ev_now(r->loop);
+    if (r->syncing && now - r->last_request < SYNC_RETRY_S) return;
+    r->last_request = now;
+    r->syncing = true;
+    r->sync_started++;
+    r->sync_deadline = now + SYNC_WAIT_S;
+    getrandom(&r->sync_session, sizeof r->sync_session, 0);
+    log_info("replication: state transfer requested (%s)", why);
+    struct rc_buf b = {0};
+    struct rc_header h = {
+        .kind = RC_KIND_SYNC_REQUEST,
+        .origin = r->node_id,
+        .origin_len = strlen(r->node_id),
+        .incarnation = r->incarnation,
+        .aux = r->sync_session,
+    };
+    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "");
+    struct store_stats ss;
+    store_get_stats(r->store, &ss);
+    if (ss.curr_items + ss.tombstones > 0 || r->need_push) stream_start(r, "", "", 0, 0);
+    r->need_push = false;
+    ev_timer_set(&r->sync_timer, 0.0, SYNC_STREAM_PERIOD);
+    ev_timer_again(r->loop, &r->sync_timer);
+}
+
+static void on_sync_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct repl *r = w->data;
+    if (r->need_push && atomic_load(&r->pub_up) && !r->syncing) sync_request(r, "own writes were dropped");
+    streams_step(r, loop_ms(r));
+    if (r->syncing && ev_now(loop) > r->sync_deadline) sync_finish(r, false);
+    w->repeat = streams_active(r) ? SYNC_STREAM_PERIOD : SYNC_IDLE_PERIOD;
+    ev_timer_again(loop, w);
+}
+
+static void on_sync_message(struct repl *r, const struct rc_header *h)
+{
+    bool for_me = h->target_len == strlen(r->node_id) &&
+                  memcmp(h->target, r->node_id, h->target_len) == 0;
+    if (h->kind == RC_KIND_SYNC_REQUEST) {
+        char key[256]; /* the requester's queue: "<exchange>.<node id>" */
+        size_t el = strlen(r->exchange);
+        if (el + 1 + h->origin_len >= sizeof key) return;
+        memcpy(key, r->exchange, el);
+        key[el] = '.';
+        memcpy(key + el + 1, h->origin, h->origin_len);
+        key[el + 1 + h->origin_len] = '\0';
+        r->sync_served++;
+        stream_start(r, key, h->origin, h->origin_len, h->aux);
+        return;
+    }
+    if (!for_me || !r->syncing || h->aux != r->sync_session) return;
+    r->sync_deadline = ev_now(r->loop) + SYNC_WAIT_S; /* data flows: keep waiting */
+    if (h->kind == RC_KIND_SYNC_DONE) sync_finish(r, true);
 }
 
 /* ---- incoming ---- */
@@ -128,6 +334,7 @@ static void track_seq(struct repl *r, const struct rc_header *h)
             r->gaps++;
             log_warn("replication: lost %" PRIu64 " batches from %s",
                      h->seq - p->last_seq - 1, p->id);
+            sync_request(r, "sequence gap");
         }
         if (h->seq <= p->last_seq) return; /* redelivery */
     }
@@ -135,7 +342,8 @@ static void track_seq(struct repl *r, const struct rc_header *h)
     p->last_seq = h->seq;
 }
 
-static void apply_record(struct repl *r, const struct rc_record *rec, int64_t now)
+static void apply_record(struct repl *r, const struct rc_record *rec, int64_t now,
+                         bool live)
 {
     hlc_observe(r->hlc, rec->version);
     enum store_status st;
@@ -151,6 +359,10 @@ static void apply_record(struct repl *r, const struct rc_record *rec, int64_t no
     r->applied++;
     if (rec->expire_ms && r->cfg.applied_hook)
         r->cfg.applied_hook(r->cfg.applied_hook_arg, rec->expire_ms);
+    if (!live) {
+        r->sync_items++;
+        return;
+    }
     int64_t lag = now - hlc_physical_ms(rec->version);
     if (lag < 0) lag = 0;
     r->lag_last_ms = (uint64_t)lag;
@@ -179,9 +391,13 @@ static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
     }
     r->received++;
     if (h.kind == RC_KIND_WRITES) track_seq(r, &h);
+    else on_sync_message(r, &h);
     if (h.kind != RC_KIND_WRITES && h.kind != RC_KIND_SYNC_DATA) return;
+    if (h.kind == RC_KIND_SYNC_DATA && h.target_len &&
+        !(h.target_len == strlen(r->node_id) && memcmp(h.target, r->node_id, h.target_len) == 0))
+        return; /* a transfer meant for another node */
     struct rc_record rec;
-    while (rc_next(&rd, &rec)) apply_record(r, &rec, now);
+    while (rc_next(&rd, &rec)) apply_record(r, &rec, now, h.kind == RC_KIND_WRITES);
 }
 
 static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
@@ -189,6 +405,11 @@ static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop;
     (void)revents;
     struct repl *r = w->data;
+    uint64_t events = atomic_load(&r->con_events);
+    if (events != r->con_events_seen) {
+        r->con_events_seen = events;
+        sync_request(r, events == 1 ? "joining the pool" : "broker link restored");
+    }
     int64_t now = loop_ms(r);
     uint64_t gen = 0, tag = 0;
     bool more = false;
@@ -210,6 +431,18 @@ static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
         pthread_mutex_unlock(&r->mu);
     }
     if (more) ev_async_send(r->loop, &r->inbox_async); /* the rest next turn */
+}
+
+static void on_confirm(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct repl *r = w->data;
+    uint64_t seq = atomic_load(&r->confirmed_seq);
+    if (seq != r->last_confirmed) {
+        r->last_confirmed = seq;
+        if (r->cfg.confirmed_hook) r->cfg.confirmed_hook(r->cfg.confirmed_hook_arg, seq);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -254,6 +487,15 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     ev_async_init(&r->inbox_async, on_inbox);
     r->inbox_async.data = r;
     ev_async_start(loop, &r->inbox_async);
+    ev_unref(loop);
+    ev_async_init(&r->confirm_async, on_confirm);
+    r->confirm_async.data = r;
+    ev_async_start(loop, &r->confirm_async);
+    ev_unref(loop);
+    ev_init(&r->sync_timer, on_sync_timer);
+    r->sync_timer.data = r;
+    r->sync_timer.repeat = SYNC_IDLE_PERIOD;
+    ev_timer_again(loop, &r->sync_timer);
     ev_unref(loop);
 
     if (repl_link_start(r) != 0) {
@@ -310,6 +552,11 @@ void repl_destroy(struct repl *r)
     ev_prepare_stop(r->loop, &r->flush_prepare);
     ev_ref(r->loop);
     ev_async_stop(r->loop, &r->inbox_async);
+    ev_ref(r->loop);
+    ev_async_stop(r->loop, &r->confirm_async);
+    ev_ref(r->loop);
+    ev_timer_stop(r->loop, &r->sync_timer);
+    for (int i = 0; i < REPL_MAX_STREAMS; i++) rc_buf_free(&r->streams[i].buf);
     struct repl_msg *m;
     while ((m = repl_list_pop(&r->outbox))) repl_msg_free(m);
     while ((m = repl_list_pop(&r->inbox))) repl_msg_free(m);
@@ -322,7 +569,7 @@ void repl_destroy(struct repl *r)
 static const char *state_name(const struct repl *r)
 {
     bool pub = atomic_load(&r->pub_up), con = atomic_load(&r->con_up);
-    if (pub && con) return "up";
+    if (pub && con) return r->syncing ? "syncing" : "up";
     if (!atomic_load(&r->ever_up)) return "connecting";
     return "down";
 }
@@ -351,4 +598,9 @@ void repl_stats(const struct repl *r, struct reply_queue *q)
     reply_printf(q, "STAT repl_lag_ms_last %" PRIu64 "\n", r->lag_last_ms);
     reply_printf(q, "STAT repl_lag_ms_avg %" PRIu64 "\n", r->lag_count ? r->lag_sum_ms / r->lag_count : 0);
     reply_printf(q, "STAT repl_lag_ms_max %" PRIu64 "\n", r->lag_max_ms);
+    reply_printf(q, "STAT repl_confirmed_seq %" PRIu64 "\n", (uint64_t)atomic_load(&r->confirmed_seq));
+    reply_printf(q, "STAT sync_started %" PRIu64 "\n", r->sync_started);
+    reply_printf(q, "STAT sync_completed %" PRIu64 "\n", r->sync_completed);
+    reply_printf(q, "STAT sync_items %" PRIu64 "\n", r->sync_items);
+    reply_printf(q, "STAT sync_served %" PRIu64 "\n", r->sync_served);
 }

@@ -25,7 +25,9 @@ struct repl_msg {
     char *data;
     size_t len;
     uint32_t writes;      /* records in it */
-    uint64_t tag;         /* inbox: delivery tag; outbox: 0 */
+    uint64_t tag;         /* inbox: delivery tag; in flight: publish tag */
+    uint64_t seq;         /* outbox: WRITES batch sequence number, 0 for sync */
+    bool acked;           /* in flight: the broker confirmed it */
     uint64_t gen;         /* inbox: consumer channel generation */
     char routing_key[256];/* outbox: "" = fanout exchange; else a queue name
                              published through the default exchange */
@@ -43,6 +45,19 @@ struct repl_peer {
     char id[RC_MAX_ID_LEN + 1];
     uint64_t incarnation;
     uint64_t last_seq;
+};
+
+/* One outgoing state-transfer stream: a walk of the store sent as SYNC_DATA. */
+#define REPL_MAX_STREAMS 8
+struct repl_stream {
+    bool active;
+    char routing_key[256]; /* requester's queue, or "" = the fanout (a push) */
+    char target[RC_MAX_ID_LEN + 1]; /* requester's node id, "" for a push */
+    uint64_t session;      /* the requester's session id (aux) */
+    uint64_t cursor;       /* store_scan position */
+    bool begun;            /* the walk has started (cursor 0 is also the end) */
+    struct rc_buf buf;     /* batch being filled */
+    uint64_t items;        /* records sent so far */
 };
 
 struct repl {
@@ -67,6 +82,18 @@ struct repl {
     uint64_t applied, stale, malformed, self_skipped, received, gaps;
     uint64_t lag_last_ms, lag_max_ms, lag_sum_ms, lag_count;
     uint64_t outbox_dropped;   /* writes dropped because the outbox was full */
+    uint64_t last_confirmed;   /* confirmed seq last reported to the hook */
+    /* state transfer (loop thread) */
+    ev_timer sync_timer;       /* drives streams and the sync deadline */
+    struct repl_stream streams[REPL_MAX_STREAMS];
+    bool syncing;              /* our request is out, not yet answered */
+    bool synced_once;          /* the first sync after start has ended */
+    bool need_push;            /* our outbox overflowed: push our store */
+    uint64_t sync_session;     /* id of our current request */
+    double sync_deadline;      /* ev_now after which we stop waiting */
+    double last_request;       /* ev_now of the last request (rate limit) */
+    uint64_t con_events_seen;  /* consumer (re)connections handled */
+    uint64_t sync_started, sync_completed, sync_items, sync_served;
 
     /* shared, under mu */
     pthread_mutex_t mu;
@@ -83,6 +110,9 @@ struct repl {
 
     /* counters written by broker threads */
     _Atomic uint64_t published_writes, published_batches, reconnects;
+    _Atomic uint64_t confirmed_seq; /* every WRITES batch <= this is confirmed */
+    _Atomic uint64_t con_events;    /* consumer connections made (queue bound) */
+    ev_async confirm_async;         /* publisher -> loop: confirmed_seq moved */
     _Atomic int pub_up, con_up, ever_up;
 };
 

@@ -228,14 +228,22 @@ static void pub_drop(struct pub *p, const char *why)
     pthread_mutex_unlock(&r->mu);
 }
 
+/* The broker confirmed tag (and every earlier one if multiple). Batches
+ * leave the in-flight list from the head only, so confirmed_seq only ever
+ * names a batch whose predecessors are all confirmed too. */
 static void pub_confirmed(struct pub *p, uint64_t tag, bool multiple)
 {
     struct repl *r = p->r;
-    while (p->inflight.head && (p->inflight.head->tag == tag ||
-                                (multiple && p->inflight.head->tag < tag))) {
+    for (struct repl_msg *m = p->inflight.head; m && m->tag <= tag; m = m->next)
+        if (m->tag == tag || multiple) m->acked = true;
+    while (p->inflight.head && p->inflight.head->acked) {
         struct repl_msg *m = repl_list_pop(&p->inflight);
         atomic_fetch_add(&r->published_writes, m->writes);
         atomic_fetch_add(&r->published_batches, 1);
+        if (m->seq) {
+            atomic_store(&r->confirmed_seq, m->seq);
+            ev_async_send(r->loop, &r->confirm_async);
+        }
         repl_msg_free(m);
     }
 }
@@ -342,6 +350,7 @@ static void *pub_main(void *arg)
                                         amqp_cstring_bytes(direct ? m->routing_key : ""),
                                         0, 0, &props, body);
             m->tag = p.next_tag++;
+            m->acked = false;
             repl_list_push(&p.inflight, m);
             if (rc != AMQP_STATUS_OK) {
                 pub_drop(&p, amqp_error_string2(rc));
@@ -432,6 +441,8 @@ static void *con_main(void *arg)
             was_down = false;
             atomic_store(&r->con_up, 1);
             atomic_store(&r->ever_up, 1);
+            atomic_fetch_add(&r->con_events, 1);
+            ev_async_send(r->loop, &r->inbox_async); /* the loop starts a sync */
             log_info("replication: consuming queue '%s'", r->queue);
         }
         /* ack what the loop has applied */
@@ -450,7 +461,8 @@ static void *con_main(void *arg)
             struct repl_msg *m = calloc(1, sizeof *m);
             char *data = m ? malloc(env.message.body.len ? env.message.body.len : 1) : NULL;
             if (m && data) {
-                memcpy(data, env.message.body.bytes, env.message.body.len);
+                if (env.message.body.len)
+                    memcpy(data, env.message.body.bytes, env.message.body.len);
                 m->data = data;
                 m->len = env.message.body.len;
                 m->tag = env.delivery_tag;

@@ -58,6 +58,7 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("lines_too_long", ns->lines_too_long);
     STAT_U("bytes_read", ns->bytes_read);
     STAT_U("bytes_written", ns->bytes_written);
+    STAT_U("replies_held", ns->replies_held);
 
     STAT_U("cmd_get", cs->cmd_get);
     STAT_U("cmd_set", cs->cmd_set);

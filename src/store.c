@@ -40,6 +40,13 @@
  * write. Items unlinked while referenced leave the accounting at once and
  * are freed by the last store_item_unref().
  *
+ * Eviction. LRU is CLOCK over the slots (old's first during a resize): the
+ * hand clears ITEM_F_ACCESSED (set by store_get) once and evicts the first
+ * entry without it, tombstones included. TTL takes the heap's minimum; NONE
+ * refuses. The item a write replaces is never the victim. A new key that
+ * needs a bigger table gets it only if that table fits under the cap too;
+ * otherwise the write evicts to keep the load under 3/4.
+ *
  * Tombstones (tombstone_ttl_ms > 0): a delete, a write that arrives already
  * expired, and the expiry of an item all replace it with a tombstone (key,
  * no value, the stamp of the write that killed it - for an expiry, the
@@ -174,7 +181,7 @@ static struct item *item_new(const char *key, size_t key_len,
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
     it->unused = 0;
-    memcpy(it->data, key, key_len);
+    if (key_len) memcpy(it->data, key, key_len);
     if (value_len) memcpy(it->data + key_len, value, value_len);
     return it;
 }
@@ -221,7 +228,8 @@ static size_t table_find(const struct table *t, uint64_t hash,
         if (slot == 0) return SIZE_MAX;
         if (((slot ^ hash) & ~PTR_MASK) == 0) {
             const struct item *it = slot_item(slot);
-            if (it->key_len == len && memcmp(it->data, key, len) == 0)
+            if (it->key_len == len &&
+                (len == 0 || memcmp(it->data, key, len) == 0))
                 return i;
         }
     }
@@ -568,9 +576,9 @@ static enum store_status prepare(struct store *s, uint64_t hash,
  * otherwise cur is removed. If no tombstone can be afforded, cur is just
  * removed (with NONE at the cap a delete must still succeed).
  */
-static void kill(struct store *s, uint64_t hash, struct loc loc,
-                 struct item *cur, const char *key, size_t key_len,
-                 uint64_t version, uint32_t origin, int64_t now_ms)
+static void entomb(struct store *s, uint64_t hash, struct loc loc,
+                   struct item *cur, const char *key, size_t key_len,
+                   uint64_t version, uint32_t origin, int64_t now_ms)
 {
     int64_t ttl = s->cfg.tombstone_ttl_ms;
     if (ttl <= 0) {
@@ -595,13 +603,13 @@ static void kill(struct store *s, uint64_t hash, struct loc loc,
     if (cur) remove_at(s, loc);
 }
 
-/* it's time came: it turns into a tombstone (its own stamp) or goes. */
+/* Its time came: it turns into a tombstone (its own stamp) or goes. */
 static void expire_item(struct store *s, uint64_t hash, struct loc loc,
                         struct item *it, int64_t now_ms)
 {
     s->expired++;
-    kill(s, hash, loc, it, item_key(it), it->key_len, it->version,
-         it->origin, now_ms);
+    entomb(s, hash, loc, it, item_key(it), it->key_len, it->version,
+           it->origin, now_ms);
 }
 
 enum store_status store_set(struct store *s, const char *key, size_t key_len,
@@ -618,7 +626,7 @@ enum store_status store_set(struct store *s, const char *key, size_t key_len,
     struct item *cur = lookup(s, hash, key, key_len, &loc);
     if (cur && !newer(cur, version, origin)) return STORE_STALE;
     if (expire_ms != 0 && expire_ms <= now_ms) {
-        kill(s, hash, loc, cur, key, key_len, version, origin, now_ms);
+        entomb(s, hash, loc, cur, key, key_len, version, origin, now_ms);
         return STORE_OK;
     }
     struct item *it = item_new(key, key_len, value, value_len, expire_ms,
@@ -644,7 +652,7 @@ enum store_status store_del(struct store *s, const char *key, size_t key_len,
     if (cur && !newer(cur, version, origin)) return STORE_STALE;
     bool live = cur && !is_tomb(cur) && !is_expired(cur, now_ms);
     if (cur || s->cfg.tombstone_ttl_ms > 0)
-        kill(s, hash, loc, cur, key, key_len, version, origin, now_ms);
+        entomb(s, hash, loc, cur, key, key_len, version, origin, now_ms);
     maybe_shrink(s);
     return live ? STORE_OK : STORE_NOT_FOUND;
 }
@@ -672,6 +680,13 @@ static enum store_status retime(struct store *s, struct item *it,
     return STORE_OK;
 }
 
+/*
+ * LWW caveat: sets and deletes commute in any delivery order, but an expire
+ * only changes the item it finds. Delivered before the (older) set it was
+ * meant for, it finds nothing and the set then wins without the new expiry.
+ * Convergence needs an expire delivered after that set, or replicated as a
+ * full set (value + new expiry) by the node that has the value.
+ */
 enum store_status store_expire(struct store *s, const char *key,
                                size_t key_len, int64_t expire_ms,
                                uint64_t version, uint32_t origin,
@@ -691,7 +706,7 @@ enum store_status store_expire(struct store *s, const char *key,
     }
     if (expire_ms != 0 && expire_ms <= now_ms) {
         s->expired++;
-        kill(s, hash, loc, cur, key, key_len, version, origin, now_ms);
+        entomb(s, hash, loc, cur, key, key_len, version, origin, now_ms);
         return STORE_OK;
     }
     enum store_status st = retime(s, cur, expire_ms, now_ms);
@@ -793,7 +808,8 @@ size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
         t = s->old.slots ? &s->old : &s->t;
         pos = 0;
     }
-    size_t visited = 0, looked = 0, budget = 4 * max + 64;
+    size_t visited = 0, looked = 0;
+    size_t budget = max > SIZE_MAX / 8 ? SIZE_MAX : 4 * max + 64;
     for (;; pos++, looked++) {
         if (pos > t->mask) {
             if (t == &s->t) {
