@@ -102,7 +102,14 @@ static void exec_expire(struct command_ctx *ctx, const struct proto_request *r,
     ctx->stats.cmd_expire++;
     int64_t exp = expiry_of(r->ttl, now_ms);
     uint64_t ver = hlc_tick(ctx->hlc, now_ms);
-    if (store_expire(ctx->store, r->key, r->key_len, exp, ver, ctx->origin, now_ms) != STORE_OK) {
+    enum store_status st = store_expire(ctx->store, r->key, r->key_len, exp, ver,
+                                        ctx->origin, now_ms);
+    if (st == STORE_NOMEM) { /* the TTL heap could not grow under the cap */
+        ctx->stats.set_refused++;
+        reply_bytes(q, ERR_MEMORY, sizeof ERR_MEMORY - 1);
+        return;
+    }
+    if (st != STORE_OK) {
         reply_bytes(q, ERR_NOT_FOUND, sizeof ERR_NOT_FOUND - 1);
         return;
     }

@@ -581,6 +581,46 @@ static void test_cap_random(void **state)
     }
 }
 
+/* A shrink allocates a table too: only when it fits under the cap. */
+static void test_shrink_respects_cap(void **state)
+{
+    (void)state;
+    struct store *s = mk(256 * 1024, STORE_EVICT_LRU, 0);
+    char k[16], v[2000];
+    memset(v, 'b', sizeof v);
+    for (unsigned i = 0; i < 3000; i++) {
+        int kl = snprintf(k, sizeof k, "t%u", i);
+        assert_int_equal(store_set(s, k, (size_t)kl, "", 0, 0, ver(), 1, NOW),
+                         STORE_OK);
+    }
+    while (store_maintain(s, 1000)) {}
+    assert_int_equal(stats(s).table_slots, 4096);
+    /* big items push the tiny ones out until the table is nearly empty */
+    unsigned big = 0;
+    while (stats(s).curr_items >= 300) {
+        int kl = snprintf(k, sizeof k, "b%u", big++);
+        assert_int_equal(store_set(s, k, (size_t)kl, v, sizeof v, 0, ver(), 1,
+                                   NOW),
+                         STORE_OK);
+        assert_under_cap(s);
+    }
+    /* memory is full: deleting one big item cannot pay for a new table */
+    int kl = snprintf(k, sizeof k, "b%u", big - 1);
+    assert_int_equal(store_del(s, k, (size_t)kl, ver(), 1, NOW), STORE_OK);
+    assert_under_cap(s);
+    assert_int_equal(stats(s).table_slots, 4096);
+    /* once there is room, it shrinks */
+    for (unsigned i = 0; i + 1 < big; i++) {
+        kl = snprintf(k, sizeof k, "b%u", i);
+        store_del(s, k, (size_t)kl, ver(), 1, NOW);
+        assert_under_cap(s);
+    }
+    while (store_maintain(s, 1000)) {}
+    assert_true(stats(s).table_slots < 4096);
+    check_digest(s);
+    store_destroy(s);
+}
+
 /* Bytes one 200-byte-value item costs in an otherwise empty store. */
 static uint64_t item_cost_200(void)
 {
@@ -1222,6 +1262,7 @@ int main(void)
         cmocka_unit_test_setup(test_lazy_expiry, setup),
         cmocka_unit_test_setup(test_active_expiry, setup),
         cmocka_unit_test_setup(test_cap_random, setup),
+        cmocka_unit_test_setup(test_shrink_respects_cap, setup),
         cmocka_unit_test_setup(test_lru_keeps_accessed, setup),
         cmocka_unit_test_setup(test_lru_protects_overwritten, setup),
         cmocka_unit_test_setup(test_ttl_evicts_earliest, setup),
