@@ -10,6 +10,7 @@
 #ifndef VITAMIN_COMMAND_H
 #define VITAMIN_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,11 +35,18 @@ struct command_write {
     uint32_t origin;
 };
 
+/* Per-connection state the commands need. */
+struct command_session {
+    bool authenticated; /* auth() succeeded (or no password is set) */
+};
+
 struct command_stats {
     uint64_t cmd_get, cmd_set, cmd_del, cmd_ttl, cmd_expire, cmd_ping;
     uint64_t get_hits, get_misses;
     uint64_t protocol_errors; /* lines answered with a protocol error */
     uint64_t set_refused;     /* writes refused with Memory overusage */
+    uint64_t auth_failures;   /* auth() with a wrong password */
+    uint64_t auth_required;   /* commands refused before auth() */
 };
 
 struct command_ctx {
@@ -46,6 +54,8 @@ struct command_ctx {
     struct hlc *hlc;
     uint32_t origin;             /* this node's tag */
     struct proto_limits limits;
+    const char *password;        /* NULL: no authentication */
+    size_t password_len;
     struct command_stats stats;
     /* Writes the body of stats() (every STAT line; END is added here). */
     void (*stats_fn)(void *arg, struct reply_queue *q, int64_t now_ms);
@@ -66,7 +76,8 @@ enum command_outcome { COMMAND_CONTINUE = 0, COMMAND_CLOSE };
  * place). Appends exactly one reply line (several for stats(), none for a
  * blank line or quit()). Returns COMMAND_CLOSE after quit().
  */
-enum command_outcome command_handle_line(struct command_ctx *ctx, char *line,
+enum command_outcome command_handle_line(struct command_ctx *ctx,
+                                         struct command_session *sess, char *line,
                                          size_t len, struct reply_queue *q,
                                          int64_t now_ms);
 

@@ -39,8 +39,10 @@ struct options {
     size_t outbox_mib;              /* bound of writes waiting for the broker */
     enum options_replication_ack replication_ack;
     int sync_before_serve;          /* accept clients only once synced */
+    const char *password;           /* clients must auth() first; NULL = open */
 
     char node_id_buf[320];          /* storage for the default node id */
+    char password_buf[1024];        /* storage for --password_file */
 };
 
 enum options_result {

@@ -8,6 +8,8 @@
  */
 #include "command.h"
 
+#include <xxhash.h>
+
 #include "hlc.h"
 #include "reply.h"
 #include "store.h"
@@ -119,7 +121,36 @@ static void exec_expire(struct command_ctx *ctx, const struct proto_request *r,
     reply_bytes(q, "OK\n", 3);
 }
 
-enum command_outcome command_handle_line(struct command_ctx *ctx, char *line,
+/* Compare digests of both strings in constant time: the time taken says
+ * nothing about how much of a guess was right. */
+static bool password_matches(const struct command_ctx *ctx, const char *guess, size_t len)
+{
+    XXH128_hash_t a = XXH3_128bits(guess, len);
+    XXH128_hash_t b = XXH3_128bits(ctx->password, ctx->password_len);
+    uint64_t diff = (a.low64 ^ b.low64) | (a.high64 ^ b.high64) |
+                    (uint64_t)(len ^ ctx->password_len);
+    return diff == 0;
+}
+
+static void exec_auth(struct command_ctx *ctx, struct command_session *sess,
+                      const struct proto_request *r, struct reply_queue *q)
+{
+    if (!ctx->password) {
+        reply_str(q, "Error: Authentication is not enabled\n");
+        return;
+    }
+    if (!password_matches(ctx, r->key, r->key_len)) {
+        ctx->stats.auth_failures++;
+        sess->authenticated = false;
+        reply_str(q, "Error: Invalid password\n");
+        return;
+    }
+    sess->authenticated = true;
+    reply_bytes(q, "OK\n", 3);
+}
+
+enum command_outcome command_handle_line(struct command_ctx *ctx,
+                                         struct command_session *sess, char *line,
                                          size_t len, struct reply_queue *q,
                                          int64_t now_ms)
 {
@@ -133,6 +164,12 @@ enum command_outcome command_handle_line(struct command_ctx *ctx, char *line,
         return COMMAND_CONTINUE;
     }
     /* execute and compose */
+    if (ctx->password && !sess->authenticated && r.cmd != PROTO_CMD_AUTH &&
+        r.cmd != PROTO_CMD_PING && r.cmd != PROTO_CMD_QUIT && r.cmd != PROTO_CMD_NONE) {
+        ctx->stats.auth_required++;
+        reply_str(q, "Error: Authentication required\n");
+        return COMMAND_CONTINUE;
+    }
     switch (r.cmd) {
     case PROTO_CMD_NONE: break;
     case PROTO_CMD_SET: exec_set(ctx, &r, q, now_ms); break;
@@ -148,9 +185,7 @@ enum command_outcome command_handle_line(struct command_ctx *ctx, char *line,
         if (ctx->stats_fn) ctx->stats_fn(ctx->stats_arg, q, now_ms);
         reply_bytes(q, "END\n", 4);
         break;
-    case PROTO_CMD_AUTH:
-        reply_str(q, "Error: Authentication is not enabled\n");
-        break;
+    case PROTO_CMD_AUTH: exec_auth(ctx, sess, &r, q); break;
     case PROTO_CMD_QUIT: return COMMAND_CLOSE;
     }
     return COMMAND_CONTINUE;

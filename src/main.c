@@ -134,6 +134,8 @@ int main(int argc, char **argv)
         .hlc = &s.hlc,
         .origin = (uint32_t)XXH3_64bits(s.opts.node_id, strlen(s.opts.node_id)),
         .limits = {.max_value_len = s.opts.max_value_size},
+        .password = s.opts.password,
+        .password_len = s.opts.password ? strlen(s.opts.password) : 0,
         .stats_fn = stats_body,
         .stats_arg = &s,
         .write_hook = on_local_write,

@@ -53,6 +53,7 @@ struct conn {
     struct conn *hprev, *hnext; /* in net->held while holding */
     bool held;
     struct reply_queue out;
+    struct command_session session; /* authentication state */
     struct conn *prev, *next;
 };
 
@@ -179,7 +180,8 @@ static void conn_process(struct conn *c)
             line_too_long(c);
             continue;
         }
-        enum command_outcome outcome = command_handle_line(n->cmd, start, len, &c->out, now);
+        enum command_outcome outcome = command_handle_line(n->cmd, &c->session, start, len,
+                                                           &c->out, now);
         if (n->cmd->confirm_seq) {
             c->hold_seq = n->cmd->confirm_seq;
             n->cmd->confirm_seq = 0;

@@ -22,7 +22,7 @@ enum opt_id {
     OPT_MAX_CONNECTIONS, OPT_IDLE_TIMEOUT, OPT_LOG_LEVEL, OPT_NODE_ID,
     OPT_TOMBSTONE_TTL, OPT_RMQ_HOST, OPT_RMQ_PORT, OPT_RMQ_USER,
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
-    OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_HELP, OPT_VERSION,
+    OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
 };
 
 struct opt_doc {
@@ -52,6 +52,8 @@ static const struct opt_doc docs[] = {
     {OPT_RMQ_VHOST, "rabbitmq_vhost", "VHOST", "/", "broker virtual host"},
     {OPT_OUTBOX_SIZE, "outbox_size", "MIB", "64", "writes kept while the broker is away"},
     {OPT_REPLICATION_ACK, "replication_ack", "MODE", "async", "async | confirm (reply after the broker confirms)"},
+    {OPT_PASSWORD, "password", "PASS", "unset", "require auth(\"PASS\") from clients (or env VITAMIN_PASSWORD)"},
+    {OPT_PASSWORD_FILE, "password_file", "PATH", "unset", "read the client password from a file"},
     {OPT_SYNC_BEFORE_SERVE, "sync_before_serve", NULL, NULL, "accept clients only after the first state transfer"},
     {OPT_HELP, "help", NULL, NULL, "print this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "print the version and exit"},
@@ -103,6 +105,20 @@ static int parse_uint(const char *s, unsigned long long min,
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || *end || v < min || v > max) return -1;
     *out = v;
+    return 0;
+}
+
+/* The first line of path, without its newline, becomes the password. */
+static int read_password_file(struct options *o, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(o->password_buf, 1, sizeof o->password_buf - 1, f);
+    fclose(f);
+    o->password_buf[n] = '\0';
+    o->password_buf[strcspn(o->password_buf, "\r\n")] = '\0';
+    if (!o->password_buf[0]) return -1;
+    o->password = o->password_buf;
     return 0;
 }
 
@@ -186,6 +202,14 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
     case OPT_SYNC_BEFORE_SERVE:
         o->sync_before_serve = 1;
         return 0;
+    case OPT_PASSWORD:
+        *why = "a non-empty password";
+        if (!*v) return -1;
+        o->password = v;
+        return 0;
+    case OPT_PASSWORD_FILE:
+        *why = "a readable file holding a non-empty password";
+        return read_password_file(o, v);
     case OPT_HELP:
     case OPT_VERSION:
         return 0;
@@ -197,6 +221,8 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
 {
     const char *prog = argc > 0 ? argv[0] : "vitamin";
     defaults(o);
+    const char *env_client_pw = getenv("VITAMIN_PASSWORD");
+    if (env_client_pw && *env_client_pw) o->password = env_client_pw;
     const char *env_pw = getenv("VITAMIN_RABBITMQ_PASSWORD");
     if (env_pw && *env_pw) o->rabbitmq_password = env_pw;
 

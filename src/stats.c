@@ -70,6 +70,8 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("get_misses", cs->get_misses);
     STAT_U("protocol_errors", cs->protocol_errors);
     STAT_U("set_refused", cs->set_refused);
+    STAT_U("auth_failures", cs->auth_failures);
+    STAT_U("auth_required", cs->auth_required);
 
     STAT_U("curr_items", ss.curr_items);
     STAT_U("tombstones", ss.tombstones);
