@@ -237,7 +237,9 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
     conn_flush(w->data);
 }
 
-/* Write what is queued; re-arm watchers from the buffer state; may close. */
+/* Write what is queued; resume a paused client once its replies drain (also
+ * while closing: lines it sent before shutdown still get their answers);
+ * re-arm watchers from the buffer state; may close. */
 static void conn_flush(struct conn *c)
 {
     struct net *n = c->net;
@@ -253,38 +255,44 @@ static void conn_flush(struct conn *c)
         return;
     }
     size_t budget = NET_WRITE_BUDGET;
-    while (c->out.pending > 0 && budget > 0) {
-        struct iovec iov[IOV_BATCH];
-        int cnt = reply_queue_iov(&c->out, iov, IOV_BATCH, budget);
-        size_t want = 0;
-        for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
-        ssize_t wrote = writev(c->fd, iov, cnt);
-        if (wrote < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-            conn_close(c);
+    bool blocked = false; /* the socket took less than offered */
+    for (;;) {
+        while (c->out.pending > 0 && budget > 0 && !blocked) {
+            struct iovec iov[IOV_BATCH];
+            int cnt = reply_queue_iov(&c->out, iov, IOV_BATCH, budget);
+            size_t want = 0;
+            for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
+            ssize_t wrote = writev(c->fd, iov, cnt);
+            if (wrote < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    blocked = true;
+                    break;
+                }
+                conn_close(c);
+                return;
+            }
+            reply_queue_consume(&c->out, (size_t)wrote);
+            n->stats.bytes_written += (uint64_t)wrote;
+            c->last_active = ev_now(n->loop);
+            budget -= (size_t)wrote < budget ? (size_t)wrote : budget;
+            if ((size_t)wrote < want) blocked = true;
+        }
+        if (!c->paused || c->out.pending >= NET_OUTPUT_PAUSE / 2) break;
+        c->paused = false; /* drained enough: handle the lines that waited */
+        if (!c->closing) ev_io_start(n->loop, &c->rio);
+        conn_process(c);
+        if (c->hold_seq > n->confirmed_seq) {
+            conn_flush(c); /* parks it on the held list */
             return;
         }
-        reply_queue_consume(&c->out, (size_t)wrote);
-        n->stats.bytes_written += (uint64_t)wrote;
-        c->last_active = ev_now(n->loop);
-        budget -= (size_t)wrote < budget ? (size_t)wrote : budget;
-        if ((size_t)wrote < want) break; /* socket buffer is full */
+        if (blocked || budget == 0) break;
     }
     if (c->out.pending > 0) {
         ev_io_start(n->loop, &c->wio);
     } else {
         ev_io_stop(n->loop, &c->wio);
-        if (c->closing) {
-            conn_close(c);
-            return;
-        }
-    }
-    if (c->paused && c->out.pending < NET_OUTPUT_PAUSE / 2) {
-        c->paused = false;
-        if (!c->closing) ev_io_start(n->loop, &c->rio);
-        conn_process(c); /* lines that waited in the buffer */
-        if (c->out.pending > 0) ev_io_start(n->loop, &c->wio);
+        if (c->closing && !c->paused) conn_close(c);
     }
 }
 
@@ -444,9 +452,8 @@ void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *
     while (c) {
         struct conn *next = c->next;
         c->closing = true;
-        c->paused = false;
         ev_io_stop(n->loop, &c->rio);
-        conn_flush(c); /* closes it when nothing is left to send */
+        conn_flush(c); /* closes it once every received line is answered */
         c = next;
     }
     maybe_done(n);

@@ -264,8 +264,9 @@ class Client:
             except socket.timeout:
                 break
             except (ConnectionResetError, BrokenPipeError):
-                return True
+                chunk = b""
             if not chunk:
+                self.sock.settimeout(self.timeout)
                 return True
             self.buf += chunk
         self.sock.settimeout(self.timeout)

@@ -250,7 +250,7 @@ def test_sigterm_flushes_replies_and_stops_accepting(server):
     c = s.client()
     val = b"f" * 65536
     assert c.pipeline([req("set", b"f", val)]) == [val]
-    n = 50
+    n = 200  # 12.8 MB of replies: more than the socket buffers hold
     c.send(b'get("f")\n' * n)
     assert c.recv_line() == val          # the server is working on them
     s.proc.send_signal(signal.SIGTERM)
@@ -282,6 +282,9 @@ def test_sigterm_flushes_replies_and_stops_accepting(server):
         got += 1
     assert bytes(c.buf) == b"", "partial reply at shutdown (%d bytes)" % len(
         c.buf)
+    # every request received before SIGTERM is answered, also those that
+    # waited behind the client's full output buffer
+    assert got == n, "only %d of %d received requests answered" % (got, n)
     rc = s.proc.wait(10)
     assert rc == 0, s.stderr()
 

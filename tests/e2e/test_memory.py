@@ -94,11 +94,33 @@ def test_noeviction_refuses_and_keeps_serving(server):
     refused_key = next(i for i in range(80 * BATCH) if i not in stored_set)
     assert c.call("get", b"k:%d" % refused_key) == NOT_FOUND
     assert c.ping() == b"pong"
+    # when full, overwriting with a smaller value and expire() still work
+    small = [req("set", b"k:%d" % i, b"s") for i in stored[-100:]]
+    assert c.pipeline(small) == [b"s"] * 100
+    assert c.call("expire", b"k:%d" % stored[0], 1000) == b"OK"
+    assert c.call("ttl", b"k:%d" % stored[0]) == b"1000"
     # freeing memory makes room again
     for i in stored[:2000]:
         assert c.call("del", b"k:%d" % i) == b"OK"
     assert c.call("set", b"fresh", value(1)) == value(1)
     assert c.call("get", b"fresh") == value(1)
+
+
+@pytest.mark.slow
+def test_ttl_policy_never_evicts_items_without_ttl(server):
+    s = server("--memory", CAP_MIB, "--eviction", "ttl")
+    c = s.client()
+    keep = 2000                       # ~2 MiB that never expires
+    replies = write_batch(c, b"keep", 0, keep)
+    assert all(r == value(i) for i, r in enumerate(replies))
+    for b in range(2 * CAP_MIB):
+        replies = write_batch(c, b"t", b * BATCH, BATCH, ttl=500)
+        assert all(r == value(b * BATCH + j) for j, r in enumerate(replies))
+        check_limits(s, c, "after %d MiB" % (b + 1))
+    assert c.stat("evicted") > 0
+    got = c.pipeline([req("get", b"keep:%d" % i) for i in range(keep)])
+    lost = [i for i, r in enumerate(got) if r != value(i)]
+    assert not lost, "ttl policy evicted %d keys without TTL" % len(lost)
 
 
 def test_ttl_policy_without_ttls_refuses(server):

@@ -2,13 +2,12 @@
 
 import math
 import re
-import socket
 import time
 
 import pytest
 
 from conftest import (MIB, Raw, decode_value, encode_value, normalize_hex,
-                      poll, quote, quote_hex, req)
+                      poll, quote_hex, req)
 
 NOT_FOUND = b"Error: Record not found"
 UNRECOGNIZED = b"Error: Unrecognized command"
@@ -435,10 +434,14 @@ def test_line_too_long(server):
     mvs = 100
     limit = line_limit(mvs)
     c = server("--max_value_size", str(mvs)).client()
-    # just under the limit (blanks are ignored): served normally
+    # exactly the limit (blanks are ignored; '\n' not counted): served
     ok = b'set("k","v")'
-    ok = ok + b" " * (limit - 10 - len(ok))
+    ok = ok + b" " * (limit - len(ok))
+    assert len(ok) == limit
     assert c.cmd(ok) == b"v"
+    # one byte more: too long
+    assert c.cmd(ok.replace(b'"v"', b'"w"') + b" ") == LINE_TOO_LONG
+    assert c.cmd(b'get("k")') == b"v"
     # over the limit
     assert c.cmd(b'set("k","' + b"x" * (limit + 10) + b'")') == LINE_TOO_LONG
     assert c.ping() == b"pong"
