@@ -13,7 +13,7 @@ OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pika \
-             rabbitmq-server haproxy procps
+             rabbitmq-server haproxy procps openssl
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san
@@ -79,7 +79,7 @@ e2e: all
 # The same suites under AddressSanitizer + UndefinedBehaviorSanitizer.
 san:
 	@$(MAKE) --no-print-directory SAN=1 unit
-	@$(MAKE) --no-print-directory SAN=1 e2e PYTEST_ARGS="$(PYTEST_ARGS) -m 'not slow'"
+	@VITAMIN_SANITIZED=1 $(MAKE) --no-print-directory SAN=1 e2e PYTEST_ARGS="$(PYTEST_ARGS) -m 'not slow'"
 
 check: unit e2e san
 

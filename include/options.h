@@ -39,6 +39,11 @@ struct options {
     size_t outbox_mib;              /* bound of writes waiting for the broker */
     enum options_replication_ack replication_ack;
     int sync_before_serve;          /* accept clients only once synced */
+    int rabbitmq_tls;               /* TLS to the broker */
+    const char *rabbitmq_cacert;    /* CA file (PEM) the broker is checked against */
+    const char *rabbitmq_cert;      /* client certificate (PEM), NULL = none */
+    const char *rabbitmq_key;       /* client private key (PEM), NULL = none */
+    int rabbitmq_tls_verify;        /* check the broker's certificate and name */
     const char *password;           /* clients must auth() first; NULL = open */
 
     char node_id_buf[320];          /* storage for the default node id */

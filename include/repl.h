@@ -48,6 +48,12 @@ struct repl_config {
     const char *node_id;
     uint32_t origin_tag;          /* this node's LWW tie-break tag */
     size_t outbox_bytes;          /* bound of unpublished writes */
+    /* TLS to the broker (rabbitmq-c's OpenSSL socket) when tls is set.
+     * cacert: CA file (PEM); cert + key: optional client certificate;
+     * tls_verify: check the broker's certificate chain and host name. */
+    int tls;
+    const char *cacert, *cert, *key; /* NULL = not given */
+    int tls_verify;
     /* Called on the loop thread after a replicated write with an expiry
      * (or a tombstone) was applied, so the expiry timer can re-arm. */
     void (*applied_hook)(void *arg, int64_t expire_ms);

@@ -72,6 +72,13 @@ static void exec_del(struct command_ctx *ctx, const struct proto_request *r,
                      struct reply_queue *q, int64_t now_ms)
 {
     ctx->stats.cmd_del++;
+    /* A delete of a key that is not live changes nothing: stamping a new
+     * tombstone that is never published would leave this node holding a
+     * delete its peers do not know, and the pool would never converge. */
+    if (!store_get(ctx->store, r->key, r->key_len, now_ms)) {
+        reply_bytes(q, ERR_NOT_FOUND, sizeof ERR_NOT_FOUND - 1);
+        return;
+    }
     uint64_t ver = hlc_tick(ctx->hlc, now_ms);
     if (store_del(ctx->store, r->key, r->key_len, ver, ctx->origin, now_ms) != STORE_OK) {
         reply_bytes(q, ERR_NOT_FOUND, sizeof ERR_NOT_FOUND - 1);

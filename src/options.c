@@ -23,6 +23,7 @@ enum opt_id {
     OPT_TOMBSTONE_TTL, OPT_RMQ_HOST, OPT_RMQ_PORT, OPT_RMQ_USER,
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
+    OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
 };
 
 struct opt_doc {
@@ -45,11 +46,16 @@ static const struct opt_doc docs[] = {
     {OPT_NODE_ID, "node_id", "ID", "hostname:port", "this node's unique name in a pool"},
     {OPT_TOMBSTONE_TTL, "tombstone_ttl", "SECONDS", "300", "how long a replicated delete is remembered"},
     {OPT_RMQ_HOST, "rabbitmq_host", "HOST", "unset", "broker host; replication is on when set"},
-    {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672", "broker port"},
+    {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672, 5671 with --rabbitmq_tls", "broker port"},
     {OPT_RMQ_USER, "rabbitmq_user", "USER", "guest", "broker user"},
     {OPT_RMQ_PASSWORD, "rabbitmq_password", "PASS", "guest", "broker password (or env VITAMIN_RABBITMQ_PASSWORD)"},
     {OPT_RMQ_EXCHANGE, "rabbitmq_exchange", "NAME", "vitamin", "fanout exchange shared by the pool"},
     {OPT_RMQ_VHOST, "rabbitmq_vhost", "VHOST", "/", "broker virtual host"},
+    {OPT_RMQ_TLS, "rabbitmq_tls", NULL, "off", "connect to the broker over TLS"},
+    {OPT_RMQ_CACERT, "rabbitmq_cacert", "PATH", "none", "CA certificates (PEM) the broker's certificate must chain to"},
+    {OPT_RMQ_CERT, "rabbitmq_cert", "PATH", "none", "client certificate (PEM) for the broker; needs --rabbitmq_key"},
+    {OPT_RMQ_KEY, "rabbitmq_key", "PATH", "none", "client private key (PEM, unencrypted); needs --rabbitmq_cert"},
+    {OPT_RMQ_TLS_VERIFY, "rabbitmq_tls_verify", "yes|no", "yes", "check the broker's certificate and host name"},
     {OPT_OUTBOX_SIZE, "outbox_size", "MIB", "64", "writes kept while the broker is away"},
     {OPT_REPLICATION_ACK, "replication_ack", "MODE", "async", "async | confirm (reply after the broker confirms)"},
     {OPT_PASSWORD, "password", "PASS", "unset", "require auth(\"PASS\") from clients (or env VITAMIN_PASSWORD)"},
@@ -93,6 +99,7 @@ static void defaults(struct options *o)
     o->rabbitmq_vhost = "/";
     o->outbox_mib = 64;
     o->replication_ack = OPTIONS_ACK_ASYNC;
+    o->rabbitmq_tls_verify = 1;
 }
 
 /* Parse an unsigned decimal in [min, max]. Returns 0 or -1. */
@@ -202,6 +209,24 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
     case OPT_SYNC_BEFORE_SERVE:
         o->sync_before_serve = 1;
         return 0;
+    case OPT_RMQ_TLS:
+        o->rabbitmq_tls = 1;
+        return 0;
+    case OPT_RMQ_CACERT:
+    case OPT_RMQ_CERT:
+    case OPT_RMQ_KEY:
+        *why = "the path of a readable file";
+        if (!*v || strlen(v) >= 4096 || access(v, R_OK) != 0) return -1;
+        if (id == OPT_RMQ_CACERT) o->rabbitmq_cacert = v;
+        else if (id == OPT_RMQ_CERT) o->rabbitmq_cert = v;
+        else o->rabbitmq_key = v;
+        return 0;
+    case OPT_RMQ_TLS_VERIFY:
+        *why = "yes or no";
+        if (!strcmp(v, "yes")) o->rabbitmq_tls_verify = 1;
+        else if (!strcmp(v, "no")) o->rabbitmq_tls_verify = 0;
+        else return -1;
+        return 0;
     case OPT_PASSWORD:
         *why = "a non-empty password";
         if (!*v) return -1;
@@ -215,6 +240,31 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         return 0;
     }
     return -1;
+}
+
+/* Cross-checks of the broker TLS flags. Returns 0, or -1 after printing one
+ * line naming the flag at fault. A TLS file given without --rabbitmq_tls is
+ * refused rather than ignored: the operator meant TLS and would not get it. */
+static int check_tls(struct options *o, int port_given)
+{
+    const char *err = NULL;
+    if (!o->rabbitmq_tls) {
+        if (o->rabbitmq_cacert) err = "--rabbitmq_cacert needs --rabbitmq_tls";
+        else if (o->rabbitmq_cert) err = "--rabbitmq_cert needs --rabbitmq_tls";
+        else if (o->rabbitmq_key) err = "--rabbitmq_key needs --rabbitmq_tls";
+    } else if (!o->rabbitmq_cert != !o->rabbitmq_key) {
+        err = o->rabbitmq_cert ? "--rabbitmq_cert needs --rabbitmq_key (give both or neither)"
+                               : "--rabbitmq_key needs --rabbitmq_cert (give both or neither)";
+    } else if (o->rabbitmq_tls_verify && !o->rabbitmq_cacert) {
+        err = "--rabbitmq_tls needs --rabbitmq_cacert (the CA of the broker's certificate), "
+              "or --rabbitmq_tls_verify=no";
+    }
+    if (err) {
+        fprintf(stderr, "vitamin: %s\n", err);
+        return -1;
+    }
+    if (o->rabbitmq_tls && !port_given) o->rabbitmq_port = 5671;
+    return 0;
 }
 
 enum options_result options_parse(struct options *o, int argc, char **argv)
@@ -236,7 +286,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
 
     opterr = 0;
     optind = 1;
-    int c;
+    int c, rmq_port_given = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         if (c == '?' || c == ':') {
             const char *bad = argv[optind - 1];
@@ -255,6 +305,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
             printf("vitamin %s\n", VITAMIN_VERSION);
             return OPTIONS_EXIT_OK;
         }
+        if (c == OPT_RMQ_PORT) rmq_port_given = 1;
         const char *why = "a valid value";
         if (parse_one(o, (enum opt_id)c, optarg, &why) != 0) {
             fprintf(stderr, "vitamin: invalid value '%s' for --%s: expected %s\n",
@@ -265,6 +316,10 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "vitamin: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+        return OPTIONS_EXIT_USAGE;
+    }
+    if (check_tls(o, rmq_port_given) != 0) {
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }

@@ -59,6 +59,7 @@ static void flush_cur(struct repl *r)
     bool full = r->outbox.bytes + m->len > r->cfg.outbox_bytes;
     if (!full) {
         repl_list_push(&r->outbox, m);
+        r->handed++;
         pthread_cond_signal(&r->outbox_cv);
     }
     pthread_mutex_unlock(&r->mu);
@@ -86,6 +87,7 @@ static void outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key
     memset(b, 0, sizeof *b);
     pthread_mutex_lock(&r->mu);
     repl_list_push(&r->outbox, m);
+    r->handed++;
     pthread_cond_signal(&r->outbox_cv);
     pthread_mutex_unlock(&r->mu);
 }
@@ -467,6 +469,10 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     copy_str(r->user, sizeof r->user, cfg->user);
     copy_str(r->password, sizeof r->password, cfg->password);
     copy_str(r->vhost, sizeof r->vhost, cfg->vhost);
+    if (cfg->cacert) copy_str(r->cacert, sizeof r->cacert, cfg->cacert);
+    if (cfg->cert) copy_str(r->cert, sizeof r->cert, cfg->cert);
+    if (cfg->key) copy_str(r->key, sizeof r->key, cfg->key);
+    r->cfg.cacert = r->cfg.cert = r->cfg.key = NULL; /* use the copies */
     snprintf(r->queue, sizeof r->queue, "%s.%s", r->exchange, r->node_id);
     r->cfg.node_id = r->node_id;
     if (getrandom(&r->incarnation, sizeof r->incarnation, 0) != sizeof r->incarnation)
@@ -503,8 +509,13 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
         repl_destroy(r);
         return NULL;
     }
-    log_info("replication: node '%s' joining exchange '%s' on %s:%u", r->node_id,
-             r->exchange, r->host, cfg->port);
+    log_info("replication: node '%s' joining exchange '%s' on %s:%u%s", r->node_id,
+             r->exchange, r->host, cfg->port,
+             !cfg->tls ? "" : cfg->tls_verify ? " over TLS (broker certificate and name verified)"
+                                              : " over TLS (NOT verified: --rabbitmq_tls_verify=no)");
+    if (cfg->tls && !cfg->tls_verify)
+        log_warn("replication: the broker's TLS certificate is not checked: anyone on the "
+                 "path can pose as the broker and read or inject replicated writes");
     return r;
 }
 
@@ -520,11 +531,12 @@ void repl_shutdown(struct repl *r, double timeout)
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         pthread_mutex_lock(&r->mu);
-        bool empty = r->outbox.head == NULL;
+        uint64_t handed = r->handed;
         pthread_mutex_unlock(&r->mu);
         clock_gettime(CLOCK_MONOTONIC, &now);
         double waited = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
-        if ((empty && atomic_load(&r->pub_up)) || waited >= timeout) break;
+        /* done when the broker confirmed every message we gave the publisher */
+        if (atomic_load(&r->published_batches) >= handed || waited >= timeout) break;
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -66,6 +66,7 @@ struct repl {
     char exchange[256];
     char queue[512];      /* this node's queue: "<exchange>.<node_id>" */
     char host[256], user[256], password[256], vhost[256];
+    char cacert[4096], cert[4096], key[4096]; /* TLS files, "" = none */
     uint64_t incarnation; /* random per process start */
 
     /* loop thread only */
@@ -101,6 +102,7 @@ struct repl {
     struct repl_list outbox;   /* batches waiting for the publisher */
     struct repl_list inbox;    /* received, waiting for the loop */
     uint64_t ack_gen, ack_tag; /* loop: applied up to (gen, tag) */
+    uint64_t handed;           /* messages ever put in the outbox */
     bool stop;                 /* threads exit */
     bool draining;             /* publisher: publish what is left, then exit */
 

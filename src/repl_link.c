@@ -20,6 +20,7 @@
  * link state change once, not every retry.
  */
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
 #include <signal.h>
@@ -163,6 +164,75 @@ static void link_close(amqp_connection_state_t conn, bool polite)
     amqp_destroy_connection(conn);
 }
 
+/* A TLS failure explained for the log: what failed, rabbitmq-c's words for
+ * it, and what to check. Thread-local, like reply_error's buffer. */
+static const char *tls_error(int rc)
+{
+    static __thread char buf[320];
+    const char *what, *hint;
+    switch (rc) {
+    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
+        what = "TLS verification of the broker's certificate failed";
+        hint = "is it signed by the CA in --rabbitmq_cacert?";
+        break;
+    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
+        what = "TLS verification of the broker's host name failed";
+        hint = "does its certificate name --rabbitmq_host?";
+        break;
+    case AMQP_STATUS_SSL_CONNECTION_FAILED:
+        what = "TLS handshake with the broker failed";
+        hint = "is --rabbitmq_port a TLS listener, and does it accept our certificate?";
+        break;
+    case AMQP_STATUS_SSL_ERROR: /* e.g. a TLS 1.3 alert read during login */
+        what = "TLS error on the broker link";
+        hint = "did the broker refuse our --rabbitmq_cert? see the broker's log";
+        break;
+    default:
+        what = "TLS error on the broker link";
+        hint = "see the broker's log";
+        break;
+    }
+    snprintf(buf, sizeof buf, "%s: %s; %s", what, amqp_error_string2(rc), hint);
+    return buf;
+}
+
+/* The socket for a new connection: plain TCP, or TLS set up from the
+ * --rabbitmq_tls* flags. NULL with *why set on failure (conn keeps
+ * ownership of a socket it made). */
+static amqp_socket_t *link_socket(struct repl *r, amqp_connection_state_t conn,
+                                  const char **why)
+{
+    if (!r->cfg.tls) {
+        amqp_socket_t *sock = amqp_tcp_socket_new(conn);
+        if (!sock) *why = amqp_error_string2(AMQP_STATUS_NO_MEMORY);
+        return sock;
+    }
+    amqp_socket_t *sock = amqp_ssl_socket_new(conn);
+    if (!sock) {
+        *why = "TLS setup failed: cannot create a TLS socket";
+        return NULL;
+    }
+    /* rabbitmq-c 0.11 checks the chain and the name after the handshake.
+     * It only turns SSLv3 off by default: ask for TLS 1.2 or later (1.3
+     * stays allowed: 0.11 never sets SSL_OP_NO_TLSv1_3). */
+    amqp_ssl_socket_set_verify_peer(sock, r->cfg.tls_verify ? 1 : 0);
+    amqp_ssl_socket_set_verify_hostname(sock, r->cfg.tls_verify ? 1 : 0);
+    if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) != AMQP_STATUS_OK) {
+        *why = "TLS setup failed: cannot require TLS 1.2 or later";
+        return NULL;
+    }
+    if (r->cacert[0] && amqp_ssl_socket_set_cacert(sock, r->cacert) != AMQP_STATUS_OK) {
+        *why = "TLS setup failed: cannot load --rabbitmq_cacert (not PEM certificates?)";
+        return NULL;
+    }
+    if (r->cert[0] && amqp_ssl_socket_set_key(sock, r->cert, r->key) != AMQP_STATUS_OK) {
+        *why = "TLS setup failed: cannot load --rabbitmq_cert/--rabbitmq_key (not PEM, "
+               "encrypted key, or key does not match the certificate?)";
+        return NULL;
+    }
+    return sock;
+}
+
 /* Connect, log in, open channel 1, declare the exchange. NULL on failure
  * with *why set. */
 static amqp_connection_state_t link_open(struct repl *r, const char **why)
@@ -172,11 +242,16 @@ static amqp_connection_state_t link_open(struct repl *r, const char **why)
         *why = "out of memory";
         return NULL;
     }
-    amqp_socket_t *sock = amqp_tcp_socket_new(conn);
+    amqp_socket_t *sock = link_socket(r, conn, why);
+    if (!sock) {
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
     struct timeval ct = {CONNECT_TIMEOUT_S, 0}, rt = {RPC_TIMEOUT_S, 0};
-    int rc = sock ? amqp_socket_open_noblock(sock, r->host, r->cfg.port, &ct) : AMQP_STATUS_NO_MEMORY;
+    int rc = amqp_socket_open_noblock(sock, r->host, r->cfg.port, &ct);
     if (rc != AMQP_STATUS_OK) {
-        *why = amqp_error_string2(rc);
+        bool tls_rc = rc <= AMQP_STATUS_SSL_ERROR && rc > _AMQP_STATUS_SSL_NEXT_VALUE;
+        *why = r->cfg.tls && tls_rc ? tls_error(rc) : amqp_error_string2(rc);
         amqp_destroy_connection(conn);
         return NULL;
     }
@@ -185,7 +260,11 @@ static amqp_connection_state_t link_open(struct repl *r, const char **why)
     amqp_rpc_reply_t rep = amqp_login(conn, r->vhost, 0, 131072, HEARTBEAT_S,
                                       AMQP_SASL_METHOD_PLAIN, r->user, r->password);
     if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-        *why = reply_error(rep);
+        /* with TLS 1.3 the broker may refuse our certificate only now */
+        bool tls_rc = rep.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+                      rep.library_error <= AMQP_STATUS_SSL_ERROR &&
+                      rep.library_error > _AMQP_STATUS_SSL_NEXT_VALUE;
+        *why = r->cfg.tls && tls_rc ? tls_error(rep.library_error) : reply_error(rep);
         amqp_destroy_connection(conn);
         return NULL;
     }
@@ -507,6 +586,13 @@ static void *con_main(void *arg)
 
 int repl_link_start(struct repl *r)
 {
+    /* rabbitmq-c sets OpenSSL up on the first TLS socket (under its own
+     * lock); do it here once, before the threads exist, so that a failure
+     * shows at start. */
+    if (r->cfg.tls && amqp_initialize_ssl_library() != AMQP_STATUS_OK) {
+        log_error("replication: cannot initialize the TLS library (OpenSSL)");
+        return -1;
+    }
     /* Signals belong to the loop thread: the threads start with them blocked. */
     sigset_t all, old;
     sigfillset(&all);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "options.h"
 
@@ -88,6 +89,53 @@ static void test_bad_values_exit_2(void **state)
     assert_int_equal(parse(&o, 2, stray), OPTIONS_EXIT_USAGE);
 }
 
+static void test_tls_flags(void **state)
+{
+    (void)state;
+    struct options o;
+    const char *def[] = {"vitamin"};
+    assert_int_equal(parse(&o, 1, def), OPTIONS_RUN);
+    assert_int_equal(o.rabbitmq_tls, 0);
+    assert_int_equal(o.rabbitmq_tls_verify, 1);
+    assert_null(o.rabbitmq_cacert);
+
+    /* any readable file will do for the parser */
+    char f[] = "/tmp/vitamin-test-options-XXXXXX";
+    int fd = mkstemp(f);
+    assert_true(fd >= 0);
+    close(fd);
+    const char *on[] = {"vitamin", "--rabbitmq_tls", "--rabbitmq_cacert", f,
+                        "--rabbitmq_cert", f, "--rabbitmq_key", f};
+    assert_int_equal(parse(&o, 8, on), OPTIONS_RUN);
+    assert_int_equal(o.rabbitmq_tls, 1);
+    assert_string_equal(o.rabbitmq_cacert, f);
+    assert_string_equal(o.rabbitmq_cert, f);
+    assert_string_equal(o.rabbitmq_key, f);
+    assert_int_equal(o.rabbitmq_port, 5671); /* the TLS port unless given */
+
+    const char *port[] = {"vitamin", "--rabbitmq_tls", "--rabbitmq_cacert", f,
+                          "--rabbitmq_port", "5672"};
+    assert_int_equal(parse(&o, 6, port), OPTIONS_RUN);
+    assert_int_equal(o.rabbitmq_port, 5672);
+
+    const char *noverify[] = {"vitamin", "--rabbitmq_tls", "--rabbitmq_tls_verify=no"};
+    assert_int_equal(parse(&o, 3, noverify), OPTIONS_RUN);
+    assert_int_equal(o.rabbitmq_tls_verify, 0);
+
+    const char *bad[][8] = {
+        {"vitamin", "--rabbitmq_tls"},                          /* no CA */
+        {"vitamin", "--rabbitmq_tls", "--rabbitmq_cacert", f, "--rabbitmq_cert", f},
+        {"vitamin", "--rabbitmq_tls", "--rabbitmq_cacert", f, "--rabbitmq_key", f},
+        {"vitamin", "--rabbitmq_cacert", f},                    /* no --rabbitmq_tls */
+        {"vitamin", "--rabbitmq_tls", "--rabbitmq_cacert", "/nonexistent/ca.pem"},
+        {"vitamin", "--rabbitmq_tls", "--rabbitmq_tls_verify", "maybe"},
+    };
+    const int argc[] = {2, 6, 6, 3, 4, 4};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(parse(&o, argc[i], bad[i]), OPTIONS_EXIT_USAGE);
+    unlink(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -95,6 +143,7 @@ int main(void)
         cmocka_unit_test(test_both_forms),
         cmocka_unit_test(test_password_from_env),
         cmocka_unit_test(test_bad_values_exit_2),
+        cmocka_unit_test(test_tls_flags),
     };
     return cmocka_run_group_tests_name("options", tests, NULL, NULL);
 }
