@@ -60,29 +60,28 @@ static int buf_room(struct reply_queue *q, size_t n)
     return 0;
 }
 
-static struct reply_seg *seg_push(struct reply_queue *q)
+/* Make sure one more segment fits. Returns 0, or -1 on ENOMEM. */
+static int seg_room(struct reply_queue *q)
 {
-    if (q->seg_len == q->seg_cap) {
-        if (q->seg_first > 0) { /* reuse the sent front */
-            memmove(q->segs, q->segs + q->seg_first,
-                    (q->seg_len - q->seg_first) * sizeof *q->segs);
-            q->seg_len -= q->seg_first;
-            q->seg_first = 0;
-        }
-        if (q->seg_len == q->seg_cap) {
-            uint32_t cap = q->seg_cap ? q->seg_cap * 2 : 16;
-            struct reply_seg *ns = realloc(q->segs, cap * sizeof *ns);
-            if (!ns) return NULL;
-            q->segs = ns;
-            q->seg_cap = cap;
-        }
+    if (q->seg_len < q->seg_cap) return 0;
+    if (q->seg_first > 0) { /* reuse the sent front */
+        memmove(q->segs, q->segs + q->seg_first,
+                (q->seg_len - q->seg_first) * sizeof *q->segs);
+        q->seg_len -= q->seg_first;
+        q->seg_first = 0;
+        if (q->seg_len < q->seg_cap) return 0;
     }
-    return &q->segs[q->seg_len++];
+    uint32_t cap = q->seg_cap ? q->seg_cap * 2 : 16;
+    struct reply_seg *ns = realloc(q->segs, cap * sizeof *ns);
+    if (!ns) return -1;
+    q->segs = ns;
+    q->seg_cap = cap;
+    return 0;
 }
 
 char *reply_reserve(struct reply_queue *q, size_t n)
 {
-    if (buf_room(q, n) != 0) return NULL;
+    if (seg_room(q) != 0 || buf_room(q, n) != 0) return NULL;
     return q->buf + q->buf_len;
 }
 
@@ -92,10 +91,9 @@ void reply_commit(struct reply_queue *q, size_t n)
     struct reply_seg *last = q->seg_len > q->seg_first ? &q->segs[q->seg_len - 1] : NULL;
     if (last && !last->item && last->off + last->len == q->buf_len) {
         last->len += n;
-    } else {
-        struct reply_seg *s = seg_push(q);
-        if (!s) return; /* ENOMEM: the bytes are dropped; caller sees no error */
-        *s = (struct reply_seg){.item = NULL, .ptr = NULL, .off = q->buf_len, .len = n};
+    } else { /* reply_reserve made room for this segment */
+        q->segs[q->seg_len++] =
+            (struct reply_seg){.item = NULL, .ptr = NULL, .off = q->buf_len, .len = n};
     }
     q->buf_len += n;
     q->pending += n;
@@ -116,10 +114,9 @@ int reply_value(struct reply_queue *q, struct item *it)
     size_t len = it->value_len;
     size_t enc = proto_value_encoded_len(v, len);
     if (enc == len && len >= REPLY_REF_MIN) {
-        struct reply_seg *s = seg_push(q);
-        if (!s) return -1;
+        if (seg_room(q) != 0) return -1;
         store_item_ref(it);
-        *s = (struct reply_seg){.item = it, .ptr = v, .off = 0, .len = len};
+        q->segs[q->seg_len++] = (struct reply_seg){.item = it, .ptr = v, .off = 0, .len = len};
         q->pending += len;
         return reply_bytes(q, "\n", 1);
     }
