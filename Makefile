@@ -2,6 +2,8 @@
 #   make            build ./vitamin (and the tools)
 #   make run        install missing packages, build, run standalone on 127.0.0.1:8080
 #   make test       install test packages, build, run every suite (unit, e2e, sanitizers)
+#   make bench      Vitamin vs Redis vs memcached (docs/performance.md)
+#   make fuzz       libFuzzer campaigns, FUZZ_SECONDS (60) per target; fuzz-smoke: a short pass
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
 # The core objects form one static library that the server, the unit tests,
 # the fuzzers and the benchmark all link.
@@ -13,7 +15,8 @@ OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pika \
-             rabbitmq-server haproxy procps openssl
+             rabbitmq-server haproxy procps clang libclang-rt-14-dev openssl
+BENCH_PKGS = $(BUILD_PKGS) python3 redis-server memcached gnuplot-nox util-linux
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san
@@ -37,6 +40,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+BENCH_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/bench/*.c))
 
 .PHONY: all run test deps test-deps unit e2e san check clean
 all: $(BUILD)/vitamin $(TOOL_BINS)
@@ -55,6 +59,7 @@ $(BUILD)/vitamin: $(BUILD)/main.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/%: $(BUILD)/tools/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
 $(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
@@ -81,7 +86,7 @@ san:
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@VITAMIN_SANITIZED=1 $(MAKE) --no-print-directory SAN=1 e2e PYTEST_ARGS="$(PYTEST_ARGS) -m 'not slow'"
 
-check: unit e2e san
+check: unit e2e san fuzz-smoke
 
 test: test-deps
 	@$(MAKE) --no-print-directory all
@@ -90,4 +95,59 @@ test: test-deps
 clean:
 	rm -rf build build-san vitamin
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/main.d
+# Side-by-side benchmark against redis-server and memcached (not part of
+# `make test`): see docs/performance.md. BENCH_QUICK=1 for a smoke run.
+.PHONY: bench
+bench:
+	@BENCH_PKGS="$(BENCH_PKGS)" PYTHON="$(PYTHON)" bench/run.sh
+
+# libFuzzer targets (tests/fuzz/). clang, not the gcc that builds
+# libvitamin.a, so each target compiles its module's sources directly with
+# the fuzzer and ASan+UBSan. Runs use a temp copy of tests/fuzz/corpus/<t>
+# (new inputs never land in the repo); a crash fails the run and leaves its
+# input in $(FUZZ_BUILD)/<t>-crash-*: add it to the corpus as a regression.
+#   make fuzz          FUZZ_SECONDS (default 60) per target
+#   make fuzz-smoke    FUZZ_SMOKE_SECONDS (default 20) per target (make check)
+FUZZ_CC            ?= clang
+FUZZ_SECONDS       ?= 60
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_BUILD         ?= $(BUILD)/fuzz
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+              -Wno-unused-parameter $(WERROR) -Iinclude
+FUZZ_NAMES := proto codec
+FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
+$(FUZZ_BUILD)/fuzz_codec: tests/fuzz/fuzz_codec.c src/repl_codec.c include/repl_codec.h
+$(FUZZ_BINS):
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+
+# $(call fuzz_run,SECONDS): every target in turn; its log is in
+# $(FUZZ_BUILD)/fuzz_<t>.log, the final stats are printed.
+define fuzz_run
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  tmp=$$(mktemp -d); \
+	  cp tests/fuzz/corpus/$$t/* "$$tmp"/; \
+	  log=$(FUZZ_BUILD)/fuzz_$$t.log; \
+	  echo "== fuzz_$$t: $(1) s, log in $$log"; \
+	  if ! $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(1) -timeout=10 \
+	       -dict=tests/fuzz/$$t.dict -print_final_stats=1 \
+	       -artifact_prefix=$(FUZZ_BUILD)/$$t- "$$tmp" >"$$log" 2>&1; then \
+	    rm -rf "$$tmp"; tail -n 60 "$$log"; \
+	    echo "fuzz_$$t FAILED: crasher in $(FUZZ_BUILD)/$$t-*"; exit 1; \
+	  fi; \
+	  rm -rf "$$tmp"; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$$log" || true; \
+	done
+endef
+
+.PHONY: fuzz fuzz-smoke
+fuzz: $(FUZZ_BINS)
+	$(call fuzz_run,$(FUZZ_SECONDS))
+fuzz-smoke: $(FUZZ_BINS)
+	$(call fuzz_run,$(FUZZ_SMOKE_SECONDS))
+
+-include $(CORE_OBJS:.o=.d) $(BUILD)/main.d $(BENCH_OBJS:.o=.d)

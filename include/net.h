@@ -12,7 +12,8 @@
  * when a write would block. A client whose unsent replies pass
  * NET_OUTPUT_PAUSE is not read from until they drain (back-pressure), so
  * its memory stays bounded; if it makes no progress for idle_timeout
- * seconds it is closed.
+ * seconds it is closed. The buffers of all clients together stay under
+ * max_client_memory: a client whose buffer would grow past it is closed.
  */
 #ifndef VITAMIN_NET_H
 #define VITAMIN_NET_H
@@ -34,6 +35,7 @@ struct net_config {
     uint32_t max_connections;
     size_t max_line;       /* longest request line accepted, in bytes */
     uint32_t idle_timeout; /* seconds; 0 = never */
+    size_t max_client_memory; /* bytes of input and output buffers, all clients */
 };
 
 struct net_stats {
@@ -46,6 +48,8 @@ struct net_stats {
     uint64_t bytes_read;
     uint64_t bytes_written;
     uint64_t replies_held;         /* times a client waited for a broker confirm */
+    uint64_t client_memory;        /* bytes of client buffers now */
+    uint64_t client_memory_closed; /* clients closed to keep under max_client_memory */
 };
 
 /* Bind and listen. Returns NULL (after logging why) on failure. */

@@ -26,6 +26,7 @@ struct options {
     size_t max_value_size;          /* bytes */
     uint32_t max_connections;       /* concurrent clients */
     uint32_t idle_timeout;          /* seconds; 0 = never close idle clients */
+    size_t max_client_memory_mib;   /* all clients' buffers together */
     enum log_level log_level;
     const char *node_id;            /* unique within a pool */
     uint32_t tombstone_ttl;         /* seconds a delete marker is kept */

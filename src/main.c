@@ -149,6 +149,7 @@ int main(int argc, char **argv)
         .max_connections = s.opts.max_connections,
         .max_line = 4 * (s.opts.max_value_size + PROTO_MAX_KEY_LEN) + 64,
         .idle_timeout = s.opts.idle_timeout,
+        .max_client_memory = s.opts.max_client_memory_mib << 20,
     };
     if (s.opts.rabbitmq_host) {
         struct repl_config rc = {

@@ -48,6 +48,7 @@ struct conn {
     char *rbuf;             /* input bytes [0, rlen) */
     size_t rlen, rcap;
     size_t scan;            /* bytes of the partial tail known to have no '\n' */
+    size_t mem;             /* rcap + out.buf_cap, as counted in client_memory */
     double last_active;     /* ev_now of the last read or write progress */
     uint64_t hold_seq;      /* send nothing until batch hold_seq is confirmed */
     struct conn *hprev, *hnext; /* in net->held while holding */
@@ -73,10 +74,12 @@ struct net {
     void (*on_done)(void *);
     void *done_arg;
     struct net_stats stats;
+    bool accept_paused;     /* out of descriptors: logged once, not per retry */
 };
 
 static void conn_close(struct conn *c);
-static void conn_flush(struct conn *c);
+static bool conn_flush(struct conn *c);
+static void conn_flush_accounted(struct conn *c);
 
 static int64_t loop_ms(struct ev_loop *loop) { return (int64_t)(ev_now(loop) * 1000.0); }
 
@@ -99,10 +102,27 @@ static void held_remove(struct conn *c)
     c->held = false;
 }
 
+/* Bring client_memory up to date with c's buffers. */
+static void conn_account(struct conn *c)
+{
+    size_t now = c->rcap + c->out.buf_cap;
+    c->net->stats.client_memory += now;
+    c->net->stats.client_memory -= c->mem;
+    c->mem = now;
+}
+
+/* Would growing c's buffers by extra bytes pass max_client_memory? */
+static bool over_client_memory(const struct conn *c, size_t extra)
+{
+    const struct net *n = c->net;
+    return n->stats.client_memory + extra > n->cfg.max_client_memory;
+}
+
 static void conn_close(struct conn *c)
 {
     struct net *n = c->net;
     held_remove(c);
+    n->stats.client_memory -= c->mem;
     ev_io_stop(n->loop, &c->rio);
     ev_io_stop(n->loop, &c->wio);
     ev_timer_stop(n->loop, &c->idle);
@@ -125,10 +145,12 @@ static int rbuf_room(struct conn *c)
     size_t max = c->net->cfg.max_line + 2;
     if (cap > max) cap = max > c->rcap ? max : c->rcap;
     if (cap == c->rcap) return 0; /* full at max: the line-limit check drains it */
+    if (c->rcap && over_client_memory(c, cap - c->rcap)) return -1;
     char *nb = realloc(c->rbuf, cap);
     if (!nb) return -1;
     c->rbuf = nb;
     c->rcap = cap;
+    conn_account(c);
     return 0;
 }
 
@@ -208,7 +230,8 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     struct conn *c = w->data;
     if (rbuf_room(c) != 0) {
-        log_warn("out of memory reading from a client; closing it");
+        c->net->stats.client_memory_closed++;
+        log_debug("closing connection %d: client buffers over --max_client_memory", c->fd);
         conn_close(c);
         return;
     }
@@ -227,20 +250,21 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
         c->last_active = ev_now(loop);
     }
     conn_process(c);
-    conn_flush(c);
+    conn_flush_accounted(c);
 }
 
 static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    conn_flush(w->data);
+    conn_flush_accounted(w->data);
 }
 
 /* Write what is queued; resume a paused client once its replies drain (also
  * while closing: lines it sent before shutdown still get their answers);
  * re-arm watchers from the buffer state; may close. */
-static void conn_flush(struct conn *c)
+/* Returns false if c was closed (and freed). */
+static bool conn_flush(struct conn *c)
 {
     struct net *n = c->net;
     if (c->hold_seq > n->confirmed_seq) { /* wait for the broker's confirm */
@@ -252,7 +276,7 @@ static void conn_flush(struct conn *c)
             n->stats.replies_held++;
         }
         ev_io_stop(n->loop, &c->wio);
-        return;
+        return true;
     }
     size_t budget = NET_WRITE_BUDGET;
     bool blocked = false; /* the socket took less than offered */
@@ -270,7 +294,7 @@ static void conn_flush(struct conn *c)
                     break;
                 }
                 conn_close(c);
-                return;
+                return false;
             }
             reply_queue_consume(&c->out, (size_t)wrote);
             n->stats.bytes_written += (uint64_t)wrote;
@@ -282,17 +306,32 @@ static void conn_flush(struct conn *c)
         c->paused = false; /* drained enough: handle the lines that waited */
         if (!c->closing) ev_io_start(n->loop, &c->rio);
         conn_process(c);
-        if (c->hold_seq > n->confirmed_seq) {
-            conn_flush(c); /* parks it on the held list */
-            return;
-        }
+        if (c->hold_seq > n->confirmed_seq) return conn_flush(c); /* parks it */
         if (blocked || budget == 0) break;
     }
     if (c->out.pending > 0) {
         ev_io_start(n->loop, &c->wio);
     } else {
         ev_io_stop(n->loop, &c->wio);
-        if (c->closing && !c->paused) conn_close(c);
+        if (c->closing && !c->paused) {
+            conn_close(c);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* conn_flush, then count what the client's buffers hold now; a client whose
+ * replies pushed all clients past max_client_memory is closed. */
+static void conn_flush_accounted(struct conn *c)
+{
+    struct net *n = c->net;
+    if (!conn_flush(c)) return;
+    conn_account(c);
+    if (n->stats.client_memory > n->cfg.max_client_memory && c->mem > RBUF_KEEP) {
+        n->stats.client_memory_closed++;
+        log_debug("closing connection %d: client buffers over --max_client_memory", c->fd);
+        conn_close(c);
     }
 }
 
@@ -354,7 +393,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         int fd = accept4(n->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_warn("accept: %s; pausing accepts for 100 ms", strerror(errno));
+                if (!n->accept_paused)
+                    log_warn("accept: %s; pausing accepts until descriptors free up",
+                             strerror(errno));
+                n->accept_paused = true;
                 ev_io_stop(loop, &n->accept_io);
                 ev_timer_set(&n->accept_retry, 0.1, 0.0);
                 ev_timer_start(loop, &n->accept_retry);
@@ -368,6 +410,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             n->stats.rejected_connections++;
             continue;
+        }
+        if (n->accept_paused) {
+            n->accept_paused = false;
+            log_info("accepting clients again");
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -19,7 +19,7 @@
 
 enum opt_id {
     OPT_HOST = 1000, OPT_PORT, OPT_MEMORY, OPT_EVICTION, OPT_MAX_VALUE_SIZE,
-    OPT_MAX_CONNECTIONS, OPT_IDLE_TIMEOUT, OPT_LOG_LEVEL, OPT_NODE_ID,
+    OPT_MAX_CONNECTIONS, OPT_MAX_CLIENT_MEMORY, OPT_IDLE_TIMEOUT, OPT_LOG_LEVEL, OPT_NODE_ID,
     OPT_TOMBSTONE_TTL, OPT_RMQ_HOST, OPT_RMQ_PORT, OPT_RMQ_USER,
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
@@ -41,6 +41,7 @@ static const struct opt_doc docs[] = {
     {OPT_EVICTION, "eviction", "POLICY", "lru", "when full: lru | ttl | noeviction"},
     {OPT_MAX_VALUE_SIZE, "max_value_size", "BYTES", "1048576", "largest value accepted"},
     {OPT_MAX_CONNECTIONS, "max_connections", "N", "10000", "concurrent clients accepted"},
+    {OPT_MAX_CLIENT_MEMORY, "max_client_memory", "MIB", "256", "input and output buffers of all clients together"},
     {OPT_IDLE_TIMEOUT, "idle_timeout", "SECONDS", "300", "close a client idle this long (0 = never)"},
     {OPT_LOG_LEVEL, "log_level", "LEVEL", "info", "error | warn | info | debug"},
     {OPT_NODE_ID, "node_id", "ID", "hostname:port", "this node's unique name in a pool"},
@@ -90,6 +91,7 @@ static void defaults(struct options *o)
     o->max_value_size = 1048576;
     o->max_connections = 10000;
     o->idle_timeout = 300;
+    o->max_client_memory_mib = 256;
     o->log_level = LOG_INFO;
     o->tombstone_ttl = 300;
     o->rabbitmq_port = 5672;
@@ -170,6 +172,11 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         *why = "a count, 1..1000000";
         if (parse_uint(v, 1, 1000000, &n)) return -1;
         o->max_connections = (uint32_t)n;
+        return 0;
+    case OPT_MAX_CLIENT_MEMORY:
+        *why = "a size in MiB, 1..1048576";
+        if (parse_uint(v, 1, 1048576, &n)) return -1;
+        o->max_client_memory_mib = (size_t)n;
         return 0;
     case OPT_IDLE_TIMEOUT:
     case OPT_TOMBSTONE_TTL:

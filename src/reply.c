@@ -16,6 +16,7 @@
 #include "store.h"
 
 #define BUF_MIN 4096
+#define REPLY_BUF_KEEP (64u << 10) /* a drained buffer bigger than this is freed */
 
 void reply_queue_init(struct reply_queue *q, struct store *store)
 {
@@ -176,5 +177,10 @@ void reply_queue_consume(struct reply_queue *q, size_t n)
     if (q->seg_first == q->seg_len) { /* all sent: restart at zero */
         q->seg_first = q->seg_len = 0;
         q->buf_len = 0;
+        if (q->buf_cap > REPLY_BUF_KEEP) { /* one big reply must not pin memory */
+            free(q->buf);
+            q->buf = NULL;
+            q->buf_cap = 0;
+        }
     }
 }

@@ -59,6 +59,8 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("bytes_read", ns->bytes_read);
     STAT_U("bytes_written", ns->bytes_written);
     STAT_U("replies_held", ns->replies_held);
+    STAT_U("client_memory", ns->client_memory);
+    STAT_U("client_memory_closed", ns->client_memory_closed);
 
     STAT_U("cmd_get", cs->cmd_get);
     STAT_U("cmd_set", cs->cmd_set);
