@@ -47,6 +47,7 @@ struct command_stats {
     uint64_t set_refused;     /* writes refused with Memory overusage */
     uint64_t auth_failures;   /* auth() with a wrong password */
     uint64_t auth_required;   /* commands refused before auth() */
+    uint64_t writes_refused_outbox; /* confirm mode: outbox full */
 };
 
 struct command_ctx {
@@ -63,6 +64,9 @@ struct command_ctx {
     /* Called after every local write that changed the store. */
     void (*write_hook)(void *arg, const struct command_write *w);
     void *write_hook_arg;
+    /* Optional: asked before every write; false refuses it with
+     * "Error: Replication unavailable (outbox full)" (confirm mode). */
+    bool (*write_allowed)(void *arg);
     /* Set by the write hook in --replication_ack=confirm mode: the reply to
      * the line just handled may only be sent once the broker has confirmed
      * replication batch confirm_seq. The caller reads and clears it. */

@@ -29,6 +29,7 @@
 #ifndef VITAMIN_REPL_H
 #define VITAMIN_REPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,8 @@ struct repl_config {
     const char *node_id;
     uint32_t origin_tag;          /* this node's LWW tie-break tag */
     size_t outbox_bytes;          /* bound of unpublished writes */
+    bool confirm;                 /* --replication_ack=confirm: never drop a
+                                     batch; refuse writes while full instead */
     /* TLS to the broker (rabbitmq-c's OpenSSL socket) when tls is set.
      * cacert: CA file (PEM); cert + key: optional client certificate;
      * tls_verify: check the broker's certificate chain and host name. */
@@ -81,6 +84,9 @@ struct repl;
 /* Start the broker threads. Returns NULL on ENOMEM or thread failure. */
 struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
                          struct store *store, struct hlc *hlc);
+/* Loop thread: may a write be accepted now? False only in confirm mode
+ * while the outbox is full (the write would be neither sent nor confirmed). */
+bool repl_write_allowed(struct repl *r);
 /* Loop thread: queue a local write for publication. Returns the sequence
  * number of the batch that carries it (see confirmed_hook). */
 uint64_t repl_local_write(struct repl *r, const struct command_write *w);

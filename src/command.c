@@ -17,6 +17,18 @@
 static const char ERR_NOT_FOUND[] = "Error: Record not found\n";
 static const char ERR_MEMORY[] = "Error: Memory overusage\n";
 
+static const char ERR_OUTBOX[] = "Error: Replication unavailable (outbox full)\n";
+
+/* Confirm mode: a write that could not be confirmed is refused up front,
+ * so every acknowledged write is one the broker will confirm. */
+static bool write_gate(struct command_ctx *ctx, struct reply_queue *q)
+{
+    if (!ctx->write_allowed || ctx->write_allowed(ctx->write_hook_arg)) return true;
+    ctx->stats.writes_refused_outbox++;
+    reply_bytes(q, ERR_OUTBOX, sizeof ERR_OUTBOX - 1);
+    return false;
+}
+
 static int64_t expiry_of(uint32_t ttl, int64_t now_ms)
 {
     return ttl ? now_ms + (int64_t)ttl * 1000 : 0;
@@ -36,6 +48,7 @@ static void exec_set(struct command_ctx *ctx, const struct proto_request *r,
                      struct reply_queue *q, int64_t now_ms)
 {
     ctx->stats.cmd_set++;
+    if (!write_gate(ctx, q)) return;
     int64_t exp = r->has_ttl ? expiry_of(r->ttl, now_ms) : 0;
     uint64_t ver = hlc_tick(ctx->hlc, now_ms);
     enum store_status st = store_set(ctx->store, r->key, r->key_len, r->value,
@@ -79,6 +92,7 @@ static void exec_del(struct command_ctx *ctx, const struct proto_request *r,
         reply_bytes(q, ERR_NOT_FOUND, sizeof ERR_NOT_FOUND - 1);
         return;
     }
+    if (!write_gate(ctx, q)) return;
     uint64_t ver = hlc_tick(ctx->hlc, now_ms);
     if (store_del(ctx->store, r->key, r->key_len, ver, ctx->origin, now_ms) != STORE_OK) {
         reply_bytes(q, ERR_NOT_FOUND, sizeof ERR_NOT_FOUND - 1);
@@ -109,6 +123,7 @@ static void exec_expire(struct command_ctx *ctx, const struct proto_request *r,
                         struct reply_queue *q, int64_t now_ms)
 {
     ctx->stats.cmd_expire++;
+    if (!write_gate(ctx, q)) return;
     int64_t exp = expiry_of(r->ttl, now_ms);
     uint64_t ver = hlc_tick(ctx->hlc, now_ms);
     enum store_status st = store_expire(ctx->store, r->key, r->key_len, exp, ver,

@@ -55,6 +55,12 @@ static void on_local_write(void *arg, const struct command_write *w)
     if (s->opts.replication_ack == OPTIONS_ACK_CONFIRM) s->cmd.confirm_seq = seq;
 }
 
+static bool write_allowed(void *arg)
+{
+    struct server *s = arg;
+    return repl_write_allowed(s->repl);
+}
+
 static void on_confirmed(void *arg, uint64_t seq)
 {
     struct server *s = arg;
@@ -162,6 +168,7 @@ int main(int argc, char **argv)
             .node_id = s.opts.node_id,
             .origin_tag = s.cmd.origin,
             .outbox_bytes = s.opts.outbox_mib << 20,
+            .confirm = s.opts.replication_ack == OPTIONS_ACK_CONFIRM,
             .tls = s.opts.rabbitmq_tls,
             .cacert = s.opts.rabbitmq_cacert,
             .cert = s.opts.rabbitmq_cert,
@@ -176,6 +183,7 @@ int main(int argc, char **argv)
         };
         s.repl = repl_create(s.loop, &rc, s.store, &s.hlc);
         if (!s.repl) return 1;
+        if (rc.confirm) s.cmd.write_allowed = write_allowed;
         s.stats.repl = s.repl;
     }
     s.net = net_create(s.loop, &nc, &s.cmd, s.store);

@@ -56,7 +56,9 @@ static void flush_cur(struct repl *r)
     m->seq = r->next_seq;
     memset(&r->cur, 0, sizeof r->cur);
     pthread_mutex_lock(&r->mu);
-    bool full = r->outbox.bytes + m->len > r->cfg.outbox_bytes;
+    /* confirm mode never drops (a dropped batch is never confirmed):
+     * repl_write_allowed() keeps the outbox near its bound instead */
+    bool full = !r->cfg.confirm && r->outbox.bytes + m->len > r->cfg.outbox_bytes;
     if (!full) {
         repl_list_push(&r->outbox, m);
         r->handed++;
@@ -97,6 +99,15 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     (void)loop;
     (void)revents;
     flush_cur(w->data);
+}
+
+bool repl_write_allowed(struct repl *r)
+{
+    if (!r->cfg.confirm) return true;
+    pthread_mutex_lock(&r->mu);
+    bool ok = r->outbox.bytes + r->cur.len < r->cfg.outbox_bytes;
+    pthread_mutex_unlock(&r->mu);
+    return ok;
 }
 
 uint64_t repl_local_write(struct repl *r, const struct command_write *w)

@@ -74,6 +74,7 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("set_refused", cs->set_refused);
     STAT_U("auth_failures", cs->auth_failures);
     STAT_U("auth_required", cs->auth_required);
+    STAT_U("writes_refused_outbox", cs->writes_refused_outbox);
 
     STAT_U("curr_items", ss.curr_items);
     STAT_U("tombstones", ss.tombstones);
