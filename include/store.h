@@ -33,7 +33,8 @@
  * Memory. bytes = sum of the allocated size of every linked item (as malloc
  * reports it, plus its chunk header) + the table(s) + the heap. A write that
  * would pass memory_limit first evicts by policy: LRU = CLOCK sweep over the
- * table (an item accessed since the hand last passed gets a second chance),
+ * table from a random slot (an item read since it was last sampled gets a
+ * second chance; see store.c for why the start is random),
  * TTL = earliest expire_ms from the heap, NONE = refuse.
  *
  * Digest. items_digest = XOR over live items of item_digest(key, value,
@@ -191,6 +192,10 @@ size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
                   store_visit_fn fn, void *arg);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* Diagnostics (O(slots), for tests and debugging): the longest run of
+ * occupied slots, i.e. the worst probe length. */
+size_t store_longest_cluster(const struct store *s);
 
 /* The digest term of one live item; XOR of these over live items is
  * items_digest. h = XXH3_64(value, seed = XXH3_64(key, seed = expire_ms)). */

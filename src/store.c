@@ -64,6 +64,7 @@ struct store {
     uint64_t expired;       /* see struct store_stats */
     uint64_t evicted;
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
+    uint64_t rng;           /* xorshift state: where LRU eviction samples */
 };
 
 /*
@@ -238,20 +239,53 @@ static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
     remove_at(s, loc);
 }
 
-/* CLOCK over one slot array: clear ITEM_F_ACCESSED once, take the first
- * item without it. */
+/*
+ * Approximate LRU, sampled second chance: look at uniformly random occupied
+ * slots and take the first item not read since it was last sampled
+ * (clearing the bit on the ones passed over), or the LRU_SAMPLE-th if all
+ * were read. Victims must be uniform over the items: with linear probing
+ * and backward-shift deletes the layout depends only on which keys are in
+ * the table, so a victim choice tied to slot position (a sweeping hand, or
+ * "first item after a random slot", which favours cluster heads) leaves the
+ * keys of dense regions behind and the table packs into huge probe clusters
+ * (every write at the cap then slows down by orders of magnitude).
+ */
+#define LRU_SAMPLE 8
+#define LRU_PROBES 256 /* random slots tried before falling back to a sweep */
+static uint64_t next_random(struct store *s)
+{
+    uint64_t x = s->rng; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return s->rng = x;
+}
+
 static bool clock_pick(struct store *s, bool old, const struct item *protect,
                        struct table_loc *out)
 {
-    struct table_sweep sw;
-    if (!table_sweep_begin(&s->tb, old, 2, &sw)) return false;
-    struct item *it;
-    while ((it = table_sweep_next(&sw)) != NULL) {
+    struct table_array *a = old ? &s->tb.old : &s->tb.cur;
+    if (a->used == 0) return false;
+    unsigned seen = 0;
+    for (unsigned probe = 0; probe < LRU_PROBES; probe++) {
+        size_t i = (size_t)(next_random(s) & a->mask);
+        uint64_t slot = a->slots[i];
+        if (!slot) continue;
+        struct item *it = table_slot_item(slot);
         if (it == protect) continue;
-        if (it->flags & ITEM_F_ACCESSED) {
+        if ((it->flags & ITEM_F_ACCESSED) && ++seen < LRU_SAMPLE) {
             it->flags &= (uint8_t)~ITEM_F_ACCESSED;
             continue;
         }
+        *out = (struct table_loc){old, i};
+        return true;
+    }
+    /* a nearly empty array (the old one late in a resize): sweep it */
+    struct table_sweep sw;
+    if (!table_sweep_begin(&s->tb, old, 1, &sw)) return false;
+    struct item *it;
+    while ((it = table_sweep_next(&sw)) != NULL) {
+        if (it == protect) continue;
         *out = table_sweep_stop(&sw);
         return true;
     }
@@ -594,6 +628,7 @@ struct store *store_create(const struct store_config *cfg)
     if (s == NULL) return NULL;
     s->cfg = *cfg;
     ttlheap_init(&s->heap);
+    s->rng = store_hash_seed() | 1; /* xorshift state must not be 0 */
     if (table_init(&s->tb, store_hash_seed()) != 0) {
         free(s);
         return NULL;
@@ -614,4 +649,21 @@ void store_destroy(struct store *s)
     ttlheap_free(&s->heap);
     table_destroy(&s->tb, release_item);
     free(s);
+}
+
+size_t store_longest_cluster(const struct store *s)
+{
+    size_t best = 0;
+    const struct table_array *arrays[2] = {&s->tb.cur, &s->tb.old};
+    for (int k = 0; k < 2; k++) {
+        const struct table_array *a = arrays[k];
+        if (!a->slots) continue;
+        size_t run = 0, n = a->mask + 1;
+        for (size_t i = 0; i < 2 * n; i++) { /* twice round: runs that wrap */
+            run = a->slots[i & a->mask] ? run + 1 : 0;
+            if (run > best) best = run;
+            if (run >= n) return n;
+        }
+    }
+    return best;
 }

@@ -657,8 +657,10 @@ static void test_lru_keeps_accessed(void **state)
     int accessed = 0, other = 0; /* peek: no access bit set */
     for (char c = 'A'; c <= 'M'; c++) accessed += !!store_peek(s, &c, 1);
     for (char c = 'N'; c <= 'Z'; c++) other += !!store_peek(s, &c, 1);
-    assert_int_equal(accessed, 13);
-    assert_true(other < 13);
+    /* sampled LRU: recently read keys survive more than unread ones */
+    print_message("survivors: %d of 13 read, %d of 13 unread\n", accessed, other);
+    assert_true(accessed >= 10);
+    assert_true(other < accessed);
     store_destroy(s);
 }
 
@@ -1250,6 +1252,27 @@ static void test_lww_order_independent(void **state)
     }
 }
 
+/* Writing new keys at the cap under LRU must not pack the table into one
+ * huge probe cluster (an eviction order tied to slot position did: a
+ * cluster of ~38k of 65k slots, every write ~550x slower). */
+static void test_lru_eviction_keeps_clusters_short(void **state)
+{
+    (void)state;
+    struct store *s = mk(4u << 20, STORE_EVICT_LRU, 0);
+    char key[32];
+    for (int i = 0; i < 400000; i++) {
+        int n = snprintf(key, sizeof key, "fill:%d", i);
+        assert_int_equal(store_set(s, key, (size_t)n, "vvvvvvvvvvvvvvvv", 16, 0,
+                                   (uint64_t)i + 1, 1, 1000), STORE_OK);
+    }
+    struct store_stats st = stats(s);
+    assert_true(st.evicted > 100000);
+    size_t longest = store_longest_cluster(s);
+    print_message("longest cluster %zu of %llu slots\n", longest, (unsigned long long)st.table_slots);
+    assert_true(longest < 400); /* a fresh table at this load: ~100-130 */
+    store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1274,6 +1297,7 @@ int main(void)
         cmocka_unit_test_setup(test_stale_writes, setup),
         cmocka_unit_test_setup(test_tombstones, setup),
         cmocka_unit_test_setup(test_lww_order_independent, setup),
+        cmocka_unit_test(test_lru_eviction_keeps_clusters_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
