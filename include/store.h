@@ -51,7 +51,10 @@
 enum item_flags {
     ITEM_F_LINKED = 1u << 0,    /* reachable from the table */
     ITEM_F_TOMBSTONE = 1u << 1, /* a delete marker: no value, never returned */
-    ITEM_F_ACCESSED = 1u << 2,  /* read since the CLOCK hand last passed */
+    ITEM_F_ACCESSED = 1u << 2,  /* read since LRU eviction last sampled it */
+    ITEM_F_PLAIN = 1u << 3,     /* a cache for the reply encoder: the value
+                                   is known to need no escaping. An item's
+                                   value never changes, so it stays true. */
 };
 
 struct item {

@@ -8,6 +8,7 @@
  */
 #include "command.h"
 
+#include <string.h>
 #include <xxhash.h>
 
 #include "hlc.h"
@@ -62,7 +63,8 @@ static void exec_set(struct command_ctx *ctx, const struct proto_request *r,
     size_t enc = proto_value_encoded_len(r->value, r->value_len);
     char *dst = reply_reserve(q, enc + 1);
     if (!dst) return;
-    proto_value_encode(dst, r->value, r->value_len);
+    if (enc == r->value_len) memcpy(dst, r->value, enc); /* no second scan */
+    else proto_value_encode(dst, r->value, r->value_len);
     dst[enc] = '\n';
     reply_commit(q, enc + 1);
 }

@@ -170,25 +170,46 @@ static int escape_byte(const char *s, size_t avail, size_t *used)
  * in place. Returns PROTO_OK with *out and *out_len set and the cursor past the
  * closing quote, or PROTO_ERR_SYNTAX with *detail set.
  */
+/* Does any byte of the word x equal c? (exact "has zero byte" trick) */
+static inline bool word_has_byte(uint64_t x, unsigned char c)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    uint64_t y = x ^ (ones * c);
+    return ((y - ones) & ~y & (ones * 0x80)) != 0;
+}
+
+/* Index of the first '"' or '\\' in buf[i, len), or len: 8 bytes a step. */
+static size_t plain_run(const char *buf, size_t i, size_t len)
+{
+    while (len - i >= 8) {
+        uint64_t x;
+        memcpy(&x, buf + i, 8);
+        if (word_has_byte(x, '"') || word_has_byte(x, '\\')) break;
+        i += 8;
+    }
+    while (i < len && buf[i] != '"' && buf[i] != '\\')
+        i++;
+    return i;
+}
+
 static enum proto_status parse_string(struct parser *p, const char **out,
                                       size_t *out_len, const char **detail)
 {
     char *buf = p->buf;
     const size_t start = p->pos + 1;
-    size_t r = start, w = start;
+    size_t r = start, w = start; /* read and write positions; w <= r */
 
     while (r < p->len) {
-        char c = buf[r];
-        if (c == '"') {
+        size_t end = plain_run(buf, r, p->len);
+        if (w != r) memmove(buf + w, buf + r, end - r); /* only after an escape */
+        w += end - r;
+        r = end;
+        if (r >= p->len) break;
+        if (buf[r] == '"') {
             *out = buf + start;
             *out_len = w - start;
             p->pos = r + 1;
             return PROTO_OK;
-        }
-        if (c != '\\') {
-            buf[w++] = c;
-            r++;
-            continue;
         }
         if (r + 1 >= p->len)
             break; /* backslash ends the line: the string never closes */
@@ -430,10 +451,34 @@ static bool has_error_prefix(const char *v, size_t len)
     return len >= ERROR_PREFIX_LEN && memcmp(v, ERROR_PREFIX, ERROR_PREFIX_LEN) == 0;
 }
 
-/* Length of the run of bytes from v[i] on that go raw. */
+/*
+ * Does any byte of the 8 in x need escaping (< 0x20, 0x7f or '\\')? The
+ * classic "has less than" / "has zero byte" word tricks: exact for the
+ * question "any byte?", so a word that says no can be skipped whole.
+ */
+static inline bool word_needs_escape(uint64_t x)
+{
+    const uint64_t ones = UINT64_C(0x0101010101010101);
+    const uint64_t highs = UINT64_C(0x8080808080808080);
+    uint64_t below_space = (x - ones * 0x20) & ~x;
+    uint64_t del = x ^ (ones * 0x7f);
+    uint64_t backslash = x ^ (ones * 0x5c);
+    del = (del - ones) & ~del;
+    backslash = (backslash - ones) & ~backslash;
+    return ((below_space | del | backslash) & highs) != 0;
+}
+
+/* Length of the run of bytes from v[i] on that go raw: 8 bytes a step
+ * while no byte of the word needs escaping, then byte by byte. */
 static size_t raw_run(const unsigned char *v, size_t i, size_t len)
 {
     size_t j = i;
+    while (len - j >= 8) {
+        uint64_t x;
+        memcpy(&x, v + j, 8);
+        if (word_needs_escape(x)) break;
+        j += 8;
+    }
     while (j < len && enc_width[v[j]] == 1)
         j++;
     return j - i;

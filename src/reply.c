@@ -113,7 +113,11 @@ int reply_value(struct reply_queue *q, struct item *it)
 {
     const char *v = item_value(it);
     size_t len = it->value_len;
-    size_t enc = proto_value_encoded_len(v, len);
+    size_t enc = len; /* scan each value once: most values need no escaping */
+    if (!(it->flags & ITEM_F_PLAIN)) {
+        enc = proto_value_encoded_len(v, len);
+        if (enc == len) it->flags |= ITEM_F_PLAIN;
+    }
     if (enc == len && len >= REPLY_REF_MIN) {
         if (seg_room(q) != 0) return -1;
         store_item_ref(it);
