@@ -110,18 +110,25 @@ static bool line_is_blank(const char *s, size_t len)
     return true;
 }
 
-/* Look up a command name made of ASCII letters; NULL if unknown. */
+/* Look up a command name made of ASCII letters; NULL if unknown. Names are
+ * at most 8 bytes and stored zero-padded, so each comparison is one 64-bit
+ * compare of the lowercased, zero-padded input. */
 static const struct cmd_def *cmd_lookup(const char *name, size_t len)
 {
-    char lower[sizeof cmd_defs[0].name];
+    char lower[sizeof cmd_defs[0].name] = {0};
 
     if (len == 0 || len > sizeof lower)
         return NULL;
     for (size_t i = 0; i < len; i++)
         lower[i] = (char)(name[i] | 0x20); /* letters only: ASCII lowercase */
-    for (size_t i = 0; i < sizeof cmd_defs / sizeof cmd_defs[0]; i++)
-        if (cmd_defs[i].name_len == len && memcmp(cmd_defs[i].name, lower, len) == 0)
+    uint64_t want;
+    memcpy(&want, lower, sizeof want);
+    for (size_t i = 0; i < sizeof cmd_defs / sizeof cmd_defs[0]; i++) {
+        uint64_t have;
+        memcpy(&have, cmd_defs[i].name, sizeof have);
+        if (have == want)
             return &cmd_defs[i];
+    }
     return NULL;
 }
 
