@@ -345,52 +345,17 @@ class Broker:
 # --------------------------------------------------------------------------
 # text protocol client
 
-def quote(b):
-    if isinstance(b, str):
-        b = b.encode()
-    out = bytearray(b'"')
-    for ch in b:
-        if ch == 0x5C:
-            out += b"\\\\"
-        elif ch == 0x22:
-            out += b'\\"'
-        elif ch == 0x0A:
-            out += b"\\n"
-        elif ch == 0x0D:
-            out += b"\\r"
-        else:
-            out.append(ch)
-    out += b'"'
-    return bytes(out)
-
-
-def req(name, *args):
-    """req("set", "k", "v", 60) -> b'set("k","v",60)'."""
-    parts = [b"%d" % a if isinstance(a, int) else quote(a) for a in args]
-    return name.encode() + b"(" + b",".join(parts) + b")"
+# Request quoting and the reply encoding live in conftest.py; this module
+# returns str where conftest returns bytes.
+import conftest
+from conftest import quote, req  # noqa: F401  (re-exported for the tests)
 
 
 def encode_value(v):
     """The SPEC's reply encoding of value v (bytes or str), as str."""
     if isinstance(v, str):
         v = v.encode()
-    out = bytearray()
-    for ch in v:
-        if ch == 0x5C:
-            out += b"\\\\"
-        elif ch == 0x0D:
-            out += b"\\r"
-        elif ch == 0x0A:
-            out += b"\\n"
-        elif ch == 0x09:
-            out += b"\\t"
-        elif ch < 0x20 or ch == 0x7F:
-            out += b"\\x%02x" % ch
-        else:
-            out.append(ch)
-    if out.startswith(b"Error: "):
-        out[0:1] = b"\\x45"
-    return out.decode("utf-8", errors="surrogateescape")
+    return conftest.encode_value(v).decode("utf-8", errors="surrogateescape")
 
 
 NOT_FOUND = "Error: Record not found"
