@@ -52,7 +52,8 @@ struct net_stats {
     uint64_t client_memory_closed; /* clients closed to keep under max_client_memory */
 };
 
-/* Bind and listen. Returns NULL (after logging why) on failure. */
+/* Bind (listening starts with net_start). Returns NULL (after logging why)
+ * on failure. */
 struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
                        struct command_ctx *cmd, struct store *store);
 /*
@@ -62,7 +63,8 @@ struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
 void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *arg);
 void net_destroy(struct net *n);
 const struct net_stats *net_get_stats(const struct net *n);
-/* Start accepting clients (net_create only binds and listens). */
+/* Start listening and accepting clients (net_create only binds, so until
+ * then connections are refused). */
 void net_start(struct net *n);
 /*
  * Replication batches up to seq are confirmed by the broker: send the

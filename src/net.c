@@ -439,7 +439,7 @@ static int listen_on(const char *host, uint16_t port)
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0) break;
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) break; /* listen(): net_start */
         log_error("cannot listen on %s:%u: %s", host, port, strerror(errno));
         close(fd);
         fd = -1;
@@ -520,7 +520,14 @@ const struct net_stats *net_get_stats(const struct net *n) { return &n->stats; }
 
 void net_start(struct net *n)
 {
-    if (!n->shutting_down) ev_io_start(n->loop, &n->accept_io);
+    if (n->shutting_down) return;
+    /* Until now the port was only bound: connections were refused, so a
+     * health check saw this node as down rather than hanging on it. */
+    if (listen(n->listen_fd, 1024) != 0) {
+        log_error("cannot listen on %s:%u: %s", n->cfg.host, n->cfg.port, strerror(errno));
+        return;
+    }
+    ev_io_start(n->loop, &n->accept_io);
 }
 
 void net_confirmed(struct net *n, uint64_t seq)

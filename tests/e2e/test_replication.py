@@ -774,3 +774,27 @@ def test_standalone_without_broker():
         rc = nd.stop()
     assert rc == 0, "standalone node exited %r on SIGTERM\n%s" % (
         rc, nd.log_text())
+
+
+def test_sync_before_serve_refuses_clients_until_synced(pool, broker):
+    """--sync_before_serve: a joining node refuses connections until its
+    first state transfer is over, so its very first answer already has the
+    pool's data (without the flag it accepts at once, with 0 items)."""
+    c = pool(1)
+    a = c[0]
+    n = 100000
+    lc = a.client()
+    for i in range(0, n, 5000):
+        lc.pipeline([rabbit.req("set", "sb:%d" % k, "v%d" % k)
+                     for k in range(i, i + 5000)])
+    lc.close()
+    want = a.stat("items_digest")
+    b = rabbit.Node("node2", broker.port, c.exchange,
+                    extra=("--sync_before_serve",))
+    c.nodes.append(b)  # stopped (and checked for exit 0) with the pool
+    b.start(timeout=60)
+    # the first connection that is accepted sees the whole pool
+    st = b.stats()
+    assert int(st["curr_items"]) == n, st
+    assert st["items_digest"] == want
+    assert b.c.get("sb:77") == "v77"
