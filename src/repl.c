@@ -291,11 +291,42 @@ static void sync_request(struct repl *r, const char *why)
     ev_timer_again(r->loop, &r->sync_timer);
 }
 
+/*
+ * After each publisher (re)connect, an empty WRITES batch: it takes the next
+ * sequence number, so if the broker lost batches of ours (a restart drops
+ * transient messages), every receiver sees the gap now, even if we write
+ * nothing more, and asks for a state transfer.
+ */
+static void send_beacon(struct repl *r)
+{
+    struct rc_header h = {
+        .kind = RC_KIND_WRITES,
+        .origin = r->node_id,
+        .origin_len = strlen(r->node_id),
+        .incarnation = r->incarnation,
+        .seq = ++r->next_seq,
+    };
+    r->cur.len = 0;
+    if (rc_begin(&r->cur, &h) != 0) return;
+    struct repl_msg *m = calloc(1, sizeof *m);
+    if (!m) return;
+    m->data = r->cur.data;
+    m->len = r->cur.len;
+    m->seq = r->next_seq;
+    memset(&r->cur, 0, sizeof r->cur);
+    pthread_mutex_lock(&r->mu);
+    repl_list_push(&r->outbox, m);
+    r->handed++;
+    pthread_cond_signal(&r->outbox_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void on_sync_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct repl *r = w->data;
     if (r->need_push && atomic_load(&r->pub_up) && !r->syncing) sync_request(r, "own writes were dropped");
+
     streams_step(r, loop_ms(r));
     if (r->syncing && ev_now(loop) > r->sync_deadline) sync_finish(r, false);
     w->repeat = streams_active(r) ? SYNC_STREAM_PERIOD : SYNC_IDLE_PERIOD;
@@ -418,10 +449,25 @@ static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop;
     (void)revents;
     struct repl *r = w->data;
+    /* A (re)connected consumer: a new process has nothing and asks; a node
+     * whose queue survived gets what it missed from the queue's backlog
+     * (a lost message shows up as a sequence gap); only a queue that is
+     * gone means data is lost for sure. */
+    uint64_t pubs = atomic_load(&r->pub_events);
+    if (pubs != r->pub_events_seen) {
+        r->pub_events_seen = pubs;
+        if (rc_count(&r->cur) == 0) send_beacon(r); /* else cur carries the seq */
+    }
     uint64_t events = atomic_load(&r->con_events);
+    uint64_t losses = atomic_load(&r->queue_losses);
     if (events != r->con_events_seen) {
+        bool first = r->con_events_seen == 0;
         r->con_events_seen = events;
-        sync_request(r, events == 1 ? "joining the pool" : "broker link restored");
+        if (first)
+            sync_request(r, "joining the pool");
+        else if (losses != r->queue_losses_seen)
+            sync_request(r, "this node's queue was lost");
+        r->queue_losses_seen = losses;
     }
     int64_t now = loop_ms(r);
     uint64_t gen = 0, tag = 0;

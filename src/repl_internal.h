@@ -94,6 +94,8 @@ struct repl {
     double sync_deadline;      /* ev_now after which we stop waiting */
     double last_request;       /* ev_now of the last request (rate limit) */
     uint64_t con_events_seen;  /* consumer (re)connections handled */
+    uint64_t queue_losses_seen;
+    uint64_t pub_events_seen;  /* publisher (re)connections handled */
     uint64_t sync_started, sync_completed, sync_items, sync_served;
 
     /* shared, under mu */
@@ -114,6 +116,8 @@ struct repl {
     _Atomic uint64_t published_writes, published_batches, reconnects;
     _Atomic uint64_t confirmed_seq; /* every WRITES batch <= this is confirmed */
     _Atomic uint64_t con_events;    /* consumer connections made (queue bound) */
+    _Atomic uint64_t queue_losses;  /* connections that found the queue missing */
+    _Atomic uint64_t pub_events;    /* publisher connections made */
     ev_async confirm_async;         /* publisher -> loop: confirmed_seq moved */
     _Atomic int pub_up, con_up, ever_up;
 };

@@ -391,6 +391,8 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
     *backoff = BACKOFF_MIN_MS;
     *was_down = false;
     atomic_store(&r->pub_up, 1);
+    atomic_fetch_add(&r->pub_events, 1);
+    ev_async_send(r->loop, &r->inbox_async); /* the loop sends a sequence beacon */
     log_info("replication: publisher connected to %s:%u, exchange '%s'", r->host,
              r->cfg.port, r->exchange);
     return true;
@@ -462,10 +464,43 @@ static void *pub_main(void *arg)
 
 /* ---- consumer ---- */
 
-static amqp_connection_state_t con_connect(struct repl *r, const char **why)
+/*
+ * Does the queue exist already? A passive declare on a spare channel: the
+ * broker closes that channel (404) when it does not, which is answered with
+ * close-ok. Returns 1, 0, or -1 if the connection is unusable.
+ */
+static int queue_exists(amqp_connection_state_t conn, amqp_bytes_t q)
+{
+    amqp_channel_open(conn, 2);
+    if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) return -1;
+    amqp_queue_declare(conn, 2, q, 1, 0, 0, 0, amqp_empty_table);
+    amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
+        amqp_channel_close(conn, 2, AMQP_REPLY_SUCCESS);
+        return 1;
+    }
+    if (rep.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        rep.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        amqp_channel_close_ok_t ok;
+        return amqp_send_method(conn, 2, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) == AMQP_STATUS_OK
+                   ? 0 : -1;
+    }
+    return -1;
+}
+
+/* Connect and start consuming this node's queue; *existed tells whether the
+ * queue was there before (if not, whatever was sent meanwhile is lost). */
+static amqp_connection_state_t con_connect(struct repl *r, const char **why, bool *existed)
 {
     amqp_connection_state_t conn = link_open(r, why);
     if (!conn) return NULL;
+    int ex = queue_exists(conn, amqp_cstring_bytes(r->queue));
+    if (ex < 0) {
+        *why = "cannot check the node's queue";
+        amqp_destroy_connection(conn);
+        return NULL;
+    }
+    *existed = ex == 1;
     amqp_table_entry_t args[1];
     args[0].key = amqp_cstring_bytes("x-expires");
     args[0].value.kind = AMQP_FIELD_KIND_I32;
@@ -506,7 +541,8 @@ static void *con_main(void *arg)
     while (!stopping(r)) {
         if (!conn) {
             const char *why = "?";
-            conn = con_connect(r, &why);
+            bool existed = false;
+            conn = con_connect(r, &why, &existed);
             if (!conn) {
                 if (!was_down) log_warn("replication: consumer cannot reach broker (%s); retrying", why);
                 was_down = true;
@@ -520,8 +556,9 @@ static void *con_main(void *arg)
             was_down = false;
             atomic_store(&r->con_up, 1);
             atomic_store(&r->ever_up, 1);
+            if (!existed) atomic_fetch_add(&r->queue_losses, 1);
             atomic_fetch_add(&r->con_events, 1);
-            ev_async_send(r->loop, &r->inbox_async); /* the loop starts a sync */
+            ev_async_send(r->loop, &r->inbox_async); /* the loop decides on a sync */
             log_info("replication: consuming queue '%s'", r->queue);
         }
         /* ack what the loop has applied */
