@@ -10,6 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${POOL_DIR:-/tmp/vitamin-pool}
 BROKER_PORT=${POOL_BROKER_PORT:-25672}
+# Erlang distribution port of the broker: 10000 away from its AMQP port,
+# below it when above would not be a port (POOL_DIST_PORT overrides).
+if [ -z "${POOL_DIST_PORT:-}" ]; then
+    if [ $((BROKER_PORT + 10000)) -le 65535 ]; then POOL_DIST_PORT=$((BROKER_PORT + 10000))
+    else POOL_DIST_PORT=$((BROKER_PORT - 10000)); fi
+fi
 NODE_PORT=${POOL_NODE_PORT:-18081}
 FRONT_PORT=${POOL_FRONT_PORT:-18080}
 NODENAME=vpool$BROKER_PORT@localhost
@@ -47,13 +53,17 @@ up() {
     chown -R rabbitmq:rabbitmq "$DIR"
     (
         export RABBITMQ_NODENAME=$NODENAME RABBITMQ_NODE_PORT=$BROKER_PORT \
-            RABBITMQ_DIST_PORT=$((BROKER_PORT + 10000)) RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+            RABBITMQ_DIST_PORT=$POOL_DIST_PORT RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
             RABBITMQ_MNESIA_BASE=$DIR/mnesia RABBITMQ_LOG_BASE=$DIR/log \
             RABBITMQ_ENABLED_PLUGINS_FILE=$DIR/enabled_plugins \
             RABBITMQ_FEATURE_FLAGS_FILE=$DIR/feature_flags RABBITMQ_PID_FILE=$DIR/rabbit.pid
         setsid /usr/sbin/rabbitmq-server > "$DIR"/broker.log 2>&1 &
     )
-    wait_port "$BROKER_PORT" 60
+    if ! wait_port "$BROKER_PORT" 60; then
+        echo "pool: the broker did not start; its log: $DIR/broker.log" >&2
+        tail -n 20 "$DIR/broker.log" >&2
+        exit 1
+    fi
     local servers=""
     for i in $(seq 1 "$n"); do
         local port=$((NODE_PORT + i - 1))
