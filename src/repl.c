@@ -75,8 +75,10 @@ static void flush_cur(struct repl *r)
     }
 }
 
-/* Queue an encoded message for the publisher; routing_key "" = fanout. */
-static void outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key)
+/* Queue an encoded message for the publisher; routing_key "" = fanout;
+ * seq = its WRITES sequence number, 0 for sync traffic. */
+static void outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key,
+                       uint64_t seq)
 {
     struct repl_msg *m = calloc(1, sizeof *m);
     if (!m) {
@@ -85,6 +87,7 @@ static void outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key
     }
     m->data = b->data;
     m->len = b->len;
+    m->seq = seq;
     snprintf(m->routing_key, sizeof m->routing_key, "%s", routing_key);
     memset(b, 0, sizeof *b);
     pthread_mutex_lock(&r->mu);
@@ -148,7 +151,7 @@ nomem:
 
 static void stream_flush(struct repl *r, struct repl_stream *st)
 {
-    if (rc_count(&st->buf)) outbox_put(r, &st->buf, st->routing_key);
+    if (rc_count(&st->buf)) outbox_put(r, &st->buf, st->routing_key, 0);
 }
 
 static void stream_begin_batch(struct repl *r, struct repl_stream *st, enum rc_kind kind)
@@ -237,7 +240,7 @@ static void streams_step(struct repl *r, int64_t now)
         if (st->cursor != 0) continue;
         stream_flush(r, st);
         stream_begin_batch(r, st, RC_KIND_SYNC_DONE);
-        outbox_put(r, &st->buf, st->routing_key);
+        outbox_put(r, &st->buf, st->routing_key, 0);
         log_info("replication: sent %" PRIu64 " items to %s", st->items,
                  st->target[0] ? st->target : "the pool");
         st->active = false;
@@ -282,7 +285,7 @@ static void sync_request(struct repl *r, const char *why)
         .incarnation = r->incarnation,
         .aux = r->sync_session,
     };
-    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "");
+    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "", 0);
     struct store_stats ss;
     store_get_stats(r->store, &ss);
     if (ss.curr_items + ss.tombstones > 0 || r->need_push) stream_start(r, "", "", 0, 0);
@@ -306,19 +309,8 @@ static void send_beacon(struct repl *r)
         .incarnation = r->incarnation,
         .seq = ++r->next_seq,
     };
-    r->cur.len = 0;
-    if (rc_begin(&r->cur, &h) != 0) return;
-    struct repl_msg *m = calloc(1, sizeof *m);
-    if (!m) return;
-    m->data = r->cur.data;
-    m->len = r->cur.len;
-    m->seq = r->next_seq;
-    memset(&r->cur, 0, sizeof r->cur);
-    pthread_mutex_lock(&r->mu);
-    repl_list_push(&r->outbox, m);
-    r->handed++;
-    pthread_cond_signal(&r->outbox_cv);
-    pthread_mutex_unlock(&r->mu);
+    struct rc_buf b = {0};
+    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "", h.seq);
 }
 
 static void on_sync_timer(struct ev_loop *loop, ev_timer *w, int revents)
