@@ -28,6 +28,20 @@
  * over all connections) -> run (-n requests or -t seconds) -> done. Only
  * the run is measured; reply errors are counted in both.
  *
+ * Open loop (--rate R): the run offers R requests per second over all the
+ * connections together, whatever the replies do. Request i is due at
+ * t0 + i/R; a pacing timer (every millisecond) hands the requests due so
+ * far to the connections round-robin, one each per pass, to any connection
+ * with fewer than -P in flight. Latency is still measured from the write;
+ * how far behind its due time a request was written (the pacing tick, or
+ * waiting for a free slot when the server cannot keep up) is reported
+ * apart, as behind_max_us, and the ops/s achieved say whether the rate was
+ * held. Prefill is never paced.
+ *
+ * --series MS prints, every MS milliseconds of the run, one line with the
+ * wall-clock time and that interval's ops, errors and latency p50/p99/max
+ * (a JSON object with --json), before the final summary.
+ *
  * The program is the options, this loop and the summary; it is not part of
  * the server and links nothing of libvitamin.
  */
@@ -75,6 +89,8 @@ struct options {
     enum wire_protocol proto;
     bool csv, json;
     double timeout;         /* give up after this long without a reply */
+    double rate;            /* --rate: offered requests/s (open loop); 0 = closed loop */
+    double series_ms;       /* --series: interval of the per-interval lines; 0 = none */
 };
 
 static void usage(FILE *f)
@@ -96,6 +112,8 @@ static void usage(FILE *f)
         "      --protocol NAME    vitamin | memcache | redis (vitamin)\n"
         "      --csv, --json      machine-readable summary on stdout\n"
         "      --timeout SECONDS  fail after this long without any reply (10)\n"
+        "      --rate N           open loop: offer N requests/s over all connections\n"
+        "      --series MS        print the interval's ops and latency every MS ms\n"
         "      --help\n");
 }
 
@@ -129,7 +147,7 @@ static void die_opt(const char *name, const char *val)
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_RATIO = 256, O_TTL, O_PREFILL, O_SEED, O_PROTO, O_CSV, O_JSON,
-           O_TIMEOUT, O_HELP };
+           O_TIMEOUT, O_RATE, O_SERIES, O_HELP };
     static const struct option longs[] = {
         {"host", required_argument, 0, 'h'},
         {"port", required_argument, 0, 'p'},
@@ -147,6 +165,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"csv", no_argument, 0, O_CSV},
         {"json", no_argument, 0, O_JSON},
         {"timeout", required_argument, 0, O_TIMEOUT},
+        {"rate", required_argument, 0, O_RATE},
+        {"series", required_argument, 0, O_SERIES},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -214,6 +234,14 @@ static void parse_options(int argc, char **argv, struct options *o)
         case O_TIMEOUT:
             if (!parse_secs(optarg, &o->timeout)) die_opt("--timeout", optarg);
             break;
+        case O_RATE:
+            if (!parse_u64(optarg, 1, 1000000000, &v)) die_opt("--rate", optarg);
+            o->rate = (double)v;
+            break;
+        case O_SERIES:
+            if (!parse_secs(optarg, &o->series_ms) || o->series_ms < 1)
+                die_opt("--series", optarg);
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -266,6 +294,11 @@ struct bench {
     uint64_t inflight;      /* over all connections */
     struct counters c;      /* run phase */
     struct hist hist;       /* run-phase latency, us */
+    struct hist ihist;      /* --series: latency of the current interval */
+    uint64_t iops, ierrors; /* --series: ops and errors of the current interval */
+    uint64_t ins;           /* --series: when the current interval started */
+    unsigned rr;            /* --rate: next connection to offer a request to */
+    uint64_t behind_max_ns; /* --rate: latest write of a request after its due time */
     uint64_t t0_ns, t_end_ns; /* the measured run (t0: also the prefill's start) */
     uint64_t last_reply_ns; /* for the --timeout watchdog */
     double cpu0, cpu_secs;  /* this process's CPU over the run */
@@ -275,6 +308,8 @@ struct bench {
     bool failed;            /* a connection failed, timeout or SIGINT: exit 1 */
     ev_timer deadline;      /* -t */
     ev_timer tick;          /* progress line and watchdog, every second */
+    ev_timer pace;          /* --rate: hands out due requests, every ms */
+    ev_timer series;        /* --series */
     ev_signal sigint;       /* stop early, still print the summary */
 };
 
@@ -310,8 +345,14 @@ static void finish(struct bench *b)
     ev_break(b->loop, EVBREAK_ALL);
 }
 
+/* --rate: the requests due by now (request i is due at t0 + i/rate). */
+static uint64_t due_by(const struct bench *b, uint64_t now)
+{
+    return (uint64_t)((double)(now - b->t0_ns) * b->o.rate / 1e9) + 1;
+}
+
 /* Pick the next request; false when nothing more is to be sent now. */
-static bool next_request(struct bench *b, enum wire_op *op, uint64_t *key)
+static bool next_request(struct bench *b, uint64_t now, enum wire_op *op, uint64_t *key)
 {
     if (b->phase == PH_PREFILL) {
         if (b->prefill_next >= b->o.keyspace) return false;
@@ -321,6 +362,7 @@ static bool next_request(struct bench *b, enum wire_op *op, uint64_t *key)
     }
     if (b->phase != PH_RUN) return false;
     if (b->o.seconds == 0 && b->issued >= b->o.requests) return false;
+    if (b->o.rate > 0 && b->issued >= due_by(b, now)) return false;
     b->issued++;
     uint64_t r = rand64(b);
     *op = b->all_sets || (uint32_t)r < b->set_cut ? WIRE_SET : WIRE_GET;
@@ -346,32 +388,44 @@ static void conn_fail(struct conn *c, const char *why)
     if (--b->live == 0) finish(b);
 }
 
-/* Top the connection up to P requests in flight, appended to wbuf. */
-static void conn_fill(struct conn *c, uint64_t now)
+/* Append one request to wbuf if the connection has a free slot and one is
+ * to be sent now; false otherwise. */
+static bool conn_add(struct conn *c, uint64_t now)
 {
     struct bench *b = c->b;
     unsigned P = b->o.pipeline;
     enum wire_op op;
     uint64_t key;
-    while (c->inflight < P && next_request(b, &op, &key)) {
-        const struct wire_tmpl *t = op == WIRE_SET ? &b->set_t : &b->get_t;
-        if (c->wcap - c->wlen < t->len) {
-            size_t cap = c->wcap * 2 + t->len;
-            char *nb = realloc(c->wbuf, cap);
-            if (!nb) {
-                conn_fail(c, "out of memory");
-                return;
-            }
-            c->wbuf = nb;
-            c->wcap = cap;
+    if (c->fd < 0 || c->inflight >= P || !next_request(b, now, &op, &key)) return false;
+    const struct wire_tmpl *t = op == WIRE_SET ? &b->set_t : &b->get_t;
+    if (c->wcap - c->wlen < t->len) {
+        size_t cap = c->wcap * 2 + t->len;
+        char *nb = realloc(c->wbuf, cap);
+        if (!nb) {
+            conn_fail(c, "out of memory");
+            return false;
         }
-        wire_tmpl_put(t, c->wbuf + c->wlen, key);
-        c->wlen += t->len;
-        unsigned slot = (c->head + c->inflight) % P;
-        c->ops[slot] = (uint8_t)op;
-        c->sent_ns[slot] = now;
-        c->inflight++;
-        b->inflight++;
+        c->wbuf = nb;
+        c->wcap = cap;
+    }
+    wire_tmpl_put(t, c->wbuf + c->wlen, key);
+    c->wlen += t->len;
+    unsigned slot = (c->head + c->inflight) % P;
+    c->ops[slot] = (uint8_t)op;
+    c->sent_ns[slot] = now;
+    if (b->o.rate > 0 && b->phase == PH_RUN) { /* how late against the schedule */
+        uint64_t due = b->t0_ns + (uint64_t)((double)(b->issued - 1) * 1e9 / b->o.rate);
+        if (now > due && now - due > b->behind_max_ns) b->behind_max_ns = now - due;
+    }
+    c->inflight++;
+    b->inflight++;
+    return true;
+}
+
+/* Top the connection up to P requests in flight, appended to wbuf. */
+static void conn_fill(struct conn *c, uint64_t now)
+{
+    while (conn_add(c, now)) {
     }
 }
 
@@ -412,6 +466,11 @@ static void account(struct bench *b, enum wire_op op, enum wire_outcome out, uin
     else if (out == WIRE_MISS) k->misses++;
     else if (out == WIRE_ERR) k->errors++;
     hist_record(&b->hist, lat_ns / 1000);
+    if (b->o.series_ms > 0) {
+        b->iops++;
+        if (out == WIRE_ERR) b->ierrors++;
+        hist_record(&b->ihist, lat_ns / 1000);
+    }
 }
 
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
@@ -494,13 +553,74 @@ static void fill_all(struct bench *b)
     }
 }
 
+/* --rate: hand the requests due by now to the connections round-robin, one
+ * per connection per turn, skipping connections with -P in flight; then
+ * write what each got. */
+static void pace_fill(struct bench *b)
+{
+    uint64_t now = now_ns();
+    unsigned n = b->o.conns, full = 0; /* connections in a row that took none */
+    while (b->phase == PH_RUN && full < n) {
+        struct conn *c = &b->conns[b->rr];
+        if (conn_add(c, now)) {
+            full = 0;
+        } else if (c->fd >= 0 && c->inflight < b->o.pipeline) {
+            break; /* it had room: nothing more is due */
+        } else {
+            full++;
+        }
+        b->rr = (b->rr + 1) % n;
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (b->conns[i].wlen > b->conns[i].woff) conn_flush(&b->conns[i]);
+}
+
+static void on_pace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    pace_fill(w->data);
+}
+
+static void print_series(struct bench *b, uint64_t now)
+{
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    double t = (double)wall.tv_sec + wall.tv_nsec / 1e9;
+    double el = (double)(now - b->t0_ns) / 1e9;
+    double dt = (double)(now - b->ins) / 1e9;
+    if (b->o.json)
+        printf("{\"series\": true, \"time\": %.3f, \"elapsed\": %.3f, \"ops\": %" PRIu64
+               ", \"ops_per_sec\": %.0f, \"errors\": %" PRIu64 ", \"lat_p50_us\": %" PRIu64
+               ", \"lat_p99_us\": %" PRIu64 ", \"lat_max_us\": %" PRIu64 "}\n",
+               t, el, b->iops, dt > 0 ? (double)b->iops / dt : 0.0, b->ierrors,
+               hist_quantile(&b->ihist, 0.50), hist_quantile(&b->ihist, 0.99), b->ihist.max);
+    else
+        printf("series time %.3f elapsed %.3f ops %" PRIu64 " ops/s %.0f errors %" PRIu64
+               " p50 %" PRIu64 " us p99 %" PRIu64 " us max %" PRIu64 " us\n",
+               t, el, b->iops, dt > 0 ? (double)b->iops / dt : 0.0, b->ierrors,
+               hist_quantile(&b->ihist, 0.50), hist_quantile(&b->ihist, 0.99), b->ihist.max);
+    fflush(stdout);
+    memset(&b->ihist, 0, sizeof b->ihist);
+    b->iops = b->ierrors = 0;
+    b->ins = now;
+}
+
+static void on_series(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct bench *b = w->data;
+    if (b->phase == PH_RUN) print_series(b, now_ns());
+}
+
 static void start_run(struct bench *b)
 {
     uint64_t now = now_ns();
     if (b->o.prefill) b->prefill_secs = (double)(now - b->t0_ns) / 1e9;
     if (b->tty && b->o.prefill) fprintf(stderr, "\r\033[K");
     b->phase = PH_RUN;
-    b->t0_ns = b->last_reply_ns = b->tick_ns = now;
+    b->t0_ns = b->last_reply_ns = b->tick_ns = b->ins = now;
     b->tick_ops = 0;
     ev_timer_again(b->loop, &b->tick); /* progress lines count from here */
     b->cpu0 = cpu_now();
@@ -512,6 +632,18 @@ static void start_run(struct bench *b)
         ev_timer_set(&b->deadline, b->o.seconds, 0.0);
         ev_now_update(b->loop);
         ev_timer_start(b->loop, &b->deadline);
+    }
+    if (b->o.series_ms > 0) {
+        memset(&b->ihist, 0, sizeof b->ihist);
+        b->iops = b->ierrors = 0;
+        ev_timer_set(&b->series, b->o.series_ms / 1000.0, b->o.series_ms / 1000.0);
+        ev_now_update(b->loop);
+        ev_timer_start(b->loop, &b->series);
+    }
+    if (b->o.rate > 0) {
+        ev_timer_start(b->loop, &b->pace);
+        pace_fill(b);
+        return;
     }
     fill_all(b);
 }
@@ -693,12 +825,12 @@ static void print_json(const struct bench *b, const struct summary *s)
            "\"lat_mean_us\": %.1f, \"lat_p50_us\": %" PRIu64 ", \"lat_p99_us\": %" PRIu64
            ", \"lat_p999_us\": %" PRIu64 ", \"lat_max_us\": %" PRIu64 ", "
            "\"client_cpu_pct\": %.1f, \"prefill_secs\": %.3f, \"prefill_errors\": %" PRIu64
-           ", \"complete\": %s}\n",
+           ", \"rate\": %.0f, \"behind_max_us\": %" PRIu64 ", \"complete\": %s}\n",
            wire_protocol_name(o->proto), o->conns, o->pipeline, o->value_size, o->keyspace,
            o->set_w, o->get_w, o->ttl, s->secs, b->c.ops, s->ops_per_sec, b->c.gets,
            b->c.sets, b->c.hits, b->c.misses, b->c.errors, s->mean_us, s->p50, s->p99,
            s->p999, s->max, s->client_cpu_pct, b->prefill_secs, b->prefill_errors,
-           b->failed ? "false" : "true");
+           b->o.rate, b->behind_max_ns / 1000, b->failed ? "false" : "true");
 }
 
 static void print_text(const struct bench *b, const struct summary *s)
@@ -708,6 +840,9 @@ static void print_text(const struct bench *b, const struct summary *s)
            " keys, set:get %u:%u, ttl %u\n",
            wire_protocol_name(o->proto), o->host, o->port, o->conns, o->pipeline, o->value_size,
            o->keyspace, o->set_w, o->get_w, o->ttl);
+    if (o->rate > 0)
+        printf("  open loop %.0f requests/s offered; a request was written up to %" PRIu64
+               " us after its due time\n", o->rate, b->behind_max_ns / 1000);
     if (o->prefill)
         printf("  prefill   %" PRIu64 " keys in %.2f s, %" PRIu64 " errors\n", o->keyspace,
                b->prefill_secs, b->prefill_errors);
@@ -737,6 +872,10 @@ int main(int argc, char **argv)
     b->deadline.data = b;
     ev_timer_init(&b->tick, on_tick, 1.0, 1.0);
     b->tick.data = b;
+    ev_timer_init(&b->pace, on_pace, 0.001, 0.001);
+    b->pace.data = b;
+    ev_timer_init(&b->series, on_series, 1.0, 1.0);
+    b->series.data = b;
     ev_timer_start(b->loop, &b->tick);
     ev_signal_init(&b->sigint, on_sigint, SIGINT);
     b->sigint.data = b;
