@@ -76,6 +76,8 @@ struct repl {
     struct rc_buf cur;    /* batch being filled this loop turn */
     uint64_t next_seq;
     ev_prepare flush_prepare;
+    ev_timer linger;           /* group commit: flushes cur within LINGER_S */
+    double last_flush;         /* ev_now of the last flush of cur */
     ev_async inbox_async;
     struct repl_peer peers[REPL_MAX_PEERS];
     size_t npeers;

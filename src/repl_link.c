@@ -536,7 +536,7 @@ static void *con_main(void *arg)
     amqp_connection_state_t conn = NULL;
     unsigned backoff = BACKOFF_MIN_MS;
     bool was_down = false;
-    uint64_t gen = 0, acked = 0;
+    uint64_t gen = 0, acked = 0, delivered = 0;
 
     while (!stopping(r)) {
         if (!conn) {
@@ -552,6 +552,7 @@ static void *con_main(void *arg)
             }
             gen++;
             acked = 0;
+            delivered = 0;
             backoff = BACKOFF_MIN_MS;
             was_down = false;
             atomic_store(&r->con_up, 1);
@@ -571,7 +572,9 @@ static void *con_main(void *arg)
         }
         amqp_maybe_release_buffers(conn);
         amqp_envelope_t env;
-        struct timeval tv = {0, POLL_MS * 1000};
+        /* deliveries the loop has not applied yet: come back soon to ack
+         * them, or a full prefetch window stalls delivery for POLL_MS */
+        struct timeval tv = {0, delivered > acked ? 1000 : POLL_MS * 1000};
         amqp_rpc_reply_t res = amqp_consume_message(conn, &env, &tv, 0);
         if (res.reply_type == AMQP_RESPONSE_NORMAL) {
             struct repl_msg *m = calloc(1, sizeof *m);
@@ -582,6 +585,7 @@ static void *con_main(void *arg)
                 m->data = data;
                 m->len = env.message.body.len;
                 m->tag = env.delivery_tag;
+                delivered = env.delivery_tag;
                 m->gen = gen;
                 pthread_mutex_lock(&r->mu);
                 repl_list_push(&r->inbox, m);
