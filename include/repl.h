@@ -7,7 +7,7 @@
  * and the replication counters.
  *
  * Threads. The event-loop thread alone touches the store. It appends each
- * local write to the current batch; once per loop turn (ev_prepare) the
+ * local write to the current batch; at most every 1 ms (ev_prepare) the
  * batch moves to the outbox, which the publisher thread drains. The
  * consumer thread puts received batches in the inbox and wakes the loop
  * with ev_async; the loop decodes, applies by LWW, and tells the consumer

@@ -1,7 +1,8 @@
 /*
  * repl.c - the event-loop side of replication (see repl.h).
  *
- * Outgoing: local writes are appended to `cur` (one batch per loop turn);
+ * Outgoing: local writes are appended to `cur` (one batch per 1 ms: see
+ * on_prepare);
  * an ev_prepare watcher, which runs just before the loop blocks, hands the
  * batch to the outbox, or drops it and counts it if the outbox is full.
  * Each batch carries (origin, incarnation, seq): seq grows by one per
