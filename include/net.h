@@ -13,7 +13,8 @@
  * NET_OUTPUT_PAUSE is not read from until they drain (back-pressure), so
  * its memory stays bounded; if it makes no progress for idle_timeout
  * seconds it is closed. The buffers of all clients together stay under
- * max_client_memory: a client whose buffer would grow past it is closed.
+ * max_client_memory (plus each client's first 8 KiB read buffer, bounded
+ * by max_connections): a client whose buffer would grow past it is closed.
  */
 #ifndef VITAMIN_NET_H
 #define VITAMIN_NET_H

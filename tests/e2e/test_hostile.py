@@ -751,7 +751,9 @@ def test_client_buffers_capped_by_max_client_memory(server):
                 entry[1] = -1  # closed by the server
         time.sleep(0.001)
     st = stats(s)
-    assert int(st["client_memory"]) <= 32 * MIB, st["client_memory"]
+    # the cap bounds growth; each client's first 8 KiB read buffer is
+    # bounded by --max_connections instead
+    assert int(st["client_memory"]) <= 32 * MIB + 100 * 8192, st["client_memory"]
     assert int(st["client_memory_closed"]) > 0
     if not SANITIZED:
         assert s.rss() - base_rss < 64 * MIB, "RSS grew %d MiB" % (
