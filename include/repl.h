@@ -71,14 +71,6 @@ struct repl_config {
     void *synced_hook_arg;
 };
 
-enum repl_state {
-    REPL_OFF = 0,     /* standalone */
-    REPL_CONNECTING,  /* first connection not made yet */
-    REPL_UP,          /* both links up */
-    REPL_DOWN,        /* a link is lost; reconnecting with backoff */
-    REPL_SYNCING,     /* up, and a state transfer is under way */
-};
-
 struct repl;
 
 /* Start the broker threads. Returns NULL on ENOMEM or thread failure. */

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 
 struct item;
@@ -56,7 +57,11 @@ void reply_commit(struct reply_queue *q, size_t n);
 
 /* Append bytes (copied). Returns 0, or -1 on ENOMEM. */
 int reply_bytes(struct reply_queue *q, const void *p, size_t n);
-static inline int reply_str(struct reply_queue *q, const char *s);
+/* Append a NUL-terminated string (copied). */
+static inline int reply_str(struct reply_queue *q, const char *s)
+{
+    return reply_bytes(q, s, strlen(s));
+}
 /* Append the encoded value of it and '\n' (copied or referenced). */
 int reply_value(struct reply_queue *q, struct item *it);
 /* Append printf-formatted text. */
@@ -69,11 +74,5 @@ int reply_queue_iov(const struct reply_queue *q, struct iovec *iov, int max,
                     size_t max_bytes);
 /* Mark n bytes as sent. */
 void reply_queue_consume(struct reply_queue *q, size_t n);
-
-#include <string.h>
-static inline int reply_str(struct reply_queue *q, const char *s)
-{
-    return reply_bytes(q, s, strlen(s));
-}
 
 #endif

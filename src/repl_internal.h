@@ -130,7 +130,6 @@ void repl_link_stop(struct repl *r);
 
 /* list helpers (caller holds mu where the list is shared) */
 void repl_list_push(struct repl_list *l, struct repl_msg *m);
-void repl_list_push_front(struct repl_list *l, struct repl_msg *m);
 struct repl_msg *repl_list_pop(struct repl_list *l);
 void repl_msg_free(struct repl_msg *m);
 

@@ -54,16 +54,6 @@ void repl_list_push(struct repl_list *l, struct repl_msg *m)
     l->count++;
 }
 
-void repl_list_push_front(struct repl_list *l, struct repl_msg *m)
-{
-    m->next = l->head;
-    l->head = m;
-    if (!l->tail) l->tail = m;
-    l->bytes += m->len;
-    l->writes += m->writes;
-    l->count++;
-}
-
 struct repl_msg *repl_list_pop(struct repl_list *l)
 {
     struct repl_msg *m = l->head;
