@@ -26,7 +26,11 @@ wait_port() { # port seconds
         (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
         sleep 0.1
     done
-    echo "pool: nothing listens on port $1" >&2; return 1
+    echo "pool: nothing listens on port $1" >&2
+    for f in "$DIR"/node*.log "$DIR"/haproxy.log; do
+        [ -e "$f" ] && { echo "--- $f" >&2; tail -n 5 "$f" >&2; }
+    done
+    return 1
 }
 
 ask() { # port request -> first reply line(s)

@@ -12,6 +12,21 @@ from conftest import Client, free_port
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def free_pair():
+    """A port p such that p and p + 1 are both free (pool.sh numbers nodes
+    from POOL_NODE_PORT up)."""
+    import socket
+    for _ in range(100):
+        p = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise AssertionError("no two consecutive free ports")
+
+
 def test_haproxy_cfg_is_valid_and_checks_with_ping():
     cfg = os.path.join(ROOT, "haproxy", "haproxy.cfg")
     r = subprocess.run(["haproxy", "-c", "-f", cfg], capture_output=True, text=True)
@@ -29,7 +44,7 @@ def test_pool_script_up_status_down():
     d = tempfile.mkdtemp()
     os.rmdir(d)  # pool.sh creates it and refuses an existing folder
     env = dict(os.environ, POOL_DIR=d, POOL_BROKER_PORT=str(free_port()),
-               POOL_NODE_PORT=str(free_port()), POOL_FRONT_PORT=str(free_port()))
+               POOL_NODE_PORT=str(free_pair()), POOL_FRONT_PORT=str(free_port()))
     node_port = int(env["POOL_NODE_PORT"])
     front = int(env["POOL_FRONT_PORT"])
     script = os.path.join(ROOT, "scripts", "pool.sh")
