@@ -1,13 +1,14 @@
 /*
  * net.h - the listener and the client connections on the libev loop.
  *
- * Owns: sockets, per-connection input buffers and reply queues, read/write
- * watchers, idle timers, connection limits and the connection counters.
- * Frames input into lines and hands each to command_handle_line(); knows
- * nothing about what a line means.
+ * Owns: the listeners (one per protocol: --port, --memcache_port,
+ * --redis_port), sockets, per-connection input buffers and reply queues,
+ * read/write watchers, idle timers, connection limits and the connection
+ * counters. Hands each connection's unread input to its listener's protocol
+ * (serve.h) one request at a time; knows nothing about what a request means.
  *
- * Per connection, per loop turn: one read(), every complete line in the
- * buffer processed, then one writev() of all replies (more only if the
+ * Per connection, per loop turn: one read(), every complete request in the
+ * buffer served, then one writev() of all replies (more only if the
  * socket takes it and the per-wakeup budget allows). EV_WRITE is armed only
  * when a write would block. A client whose unsent replies pass
  * NET_OUTPUT_PAUSE is not read from until they drain (back-pressure), so
@@ -23,18 +24,25 @@
 #include <stdint.h>
 
 struct ev_loop;
-struct command_ctx;
 struct store;
+struct serve_proto;
 struct net;
 
 #define NET_OUTPUT_PAUSE (1u << 20)      /* stop reading above this many unsent bytes */
 #define NET_WRITE_BUDGET (4u << 20)      /* bytes written to one client per wakeup */
 
+#define NET_MAX_LISTENERS 4
+
+struct net_listener {
+    uint16_t port;
+    const struct serve_proto *proto; /* must outlive the net */
+};
+
 struct net_config {
     const char *host;
-    uint16_t port;
-    uint32_t max_connections;
-    size_t max_line;       /* longest request line accepted, in bytes */
+    struct net_listener listeners[NET_MAX_LISTENERS];
+    size_t nlisteners;
+    uint32_t max_connections; /* over all listeners */
     uint32_t idle_timeout; /* seconds; 0 = never */
     size_t max_client_memory; /* bytes of input and output buffers, all clients */
 };
@@ -44,7 +52,6 @@ struct net_stats {
     uint64_t total_connections;
     uint64_t rejected_connections; /* over max_connections */
     uint64_t idle_closed;          /* closed by idle_timeout */
-    uint64_t lines_too_long;
     uint64_t reads_paused;         /* times a client was paused by back-pressure */
     uint64_t bytes_read;
     uint64_t bytes_written;
@@ -53,10 +60,10 @@ struct net_stats {
     uint64_t client_memory_closed; /* clients closed to keep under max_client_memory */
 };
 
-/* Bind (listening starts with net_start). Returns NULL (after logging why)
- * on failure. */
+/* Bind every listener (listening starts with net_start). Returns NULL
+ * (after logging why) on failure. */
 struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
-                       struct command_ctx *cmd, struct store *store);
+                       struct store *store);
 /*
  * Stop accepting, stop reading, finish sending replies already made, close
  * every client, then call done(arg) (at most timeout seconds later).

@@ -14,13 +14,15 @@
  * thread how far it may ack. The loop never makes a broker call and never
  * waits on a lock held across broker I/O.
  *
- * State transfer. When a node starts, reconnects its consumer, or sees a
- * gap in a peer's batch sequence, it sends SYNC_REQUEST to the pool and
- * streams its own store to every peer (SYNC_DATA on the fanout); each peer
- * answers a request by streaming its store to the requester's queue. All of
- * it merges by LWW, so it heals both ways and never loops: sync traffic
- * carries no WRITES sequence number and triggers nothing. Streams advance a
- * bounded slice per loop turn and pause while the outbox is half full.
+ * State transfer (repl_sync.c). When a node starts, finds its queue lost,
+ * or sees a gap in a peer's batch sequence, it sends SYNC_REQUEST to the
+ * pool and streams its own store to every peer (SYNC_DATA on the fanout);
+ * each peer answers a request by streaming its store to the requester's
+ * queue, in numbered messages with a record total, so the requester knows
+ * whether it got everything and asks again (with backoff) until it did.
+ * All of it merges by LWW, so it heals both ways and never loops: transfer
+ * traffic triggers no transfer. Streams advance a bounded slice per loop
+ * turn and pause while the outbox is half full.
  *
  *   loop thread                  publisher thread        consumer thread
  *   write -> cur batch -prepare-> outbox -> publish(confirm) -> exchange
@@ -36,7 +38,7 @@
 struct ev_loop;
 struct store;
 struct hlc;
-struct command_write;
+struct store_write;
 struct reply_queue;
 
 struct repl_config {
@@ -79,9 +81,16 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
 /* Loop thread: may a write be accepted now? False only in confirm mode
  * while the outbox is full (the write would be neither sent nor confirmed). */
 bool repl_write_allowed(struct repl *r);
-/* Loop thread: queue a local write for publication. Returns the sequence
- * number of the batch that carries it (see confirmed_hook). */
-uint64_t repl_local_write(struct repl *r, const struct command_write *w);
+/* Loop thread: queue a local write, as applied to the store (both
+ * registers filled in), for publication. Returns the sequence number of
+ * the batch that carries it (see confirmed_hook). */
+uint64_t repl_local_write(struct repl *r, const struct store_write *w);
+/* The same for an expiry change (touch, expire): w carries the value it
+ * was made on, with that value's own stamp, so receivers that lack the
+ * value get it too, and never a newer one's loss. */
+uint64_t repl_local_touch(struct repl *r, const struct store_write *w);
+/* Loop thread: queue a flush (watermark stamp). Returns its batch number. */
+uint64_t repl_local_flush(struct repl *r, uint64_t version, uint32_t origin);
 /*
  * Loop thread, on shutdown: hand the last batch to the publisher and give
  * it up to timeout seconds to publish the outbox; then stop both threads.

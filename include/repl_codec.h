@@ -1,35 +1,46 @@
 /*
- * repl_codec.h - the replication wire format (version 1): encoder and
- * decoder of batches. Pure functions over bytes: no I/O, no allocation in
- * the decoder, no global state. docs/replication.md is the normative
- * description; this header mirrors it.
+ * repl_codec.h - the replication wire format (version 2; version 1 is still
+ * read): encoder and decoder of batches. Pure functions over bytes: no I/O,
+ * no allocation in the decoder, no global state. docs/replication.md is the
+ * normative description; this header mirrors it.
  *
  * All integers are little-endian. One AMQP message body = one batch:
  *
  *   offset size  field
  *   0      4     magic "VTMB"
- *   4      1     format version = 1
+ *   4      1     format version = 2 (1 is accepted on input, see below)
  *   5      1     kind: 1 WRITES, 2 SYNC_REQUEST, 3 SYNC_DATA, 4 SYNC_DONE
  *   6      2     origin id length N (1..255)
  *   8      N     origin id (the sending node's --node_id, bytes)
  *   8+N    8     incarnation (random per process start; seq restarts with it)
- *   16+N   8     seq: per (origin, incarnation, kind WRITES) batch number,
- *                1, 2, 3, ... ; other kinds carry 0 unless noted
- *   24+N   8     aux: SYNC_*: the sync session id; WRITES: 0
- *   32+N   2     target id length T (0..255): SYNC_*: the node asked / the
+ *   16+N   8     seq: WRITES: per (origin, incarnation) batch number 1, 2, ...;
+ *                SYNC_DATA / SYNC_DONE: per transfer message number 1, 2, ...;
+ *                SYNC_REQUEST: 0
+ *   24+N   8     aux: SYNC_*: the transfer's session id; WRITES: 0
+ *   32+N   8     base: SYNC_DATA / SYNC_DONE: the sender's last WRITES seq
+ *                when its transfer began; otherwise 0
+ *   40+N   8     total: SYNC_DONE: records the transfer sent; otherwise 0
+ *   48+N   2     target id length T (0..255): SYNC_*: the node asked / the
  *                node the data is for; WRITES: 0
- *   34+N   T     target id
- *   34+N+T 4     record count C
+ *   50+N   T     target id
+ *   50+N+T 4     record count C
  *   then C records:
- *          1     op: 1 SET, 2 DEL, 3 EXPIRE (carries the value, like SET)
- *          2     key length K (1..1024)
- *          4     value length V (0 for DEL)
+ *          1     op: 1 SET, 2 DEL, 3 EXPIRE, 4 FLUSH, 5 EXPIRED
+ *          2     key length K (1..1024; FLUSH: 0)
+ *          4     value length V (DEL, FLUSH, EXPIRED: 0)
+ *          4     client flags (memcached's 32-bit flags; 0 unless SET/EXPIRE)
  *          8     expire_ms (int64, absolute unix ms, 0 = never)
- *          8     version (HLC: unix ms << 16 | logical)
- *          4     origin tag (uint32: tie-break tag of the writer)
+ *          8     version: stamp of the value (HLC: unix ms << 16 | logical)
+ *          4     origin tag (uint32: tie-break tag of the value's writer)
+ *          8     exp_version: stamp of the expiry
+ *          4     exp origin tag
  *          K     key bytes
  *          V     value bytes
  *   The body ends exactly after the last record; anything else is malformed.
+ *
+ * Version 1 had no base/total and 27-byte records (op K V expire_ms version
+ * origin, no flags and no expiry stamp); a version-1 record is read as one
+ * with client flags 0 and its expiry stamped like its value.
  */
 #ifndef VITAMIN_REPL_CODEC_H
 #define VITAMIN_REPL_CODEC_H
@@ -39,10 +50,11 @@
 #include <stdint.h>
 
 #define RC_MAGIC "VTMB"
-#define RC_VERSION 1
+#define RC_VERSION 2   /* written; 1 and 2 are read */
 #define RC_MAX_ID_LEN 255
 #define RC_MAX_KEY_LEN 1024
-#define RC_RECORD_FIXED 27 /* bytes of a record before its key */
+#define RC_RECORD_FIXED 43    /* bytes of a version-2 record before its key */
+#define RC_RECORD_FIXED_V1 27 /* the same in version 1 */
 
 enum rc_kind {
     RC_KIND_WRITES = 1,
@@ -51,7 +63,16 @@ enum rc_kind {
     RC_KIND_SYNC_DONE = 4,
 };
 
-enum rc_op { RC_OP_SET = 1, RC_OP_DEL = 2, RC_OP_EXPIRE = 3 };
+/* How a receiver merges a record: docs/replication.md, "Merge rules". */
+enum rc_op {
+    RC_OP_SET = 1,    /* value and expiry, each with its own stamp */
+    RC_OP_DEL = 2,    /* value "deleted", expiry 0 */
+    RC_OP_EXPIRE = 3, /* an expiry change; carries the value it was made on,
+                         with that value's stamp, and merges like SET */
+    RC_OP_FLUSH = 4,  /* no key: every value stamped below version dies */
+    RC_OP_EXPIRED = 5,/* a value that expired, bytes gone: its stamps and
+                         expiry only (state transfer of an expiry's tombstone) */
+};
 
 struct rc_header {
     enum rc_kind kind;
@@ -60,9 +81,12 @@ struct rc_header {
     uint64_t incarnation;
     uint64_t seq;
     uint64_t aux;
+    uint64_t base;      /* version 2: see the table above; 0 in version 1 */
+    uint64_t total;
     const char *target;
     size_t target_len;
     uint32_t count;     /* records that follow */
+    unsigned version;   /* decoded: the batch's format version */
 };
 
 struct rc_record {
@@ -71,9 +95,12 @@ struct rc_record {
     size_t key_len;
     const char *value;
     size_t value_len;
+    uint32_t client_flags;
     int64_t expire_ms;
     uint64_t version;
     uint32_t origin_tag;
+    uint64_t exp_version;
+    uint32_t exp_origin_tag;
 };
 
 enum rc_status {
@@ -108,6 +135,7 @@ struct rc_reader {
     size_t len;
     size_t pos;       /* next record */
     uint32_t left;    /* records not yet read */
+    unsigned version; /* format version of the batch */
 };
 
 /*

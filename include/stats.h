@@ -1,9 +1,11 @@
 /*
  * stats.h - the stats() reply: one `STAT <name> <value>` line per counter.
  *
- * Owns: the names and order of the STAT lines. Each module keeps its own
- * counters (net_stats, command_stats, store_stats, repl_stats); this module
- * only reads them and prints them, so a new counter is one line here.
+ * Owns: the names and order of Vitamin's STAT lines. Each module keeps its
+ * own counters (net_stats, exec_stats, vt_stats, store_stats, repl_stats);
+ * this module only reads them and prints them, so a new counter is one
+ * line here. (memcached's and Redis's own stats replies are composed by
+ * their serve modules from the same sources.)
  */
 #ifndef VITAMIN_STATS_H
 #define VITAMIN_STATS_H
@@ -11,7 +13,8 @@
 #include <stdint.h>
 
 struct net;
-struct command_ctx;
+struct exec;
+struct vt_serve;
 struct store;
 struct options;
 struct repl;
@@ -19,7 +22,8 @@ struct reply_queue;
 
 struct stats_sources {
     const struct net *net;
-    const struct command_ctx *cmd;
+    const struct exec *exec;
+    const struct vt_serve *vt;
     const struct store *store;
     const struct options *opts;
     const struct repl *repl; /* NULL when standalone */

@@ -7,16 +7,28 @@
  * milliseconds passed in by the caller (the store never reads a clock).
  *
  * Items. One allocation per item: header, then key bytes, then value bytes.
- * An item is "live" when linked, not a tombstone and not expired at now_ms.
- * A tombstone remembers the version of a delete (replication: a delete must
- * not be undone by an older, delayed set) until its expire_ms, when the
- * heap collects it. Tombstones are only made when tombstone_ttl_ms > 0.
+ * An item is "live" when linked, not a tombstone, not expired at now_ms and
+ * not older than the flush watermark. A tombstone remembers a key that
+ * stopped being live (a delete, or an expiry while tombstones are on) so
+ * that an older, delayed write cannot bring it back, until the heap collects
+ * it tombstone_ttl_ms later. Tombstones are only made when
+ * tombstone_ttl_ms > 0.
  *
- * Versions. Every write carries (version, origin): a hybrid-logical-clock
- * timestamp and a tag of the node that made it. A write is applied only if
- * (version, origin) is greater than what the key holds (live item, expired
- * item not yet collected, or tombstone); otherwise it returns STORE_STALE.
- * Local writes use a fresh HLC tick, which is always greater.
+ * Two registers per key. Each key holds a value register (value bytes,
+ * client flags, or "deleted"; stamp version/origin) and an expiry register
+ * (expire_ms; stamp exp_version/exp_origin), each merged by last-writer-wins
+ * on its own stamp (see store_write). A set writes both with one stamp; a
+ * touch/expire writes only the expiry register; a delete writes both
+ * (value "deleted", expiry 0). So an expiry change never undoes a newer
+ * value, and a newer set's value always survives a concurrent expire.
+ * A stamp is (version, origin): a hybrid-logical-clock timestamp and a tag
+ * of the node that made it; local writes use a fresh HLC tick, which is
+ * greater than anything the store holds.
+ *
+ * Flush. store_flush() records a watermark stamp W: every item whose value
+ * stamp is below W is dead once the clock reaches W's time (a delayed
+ * flush), and writes stamped below W are refused from then on. Dead items
+ * are removed by a bounded sweep run from store_expire_due().
  *
  * Hash table. Linear probing over 8-byte slots, each holding the item pointer
  * and a 16-bit tag of its hash, so probes rarely touch items. Deletion by
@@ -32,14 +44,14 @@
  *
  * Memory. bytes = sum of the allocated size of every linked item (as malloc
  * reports it, plus its chunk header) + the table(s) + the heap. A write that
- * would pass memory_limit first evicts by policy: LRU = CLOCK sweep over the
- * table from a random slot (an item read since it was last sampled gets a
- * second chance; see store.c for why the start is random),
- * TTL = earliest expire_ms from the heap, NONE = refuse.
+ * would pass memory_limit first evicts by policy: LRU = sampled second
+ * chance over uniformly random slots (see store.c), TTL = earliest
+ * expire_ms from the heap, NONE = refuse.
  *
  * Digest. items_digest = XOR over live items of item_digest(key, value,
- * expire_ms), kept up to date on every change, so two stores with the same
- * live data have the same digest whatever the order of the writes.
+ * client flags, expire_ms), kept up to date on every change, so two stores
+ * with the same live data have the same digest whatever the order of the
+ * writes.
  */
 #ifndef VITAMIN_STORE_H
 #define VITAMIN_STORE_H
@@ -50,24 +62,32 @@
 
 enum item_flags {
     ITEM_F_LINKED = 1u << 0,    /* reachable from the table */
-    ITEM_F_TOMBSTONE = 1u << 1, /* a delete marker: no value, never returned */
+    ITEM_F_TOMBSTONE = 1u << 1, /* no value, never returned; see "Items" */
     ITEM_F_ACCESSED = 1u << 2,  /* read since LRU eviction last sampled it */
     ITEM_F_PLAIN = 1u << 3,     /* a cache for the reply encoder: the value
                                    is known to need no escaping. An item's
                                    value never changes, so it stays true. */
+    ITEM_F_EXPIRED = 1u << 4,   /* tombstone left by an expiry (not a delete):
+                                   a write with the same value stamp and a
+                                   later expiry brings the value back */
 };
 
 struct item {
-    uint64_t version;   /* HLC timestamp of the write that made it */
-    int64_t expire_ms;  /* absolute unix ms; 0 = never. Tombstone: when collected */
-    uint32_t heap_idx;  /* position in the TTL heap, TTLHEAP_NONE if not in it */
-    uint32_t value_len; /* bytes of value after the key */
-    uint32_t origin;    /* tag of the node that wrote it (LWW tie-break) */
-    uint32_t refcount;  /* replies still pointing at this item */
-    uint16_t key_len;   /* bytes of key at data[0] */
-    uint8_t flags;      /* enum item_flags */
+    uint64_t version;     /* value register stamp: HLC timestamp ... */
+    uint64_t exp_version; /* expiry register stamp: HLC timestamp ... */
+    int64_t expire_ms;    /* absolute unix ms; 0 = never. Tombstone: when
+                             the heap collects it (its expiry register's
+                             time is in its data, after the key) */
+    uint32_t origin;      /* ... and the tag of the node that wrote the value */
+    uint32_t exp_origin;  /* ... and of the node that set the expiry */
+    uint32_t heap_idx;    /* position in the TTL heap, TTLHEAP_NONE if not in it */
+    uint32_t value_len;   /* bytes of value after the key */
+    uint32_t client_flags;/* memcached's opaque 32-bit flags (0 otherwise) */
+    uint32_t refcount;    /* replies still pointing at this item */
+    uint16_t key_len;     /* bytes of key at data[0] */
+    uint8_t flags;        /* enum item_flags */
     uint8_t unused;
-    char data[];        /* key bytes, then value bytes */
+    char data[];          /* key bytes, then value bytes */
 };
 
 static inline const char *item_key(const struct item *it) { return it->data; }
@@ -129,46 +149,91 @@ struct item *store_get(struct store *s, const char *key, size_t key_len,
 const struct item *store_peek(const struct store *s, const char *key,
                               size_t key_len);
 
+/* One write, as it reaches the store: either register, or both. */
+struct store_write {
+    const char *key;
+    size_t key_len;
+    /* value register; has_value false leaves it alone */
+    bool has_value;
+    bool tomb;             /* no value: deleted, or (expired) gone by expiry */
+    bool expired;          /* with tomb: the value expired and its bytes are
+                              gone (what an expiry's tombstone records) */
+    const char *value;
+    size_t value_len;
+    uint32_t client_flags;
+    uint64_t version;      /* stamp of the value register */
+    uint32_t origin;
+    /* expiry register; has_expiry false leaves it alone */
+    bool has_expiry;
+    int64_t expire_ms;     /* absolute unix ms, 0 = never */
+    uint64_t exp_version;  /* stamp of the expiry register */
+    uint32_t exp_origin;
+};
+
 /*
- * Write key = value expiring at expire_ms (0 = never), stamped
- * (version, origin), if that stamp is newer than the key's (LWW).
- * A write whose expire_ms is already <= now_ms that wins leaves the key
- * absent (a tombstone if tombstones are on). Returns STORE_OK, STORE_STALE,
- * STORE_NOMEM or STORE_TOO_LARGE.
+ * Merge w into the key, register by register: the value part replaces the
+ * key's value register if its stamp is newer (or, for a tombstone left by
+ * an expiry, equal: the same write brought back with its bytes); the
+ * expiry part replaces the expiry register if its stamp is newer. A value
+ * stamped below an effective flush watermark is refused. The result is
+ * live when the value is not deleted and the expiry is 0 or after now_ms;
+ * otherwise the key becomes a tombstone (or is removed when tombstones are
+ * off). An expiry-only write (has_value false) needs a live item.
+ * Returns STORE_OK (a register changed), STORE_STALE (nothing newer),
+ * STORE_NOT_FOUND (expiry-only write, no live item), STORE_NOMEM or
+ * STORE_TOO_LARGE.
+ */
+enum store_status store_write(struct store *s, const struct store_write *w,
+                              int64_t now_ms);
+
+/*
+ * Shorthands for store_write. store_set: both registers with one stamp,
+ * client flags 0 (a write whose expire_ms is already <= now_ms leaves the
+ * key absent). store_del: value "deleted" and expiry 0 with one stamp;
+ * returns STORE_NOT_FOUND when no live item was there (a tombstone may
+ * still have been recorded, so a delayed older set stays dead).
+ * store_expire: the expiry register of a live item (expire_ms <= now_ms
+ * removes it, as an expiry).
  */
 enum store_status store_set(struct store *s, const char *key, size_t key_len,
                             const char *value, size_t value_len,
                             int64_t expire_ms, uint64_t version,
                             uint32_t origin, int64_t now_ms);
-
-/*
- * Delete key if (version, origin) is newer than the key's. Leaves a
- * tombstone when tombstones are on. For a remote delete of an unknown key,
- * a tombstone is still made (so a delayed older set stays dead).
- * Returns STORE_OK, STORE_NOT_FOUND (no live item; the tombstone may still
- * have been recorded), or STORE_STALE.
- */
 enum store_status store_del(struct store *s, const char *key, size_t key_len,
                             uint64_t version, uint32_t origin, int64_t now_ms);
-
-/*
- * Set the expiry of a live item to expire_ms (0 = never), restamped
- * (version, origin) if newer. Returns STORE_OK, STORE_NOT_FOUND,
- * STORE_STALE, or STORE_NOMEM (the TTL heap must grow and nothing can be
- * evicted). expire_ms <= now_ms removes the item (as an expiry).
- */
 enum store_status store_expire(struct store *s, const char *key,
                                size_t key_len, int64_t expire_ms,
                                uint64_t version, uint32_t origin,
                                int64_t now_ms);
 
 /*
+ * Flush: every item whose value stamp is below (version, origin) dies once
+ * now_ms reaches hlc time of version (at once for a stamp from the HLC; a
+ * stamp in the future is memcached's delayed flush_all), and writes stamped
+ * below it are refused from then on. Keeps the greatest watermark seen.
+ * Returns true if the watermark moved.
+ */
+bool store_flush(struct store *s, uint64_t version, uint32_t origin);
+/* The watermark (0, 0 when never flushed), for state transfer. */
+void store_flush_stamp(const struct store *s, uint64_t *version,
+                       uint32_t *origin);
+
+/*
+ * The expiry register of an item: its expire_ms when live, the time kept
+ * in its data when it is a tombstone.
+ */
+int64_t store_item_expiry(const struct item *it);
+
+/*
  * Remove at most max items whose expire_ms <= now_ms (expired items and
- * due tombstones), earliest first. Returns how many were removed.
+ * due tombstones), earliest first, then, after a flush took effect, sweep
+ * a bounded number of slots for items below the watermark. Returns how
+ * many were removed.
  */
 size_t store_expire_due(struct store *s, int64_t now_ms, size_t max);
 
-/* Earliest expire_ms in the heap, or 0 when the heap is empty. */
+/* Earliest expire_ms in the heap, or the time a pending flush sweep can
+ * start if earlier; 0 when there is nothing to wait for. */
 int64_t store_next_expiry(const struct store *s);
 
 /*
@@ -201,8 +266,11 @@ void store_get_stats(const struct store *s, struct store_stats *out);
 size_t store_longest_cluster(const struct store *s);
 
 /* The digest term of one live item; XOR of these over live items is
- * items_digest. h = XXH3_64(value, seed = XXH3_64(key, seed = expire_ms)). */
+ * items_digest. h = XXH3_64(value, seed = XXH3_64(key, seed = expire_ms)
+ * ^ client_flags * 0x9e3779b97f4a7c15), so flags 0 give the digest of
+ * version 1. */
 uint64_t item_digest(const char *key, size_t key_len, const char *value,
-                     size_t value_len, int64_t expire_ms);
+                     size_t value_len, uint32_t client_flags,
+                     int64_t expire_ms);
 
 #endif

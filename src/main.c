@@ -1,8 +1,9 @@
 /*
  * main.c - wires the modules together and runs the loop. Owns nothing but
- * the process lifecycle: parse options, create store, expiry, command
- * context and listener; on SIGTERM/SIGINT shut down in order (stop
- * accepting, finish replies) and exit 0.
+ * the process lifecycle: parse options, create store, expiry, replication,
+ * the command core, each protocol and the listeners; on SIGTERM/SIGINT shut
+ * down in order (stop accepting, finish replies, publish the outbox) and
+ * exit 0.
  */
 #include <ev.h>
 #include <signal.h>
@@ -12,7 +13,8 @@
 #include <sys/resource.h>
 #include <xxhash.h>
 
-#include "command.h"
+#include "auth.h"
+#include "exec.h"
 #include "expiry.h"
 #include "hlc.h"
 #include "log.h"
@@ -21,8 +23,10 @@
 #include "proto.h"
 #include "reply.h"
 #include "repl.h"
+#include "serve.h"
 #include "stats.h"
 #include "store.h"
+#include "vt_serve.h"
 
 #define SHUTDOWN_TIMEOUT_S 5.0   /* for clients to take their replies */
 #define REPL_DRAIN_TIMEOUT_S 10.0 /* for the broker to take the outbox */
@@ -35,7 +39,10 @@ struct server {
     struct net *net;
     struct repl *repl; /* NULL when standalone */
     struct hlc hlc;
-    struct command_ctx cmd;
+    struct auth auth;
+    struct exec *exec;
+    struct vt_serve *vt;
+    struct serve_proto vt_proto;
     struct stats_sources stats;
     ev_signal sigterm, sigint;
 };
@@ -44,21 +51,6 @@ static void stats_body(void *arg, struct reply_queue *q, int64_t now_ms)
 {
     struct server *s = arg;
     stats_compose(&s->stats, q, now_ms);
-}
-
-static void on_local_write(void *arg, const struct command_write *w)
-{
-    struct server *s = arg;
-    if (w->op != COMMAND_WRITE_DEL) expiry_note(s->expiry, w->expire_ms);
-    if (!s->repl) return;
-    uint64_t seq = repl_local_write(s->repl, w);
-    if (s->opts.replication_ack == OPTIONS_ACK_CONFIRM) s->cmd.confirm_seq = seq;
-}
-
-static bool write_allowed(void *arg)
-{
-    struct server *s = arg;
-    return repl_write_allowed(s->repl);
 }
 
 static void on_confirmed(void *arg, uint64_t seq)
@@ -135,28 +127,7 @@ int main(int argc, char **argv)
         log_error("out of memory at startup");
         return 1;
     }
-    s.cmd = (struct command_ctx){
-        .store = s.store,
-        .hlc = &s.hlc,
-        .origin = (uint32_t)XXH3_64bits(s.opts.node_id, strlen(s.opts.node_id)),
-        .limits = {.max_value_len = s.opts.max_value_size},
-        .password = s.opts.password,
-        .password_len = s.opts.password ? strlen(s.opts.password) : 0,
-        .stats_fn = stats_body,
-        .stats_arg = &s,
-        .write_hook = on_local_write,
-        .write_hook_arg = &s,
-    };
-    s.stats = (struct stats_sources){.cmd = &s.cmd, .store = s.store,
-                                     .opts = &s.opts, .start_ms = now_ms};
-    struct net_config nc = {
-        .host = s.opts.host,
-        .port = s.opts.port,
-        .max_connections = s.opts.max_connections,
-        .max_line = 4 * (s.opts.max_value_size + PROTO_MAX_KEY_LEN) + 64,
-        .idle_timeout = s.opts.idle_timeout,
-        .max_client_memory = s.opts.max_client_memory_mib << 20,
-    };
+    uint32_t origin = (uint32_t)XXH3_64bits(s.opts.node_id, strlen(s.opts.node_id));
     if (s.opts.rabbitmq_host) {
         struct repl_config rc = {
             .host = s.opts.rabbitmq_host,
@@ -166,7 +137,7 @@ int main(int argc, char **argv)
             .vhost = s.opts.rabbitmq_vhost,
             .exchange = s.opts.rabbitmq_exchange,
             .node_id = s.opts.node_id,
-            .origin_tag = s.cmd.origin,
+            .origin_tag = origin,
             .outbox_bytes = s.opts.outbox_mib << 20,
             .confirm = s.opts.replication_ack == OPTIONS_ACK_CONFIRM,
             .tls = s.opts.rabbitmq_tls,
@@ -183,10 +154,42 @@ int main(int argc, char **argv)
         };
         s.repl = repl_create(s.loop, &rc, s.store, &s.hlc);
         if (!s.repl) return 1;
-        if (rc.confirm) s.cmd.write_allowed = write_allowed;
-        s.stats.repl = s.repl;
     }
-    s.net = net_create(s.loop, &nc, &s.cmd, s.store);
+    auth_set(&s.auth, s.opts.password);
+    struct exec_config xc = {
+        .store = s.store,
+        .hlc = &s.hlc,
+        .repl = s.repl,
+        .expiry = s.expiry,
+        .origin = origin,
+        .confirm = s.repl && s.opts.replication_ack == OPTIONS_ACK_CONFIRM,
+    };
+    s.exec = exec_create(&xc);
+    struct vt_serve_config vc = {
+        .exec = s.exec,
+        .auth = &s.auth,
+        .limits = {.max_value_len = s.opts.max_value_size},
+        .max_line = 4 * (s.opts.max_value_size + PROTO_MAX_KEY_LEN) + 64,
+        .stats_fn = stats_body,
+        .stats_arg = &s,
+    };
+    s.vt = s.exec ? vt_serve_create(&vc) : NULL;
+    if (!s.vt) {
+        log_error("out of memory at startup");
+        return 1;
+    }
+    vt_serve_proto(s.vt, &s.vt_proto);
+    s.stats = (struct stats_sources){.exec = s.exec, .vt = s.vt, .store = s.store,
+                                     .opts = &s.opts, .repl = s.repl, .start_ms = now_ms};
+    struct net_config nc = {
+        .host = s.opts.host,
+        .listeners = {{s.opts.port, &s.vt_proto}},
+        .nlisteners = 1,
+        .max_connections = s.opts.max_connections,
+        .idle_timeout = s.opts.idle_timeout,
+        .max_client_memory = s.opts.max_client_memory_mib << 20,
+    };
+    s.net = net_create(s.loop, &nc, s.store);
     if (!s.net) return 1;
     s.stats.net = s.net;
     if (!(s.repl && s.opts.sync_before_serve)) net_start(s.net);
@@ -209,6 +212,8 @@ int main(int argc, char **argv)
         repl_destroy(s.repl);
     }
     net_destroy(s.net);
+    vt_serve_destroy(s.vt);
+    exec_destroy(s.exec);
     expiry_destroy(s.expiry);
     store_destroy(s.store);
     ev_loop_destroy(s.loop);

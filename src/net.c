@@ -1,15 +1,13 @@
 /*
- * net.c - listener and connections (see net.h for the contract).
+ * net.c - listeners and connections (see net.h for the contract).
  *
- * A connection's input buffer holds [0, rlen): complete lines are handled
- * in place (the parser unescapes inside the buffer, no copy), the partial
- * tail is moved to the front. scan remembers how far the tail was already
- * searched for '\n', so a line dribbled in byte by byte costs O(n), not
- * O(n^2). A line longer than max_line is answered "Error: Line too long"
- * as soon as the limit is crossed, and the rest of it is discarded as it
- * arrives (discarding = true until the next '\n').
+ * A connection's input buffer holds [0, rlen): requests are served in place
+ * by the listener's protocol (it may unescape inside the buffer, no copy),
+ * the unconsumed tail is moved to the front. The buffer grows up to the
+ * protocol's max_input; what a protocol does with more (an error line and
+ * discarding, or a close) is its own rule.
  *
- * Connection states: open -> closing (quit(), peer EOF or shutdown: no more
+ * Connection states: open -> closing (quit, peer EOF or shutdown: no more
  * reading; closed once the reply queue is empty) -> freed.
  */
 #include "net.h"
@@ -27,9 +25,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "command.h"
 #include "log.h"
 #include "reply.h"
+#include "serve.h"
 
 #define RBUF_INITIAL 8192
 #define RBUF_KEEP (64u << 10) /* an empty buffer bigger than this is shrunk */
@@ -41,31 +39,37 @@ struct conn {
     ev_io wio;              /* writable; armed only while a write would block */
     ev_timer idle;          /* idle_timeout; checks last_active when it fires */
     struct net *net;
+    const struct serve_proto *proto; /* its listener's protocol */
+    void *session;          /* the protocol's per-connection state */
     int fd;
     bool closing;           /* no more input; close when out is empty */
-    bool discarding;        /* dropping the rest of a too-long line */
     bool paused;            /* reading stopped by back-pressure */
     char *rbuf;             /* input bytes [0, rlen) */
     size_t rlen, rcap;
-    size_t scan;            /* bytes of the partial tail known to have no '\n' */
     size_t mem;             /* rcap + out.buf_cap, as counted in client_memory */
     double last_active;     /* ev_now of the last read or write progress */
     uint64_t hold_seq;      /* send nothing until batch hold_seq is confirmed */
     struct conn *hprev, *hnext; /* in net->held while holding */
     bool held;
     struct reply_queue out;
-    struct command_session session; /* authentication state */
     struct conn *prev, *next;
+};
+
+struct listener {
+    struct net *net;
+    const struct serve_proto *proto;
+    uint16_t port;
+    int fd;
+    ev_io accept_io;
+    ev_timer accept_retry;  /* re-enables accepting after EMFILE */
 };
 
 struct net {
     struct ev_loop *loop;
     struct net_config cfg;
-    struct command_ctx *cmd;
     struct store *store;
-    int listen_fd;
-    ev_io accept_io;
-    ev_timer accept_retry;  /* re-enables accepting after EMFILE */
+    struct listener listeners[NET_MAX_LISTENERS];
+    size_t nlisteners;
     ev_timer shutdown_timer;
     struct conn *conns;     /* all open connections */
     struct conn *held;      /* connections waiting for a broker confirm */
@@ -128,6 +132,8 @@ static void conn_close(struct conn *c)
     ev_timer_stop(n->loop, &c->idle);
     close(c->fd);
     reply_queue_free(&c->out);
+    if (c->proto->session_end) c->proto->session_end(c->proto->ctx, c->session);
+    free(c->session);
     free(c->rbuf);
     if (c->prev) c->prev->next = c->next; else n->conns = c->next;
     if (c->next) c->next->prev = c->prev;
@@ -142,9 +148,9 @@ static int rbuf_room(struct conn *c)
 {
     if (c->rlen < c->rcap) return 0;
     size_t cap = c->rcap ? c->rcap * 2 : RBUF_INITIAL;
-    size_t max = c->net->cfg.max_line + 2;
+    size_t max = c->proto->max_input;
     if (cap > max) cap = max > c->rcap ? max : c->rcap;
-    if (cap == c->rcap) return 0; /* full at max: the line-limit check drains it */
+    if (cap == c->rcap) return 0; /* full at max: the protocol drains it */
     if (c->rcap && over_client_memory(c, cap - c->rcap)) return -1;
     char *nb = realloc(c->rbuf, cap);
     if (!nb) return -1;
@@ -154,14 +160,7 @@ static int rbuf_room(struct conn *c)
     return 0;
 }
 
-static void line_too_long(struct conn *c)
-{
-    static const char msg[] = "Error: Line too long\n";
-    c->net->stats.lines_too_long++;
-    reply_bytes(&c->out, msg, sizeof msg - 1);
-}
-
-/* Handle every complete line in the buffer (unless paused or closing). */
+/* Serve every complete request in the buffer (unless paused or closing). */
 static void conn_process(struct conn *c)
 {
     struct net *n = c->net;
@@ -176,48 +175,22 @@ static void conn_process(struct conn *c)
             }
             break;
         }
-        char *start = c->rbuf + pos;
-        size_t avail = c->rlen - pos;
-        char *nl = memchr(start + c->scan, '\n', avail - c->scan);
-        if (!nl) {
-            if (c->discarding) {
-                pos = c->rlen;
-            } else if (avail > n->cfg.max_line) {
-                line_too_long(c);
-                c->discarding = true;
-                pos = c->rlen;
-            } else {
-                c->scan = avail;
-            }
-            break;
-        }
-        size_t len = (size_t)(nl - start);
-        c->scan = 0;
-        pos += len + 1;
-        if (c->discarding) {
-            c->discarding = false;
-            continue;
-        }
-        if (len > n->cfg.max_line) {
-            line_too_long(c);
-            continue;
-        }
-        enum command_outcome outcome = command_handle_line(n->cmd, &c->session, start, len,
-                                                           &c->out, now);
-        if (n->cmd->confirm_seq) {
-            c->hold_seq = n->cmd->confirm_seq;
-            n->cmd->confirm_seq = 0;
-        }
-        if (outcome == COMMAND_CLOSE) {
+        struct serve_outcome res = {false, 0};
+        size_t used = c->proto->handle(c->proto->ctx, c->session, c->rbuf + pos,
+                                       c->rlen - pos, &c->out, now, &res);
+        pos += used;
+        if (res.confirm_seq > c->hold_seq) c->hold_seq = res.confirm_seq;
+        if (res.close) {
             c->closing = true;
-            pos = c->rlen; /* input after quit() is ignored */
+            ev_io_stop(n->loop, &c->rio);
+            pos = c->rlen; /* input after quit is ignored */
             break;
         }
+        if (used == 0) break; /* the rest is an incomplete request */
     }
     if (pos == 0) return;
     if (pos < c->rlen) memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
     c->rlen -= pos;
-    if (c->scan > c->rlen) c->scan = 0;
     if (c->rlen == 0 && c->rcap > RBUF_KEEP) { /* give big buffers back */
         free(c->rbuf);
         c->rbuf = NULL;
@@ -351,14 +324,20 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
     conn_close(c);
 }
 
-static void conn_open(struct net *n, int fd)
+static void conn_open(struct listener *l, int fd)
 {
+    struct net *n = l->net;
     struct conn *c = calloc(1, sizeof *c);
-    if (!c) {
+    void *session = calloc(1, l->proto->session_size ? l->proto->session_size : 1);
+    if (!c || !session) {
+        free(c);
+        free(session);
         close(fd);
         return;
     }
     c->net = n;
+    c->proto = l->proto;
+    c->session = session;
     c->fd = fd;
     c->last_active = ev_now(n->loop);
     reply_queue_init(&c->out, n->store);
@@ -381,31 +360,32 @@ static void conn_open(struct net *n, int fd)
 static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
-    struct net *n = w->data;
-    if (!n->shutting_down) ev_io_start(loop, &n->accept_io);
+    struct listener *l = w->data;
+    if (!l->net->shutting_down) ev_io_start(loop, &l->accept_io);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
-    struct net *n = w->data;
+    struct listener *l = w->data;
+    struct net *n = l->net;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        int fd = accept4(n->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 if (!n->accept_paused)
                     log_warn("accept: %s; pausing accepts until descriptors free up",
                              strerror(errno));
                 n->accept_paused = true;
-                ev_io_stop(loop, &n->accept_io);
-                ev_timer_set(&n->accept_retry, 0.1, 0.0);
-                ev_timer_start(loop, &n->accept_retry);
+                ev_io_stop(loop, &l->accept_io);
+                ev_timer_set(&l->accept_retry, 0.1, 0.0);
+                ev_timer_start(loop, &l->accept_retry);
             }
             return; /* EAGAIN, or a client that went away (ECONNABORTED) */
         }
         if (n->stats.curr_connections >= n->cfg.max_connections) {
-            static const char msg[] = "Error: Too many connections\n";
-            ssize_t ignored = write(fd, msg, sizeof msg - 1);
+            const char *msg = l->proto->busy_reply;
+            ssize_t ignored = msg ? write(fd, msg, strlen(msg)) : 0;
             (void)ignored;
             close(fd);
             n->stats.rejected_connections++;
@@ -417,7 +397,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conn_open(n, fd);
+        conn_open(l, fd);
     }
 }
 
@@ -448,25 +428,41 @@ static int listen_on(const char *host, uint16_t port)
     return fd;
 }
 
-struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
-                       struct command_ctx *cmd, struct store *store)
+static void listeners_close(struct net *n)
 {
-    int fd = listen_on(cfg->host, cfg->port);
-    if (fd < 0) return NULL;
-    struct net *n = calloc(1, sizeof *n);
-    if (!n) {
-        close(fd);
-        return NULL;
+    for (size_t i = 0; i < n->nlisteners; i++) {
+        struct listener *l = &n->listeners[i];
+        ev_io_stop(n->loop, &l->accept_io);
+        ev_timer_stop(n->loop, &l->accept_retry);
+        if (l->fd >= 0) close(l->fd);
+        l->fd = -1;
     }
+}
+
+struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
+                       struct store *store)
+{
+    struct net *n = calloc(1, sizeof *n);
+    if (!n) return NULL;
     n->loop = loop;
     n->cfg = *cfg;
-    n->cmd = cmd;
     n->store = store;
-    n->listen_fd = fd;
-    ev_io_init(&n->accept_io, on_accept, fd, EV_READ);
-    n->accept_io.data = n;
-    ev_timer_init(&n->accept_retry, on_accept_retry, 0.1, 0.0);
-    n->accept_retry.data = n;
+    for (size_t i = 0; i < cfg->nlisteners && i < NET_MAX_LISTENERS; i++) {
+        struct listener *l = &n->listeners[n->nlisteners++];
+        l->net = n;
+        l->proto = cfg->listeners[i].proto;
+        l->port = cfg->listeners[i].port;
+        l->fd = listen_on(cfg->host, l->port);
+        if (l->fd < 0) {
+            listeners_close(n);
+            free(n);
+            return NULL;
+        }
+        ev_io_init(&l->accept_io, on_accept, l->fd, EV_READ);
+        l->accept_io.data = l;
+        ev_timer_init(&l->accept_retry, on_accept_retry, 0.1, 0.0);
+        l->accept_retry.data = l;
+    }
     return n;
 }
 
@@ -487,10 +483,7 @@ void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *
     n->shutting_down = true;
     n->on_done = done;
     n->done_arg = arg;
-    ev_io_stop(n->loop, &n->accept_io);
-    ev_timer_stop(n->loop, &n->accept_retry);
-    close(n->listen_fd);
-    n->listen_fd = -1;
+    listeners_close(n);
     ev_timer_init(&n->shutdown_timer, on_shutdown_timeout, timeout, 0.0);
     n->shutdown_timer.data = n;
     ev_timer_start(n->loop, &n->shutdown_timer);
@@ -509,10 +502,8 @@ void net_destroy(struct net *n)
 {
     if (!n) return;
     while (n->conns) conn_close(n->conns);
-    ev_io_stop(n->loop, &n->accept_io);
-    ev_timer_stop(n->loop, &n->accept_retry);
+    listeners_close(n);
     ev_timer_stop(n->loop, &n->shutdown_timer);
-    if (n->listen_fd >= 0) close(n->listen_fd);
     free(n);
 }
 
@@ -521,13 +512,16 @@ const struct net_stats *net_get_stats(const struct net *n) { return &n->stats; }
 void net_start(struct net *n)
 {
     if (n->shutting_down) return;
-    /* Until now the port was only bound: connections were refused, so a
+    /* Until now the ports were only bound: connections were refused, so a
      * health check saw this node as down rather than hanging on it. */
-    if (listen(n->listen_fd, 1024) != 0) {
-        log_error("cannot listen on %s:%u: %s", n->cfg.host, n->cfg.port, strerror(errno));
-        return;
+    for (size_t i = 0; i < n->nlisteners; i++) {
+        struct listener *l = &n->listeners[i];
+        if (listen(l->fd, 1024) != 0) {
+            log_error("cannot listen on %s:%u: %s", n->cfg.host, l->port, strerror(errno));
+            continue;
+        }
+        ev_io_start(n->loop, &l->accept_io);
     }
-    ev_io_start(n->loop, &n->accept_io);
 }
 
 void net_confirmed(struct net *n, uint64_t seq)

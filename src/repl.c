@@ -1,19 +1,34 @@
 /*
  * repl.c - the event-loop side of replication (see repl.h).
  *
- * Outgoing: local writes are appended to `cur` (one batch per 1 ms: see
- * on_prepare);
- * an ev_prepare watcher, which runs just before the loop blocks, hands the
- * batch to the outbox, or drops it and counts it if the outbox is full.
- * Each batch carries (origin, incarnation, seq): seq grows by one per
- * batch, so a receiver that sees seq jump knows it lost writes.
+ * Owns: the batch being filled, per-peer sequence tracking, applying
+ * received batches, the beacon, and the loop's counters. State transfer is
+ * repl_sync.c; the broker threads are repl_link.c (they see only struct
+ * repl_bus, repl_internal.h).
+ *
+ * Outgoing: local writes are appended to `cur` (group commit: see
+ * on_prepare); the batch then moves to the outbox, or is dropped and counted
+ * if the outbox is full (never in confirm mode). Each WRITES batch carries
+ * (origin, incarnation, seq): seq grows by one per batch, so a receiver
+ * that sees seq jump knows it lost writes. When nothing was published for
+ * BEACON_S, an empty WRITES batch (a beacon) takes the next number, so a
+ * loss is seen within a second even from an idle peer, and our own beacons
+ * coming back tell state transfer that the link works.
  *
  * Incoming: the consumer thread fills the inbox and wakes us (ev_async).
  * Each batch is decoded and validated as a whole first (repl_codec.c); a
  * bad one is dropped, counted and logged once per kind of defect. Our own
  * batches (RabbitMQ ignores no-local, so they come back) are skipped by
- * origin. Every record goes through the store's LWW rule, so applying a
- * redelivered or reordered batch changes nothing.
+ * origin. Every record goes through the store's merge (store_write), so
+ * applying a redelivered or reordered batch changes nothing.
+ *
+ * Gaps. Per peer we keep (incarnation, last seq). Within an incarnation a
+ * jump is a gap. A new incarnation must start at seq 1; if its first batch
+ * we see is later, batches were lost - unless our state transfer is under
+ * way, when the batch is "unverified" until the transfer completes: a
+ * complete transfer from that peer with base >= first seq - 1 covers the
+ * batches before (they were in its store); otherwise it is a gap. A gap
+ * asks for a state transfer.
  */
 #include "repl.h"
 
@@ -24,78 +39,166 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "command.h"
+#include "hlc.h"
 #include "log.h"
 #include "reply.h"
 #include "repl_internal.h"
 #include "store.h"
 
-#define BATCH_MAX_BYTES (256u << 10)
 #define APPLY_MAX_PER_TURN 64 /* messages applied before yielding to clients */
-#define SYNC_SLICE 2048          /* items a stream sends per step */
-#define SYNC_STREAM_PERIOD 0.001 /* s between steps while streaming */
-#define SYNC_IDLE_PERIOD 0.25    /* s between checks otherwise */
-#define SYNC_WAIT_S 3.0          /* a request nobody answers for this long is over */
-#define SYNC_RETRY_S 5.0         /* at most one new request per this while syncing */
+#define BEACON_S 1.0          /* an idle node's beacon period */
+#define MAX_PEERS 64
 
-static int64_t loop_ms(struct repl *r) { return (int64_t)(ev_now(r->loop) * 1000.0); }
+struct peer {
+    char id[RC_MAX_ID_LEN + 1];
+    uint64_t incarnation;
+    uint64_t last_seq;   /* 0: no WRITES batch of this incarnation seen yet */
+    uint64_t unverified; /* first seq seen of a new incarnation, to be covered
+                            by the transfer under way; 0 = none */
+};
+
+struct repl {
+    struct repl_bus bus;  /* shared with the broker threads */
+    struct repl_sync *sync;
+    struct store *store;
+    struct hlc *hlc;
+    uint64_t incarnation; /* random per process start */
+
+    struct rc_buf cur;    /* batch being filled */
+    uint64_t next_seq;    /* number of the last WRITES batch begun */
+    ev_prepare flush_prepare;
+    ev_timer linger;      /* group commit: flushes cur within LINGER_S */
+    double last_flush;    /* ev_now of the last flush of cur */
+    ev_timer beacon;      /* BEACON_S after the last WRITES batch */
+    double last_writes;   /* ev_now a WRITES batch last went out */
+    struct peer peers[MAX_PEERS];
+    size_t npeers;
+    uint64_t con_events_seen, queue_losses_seen, pub_events_seen;
+    uint64_t last_confirmed; /* confirmed seq last reported to the hook */
+    uint64_t malformed_logged; /* bit per rc_status already logged */
+    /* counters */
+    uint64_t applied, stale, malformed, self_skipped, received, gaps, flushes;
+    uint64_t lag_last_ms, lag_max_ms, lag_sum_ms, lag_count;
+    uint64_t outbox_dropped;   /* writes dropped because the outbox was full */
+};
+
+static int64_t loop_ms(const struct repl *r) { return (int64_t)(ev_now(r->bus.loop) * 1000.0); }
+
+/* ---- helpers shared with repl_sync.c ---- */
+
+void repl_header(const struct repl *r, enum rc_kind kind, struct rc_header *h)
+{
+    memset(h, 0, sizeof *h);
+    h->kind = kind;
+    h->origin = r->bus.node_id;
+    h->origin_len = strlen(r->bus.node_id);
+    h->incarnation = r->incarnation;
+}
+
+bool repl_is_self(const struct repl *r, const char *id, size_t len)
+{
+    return len == strlen(r->bus.node_id) && memcmp(id, r->bus.node_id, len) == 0;
+}
+
+int repl_queue_of(const struct repl *r, const char *id, size_t len, char *out, size_t cap)
+{
+    size_t el = strlen(r->bus.exchange);
+    if (el + 1 + len >= cap) return -1;
+    memcpy(out, r->bus.exchange, el);
+    out[el] = '.';
+    memcpy(out + el + 1, id, len);
+    out[el + 1 + len] = '\0';
+    return 0;
+}
+
+/* Queue a message for the publisher; with drop_if_full (async WRITES),
+ * a full outbox drops it instead. Returns false if dropped. */
+static bool outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key,
+                       uint64_t seq, uint32_t writes, bool drop_if_full)
+{
+    struct repl_bus *bus = &r->bus;
+    struct repl_msg *m = calloc(1, sizeof *m);
+    if (!m) {
+        rc_buf_free(b);
+        return false;
+    }
+    m->data = b->data;
+    m->len = b->len;
+    m->seq = seq;
+    m->writes = writes;
+    snprintf(m->routing_key, sizeof m->routing_key, "%s", routing_key);
+    memset(b, 0, sizeof *b);
+    pthread_mutex_lock(&bus->mu);
+    bool full = drop_if_full && bus->outbox.bytes + m->len > bus->cfg.outbox_bytes;
+    if (!full) {
+        repl_list_push(&bus->outbox, m);
+        bus->handed++;
+        pthread_cond_signal(&bus->outbox_cv);
+    }
+    pthread_mutex_unlock(&bus->mu);
+    if (full) repl_msg_free(m);
+    if (seq && !full) r->last_writes = ev_now(bus->loop);
+    return !full;
+}
+
+void repl_send(struct repl *r, struct rc_buf *b, const char *routing_key, uint64_t seq)
+{
+    outbox_put(r, b, routing_key, seq, 0, false);
+}
+
+bool repl_outbox_backed_up(struct repl *r)
+{
+    pthread_mutex_lock(&r->bus.mu);
+    bool backed_up = r->bus.outbox.bytes > r->bus.cfg.outbox_bytes / 2;
+    pthread_mutex_unlock(&r->bus.mu);
+    return backed_up;
+}
+
+bool repl_link_up(const struct repl *r)
+{
+    return atomic_load(&r->bus.pub_up);
+}
+
+uint64_t repl_writes_seq(const struct repl *r)
+{
+    return r->next_seq;
+}
+
+
+void repl_record_of(const struct item *it, struct rc_record *rec)
+{
+    bool tomb = it->flags & ITEM_F_TOMBSTONE;
+    *rec = (struct rc_record){
+        .op = !tomb ? RC_OP_SET : (it->flags & ITEM_F_EXPIRED) ? RC_OP_EXPIRED : RC_OP_DEL,
+        .key = item_key(it),
+        .key_len = it->key_len,
+        .value = tomb ? NULL : item_value(it),
+        .value_len = tomb ? 0 : it->value_len,
+        .client_flags = tomb ? 0 : it->client_flags,
+        .expire_ms = store_item_expiry(it),
+        .version = it->version,
+        .origin_tag = it->origin,
+        .exp_version = it->exp_version,
+        .exp_origin_tag = it->exp_origin,
+    };
+    if (rec->op != RC_OP_SET && rec->op != RC_OP_EXPIRE) rec->client_flags = 0;
+}
+
+/* ---- outgoing ---- */
 
 /* Hand the current batch to the publisher (or drop it if the outbox is full). */
 static void flush_cur(struct repl *r)
 {
     uint32_t n = rc_count(&r->cur);
     if (n == 0) return;
-    struct repl_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        r->outbox_dropped += n;
-        rc_buf_free(&r->cur);
-        return;
-    }
-    m->data = r->cur.data;
-    m->len = r->cur.len;
-    m->writes = n;
-    m->seq = r->next_seq;
-    memset(&r->cur, 0, sizeof r->cur);
-    pthread_mutex_lock(&r->mu);
     /* confirm mode never drops (a dropped batch is never confirmed):
      * repl_write_allowed() keeps the outbox near its bound instead */
-    bool full = !r->cfg.confirm && r->outbox.bytes + m->len > r->cfg.outbox_bytes;
-    if (!full) {
-        repl_list_push(&r->outbox, m);
-        r->handed++;
-        pthread_cond_signal(&r->outbox_cv);
-    }
-    pthread_mutex_unlock(&r->mu);
-    if (full) {
-        if (r->outbox_dropped == 0)
-            log_warn("replication: outbox full (%zu bytes); dropping writes until the broker is back",
-                     r->cfg.outbox_bytes);
-        r->outbox_dropped += n;
-        r->need_push = true; /* peers miss these: push our store when back */
-        repl_msg_free(m);
-    }
-}
-
-/* Queue an encoded message for the publisher; routing_key "" = fanout;
- * seq = its WRITES sequence number, 0 for sync traffic. */
-static void outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key,
-                       uint64_t seq)
-{
-    struct repl_msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        rc_buf_free(b);
-        return;
-    }
-    m->data = b->data;
-    m->len = b->len;
-    m->seq = seq;
-    snprintf(m->routing_key, sizeof m->routing_key, "%s", routing_key);
-    memset(b, 0, sizeof *b);
-    pthread_mutex_lock(&r->mu);
-    repl_list_push(&r->outbox, m);
-    r->handed++;
-    pthread_cond_signal(&r->outbox_cv);
-    pthread_mutex_unlock(&r->mu);
+    if (outbox_put(r, &r->cur, "", r->next_seq, n, !r->bus.cfg.confirm)) return;
+    if (r->outbox_dropped == 0)
+        log_warn("replication: outbox full (%zu bytes); dropping writes until the broker is back",
+                 r->bus.cfg.outbox_bytes);
+    r->outbox_dropped += n;
+    repl_sync_push(r->sync); /* peers miss these: push our store when back */
 }
 
 /*
@@ -121,7 +224,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     struct repl *r = w->data;
     if (rc_count(&r->cur) == 0) return;
     double now = ev_now(loop);
-    if (r->cfg.confirm || r->cur.len >= LINGER_BYTES || now - r->last_flush >= LINGER_S) {
+    if (r->bus.cfg.confirm || r->cur.len >= LINGER_BYTES || now - r->last_flush >= LINGER_S) {
         ev_timer_stop(loop, &r->linger);
         r->last_flush = now;
         flush_cur(r);
@@ -135,305 +238,211 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 bool repl_write_allowed(struct repl *r)
 {
-    if (!r->cfg.confirm) return true;
-    pthread_mutex_lock(&r->mu);
-    bool ok = r->outbox.bytes + r->cur.len < r->cfg.outbox_bytes;
-    pthread_mutex_unlock(&r->mu);
+    if (!r->bus.cfg.confirm) return true;
+    pthread_mutex_lock(&r->bus.mu);
+    bool ok = r->bus.outbox.bytes + r->cur.len < r->bus.cfg.outbox_bytes;
+    pthread_mutex_unlock(&r->bus.mu);
     return ok;
 }
 
-uint64_t repl_local_write(struct repl *r, const struct command_write *w)
+/* Append rec to the batch being filled. Returns its batch number. */
+static uint64_t batch_append(struct repl *r, const struct rc_record *rec)
 {
     if (rc_count(&r->cur) == 0) {
-        struct rc_header h = {
-            .kind = RC_KIND_WRITES,
-            .origin = r->node_id,
-            .origin_len = strlen(r->node_id),
-            .incarnation = r->incarnation,
-            .seq = ++r->next_seq,
-        };
+        struct rc_header h;
+        repl_header(r, RC_KIND_WRITES, &h);
+        h.seq = ++r->next_seq;
         r->cur.len = 0;
         if (rc_begin(&r->cur, &h) != 0) goto nomem;
     }
-    struct rc_record rec = {
-        .op = w->op == COMMAND_WRITE_SET ? RC_OP_SET
-              : w->op == COMMAND_WRITE_DEL ? RC_OP_DEL : RC_OP_EXPIRE,
-        .key = w->key,
-        .key_len = w->key_len,
-        .value = w->value,
-        .value_len = w->op == COMMAND_WRITE_DEL ? 0 : w->value_len,
-        .expire_ms = w->expire_ms,
-        .version = w->version,
-        .origin_tag = w->origin,
-    };
-    if (rc_append(&r->cur, &rec) != 0) goto nomem;
+    if (rc_append(&r->cur, rec) != 0) goto nomem;
     uint64_t seq = r->next_seq;
-    if (r->cur.len >= BATCH_MAX_BYTES) flush_cur(r);
+    if (r->cur.len >= REPL_BATCH_MAX_BYTES) flush_cur(r);
     return seq;
 nomem:
     r->outbox_dropped++;
     log_error("replication: out of memory batching a write");
+    repl_sync_push(r->sync);
     return r->next_seq;
 }
 
-/* ---- state transfer ---- */
-
-static void stream_flush(struct repl *r, struct repl_stream *st)
+static uint64_t local_record(struct repl *r, const struct store_write *w, enum rc_op op)
 {
-    if (rc_count(&st->buf)) outbox_put(r, &st->buf, st->routing_key, 0);
-}
-
-static void stream_begin_batch(struct repl *r, struct repl_stream *st, enum rc_kind kind)
-{
-    struct rc_header h = {
-        .kind = kind,
-        .origin = r->node_id,
-        .origin_len = strlen(r->node_id),
-        .incarnation = r->incarnation,
-        .aux = st->session,
-        .target = st->target,
-        .target_len = strlen(st->target),
-    };
-    st->buf.len = 0;
-    rc_begin(&st->buf, &h);
-}
-
-struct stream_visit {
-    struct repl *r;
-    struct repl_stream *st;
-    int64_t now;
-};
-
-static void stream_visit(void *arg, const struct item *it)
-{
-    struct stream_visit *v = arg;
-    bool tomb = it->flags & ITEM_F_TOMBSTONE;
-    if (!tomb && it->expire_ms && it->expire_ms <= v->now) return; /* expiring anyway */
-    if (rc_count(&v->st->buf) == 0) stream_begin_batch(v->r, v->st, RC_KIND_SYNC_DATA);
     struct rc_record rec = {
-        .op = tomb ? RC_OP_DEL : RC_OP_SET,
-        .key = item_key(it),
-        .key_len = it->key_len,
-        .value = tomb ? NULL : item_value(it),
-        .value_len = tomb ? 0 : it->value_len,
-        .expire_ms = tomb ? 0 : it->expire_ms,
-        .version = it->version,
-        .origin_tag = it->origin,
+        .op = w->tomb ? RC_OP_DEL : op,
+        .key = w->key,
+        .key_len = w->key_len,
+        .value = w->tomb ? NULL : w->value,
+        .value_len = w->tomb ? 0 : w->value_len,
+        .client_flags = w->tomb ? 0 : w->client_flags,
+        .expire_ms = w->tomb ? 0 : w->expire_ms,
+        .version = w->version,
+        .origin_tag = w->origin,
+        .exp_version = w->exp_version,
+        .exp_origin_tag = w->exp_origin,
     };
-    if (rc_append(&v->st->buf, &rec) == 0) v->st->items++;
-    if (v->st->buf.len >= BATCH_MAX_BYTES) stream_flush(v->r, v->st);
+    return batch_append(r, &rec);
 }
 
-static void stream_start(struct repl *r, const char *routing_key, const char *target,
-                         size_t target_len, uint64_t session)
+uint64_t repl_local_write(struct repl *r, const struct store_write *w)
 {
-    struct repl_stream *st = NULL;
-    for (int i = 0; i < REPL_MAX_STREAMS; i++) { /* a new request restarts its stream */
-        if (r->streams[i].active && strcmp(r->streams[i].routing_key, routing_key) == 0) {
-            st = &r->streams[i];
-            break;
-        }
-    }
-    for (int i = 0; !st && i < REPL_MAX_STREAMS; i++)
-        if (!r->streams[i].active) st = &r->streams[i];
-    if (!st) {
-        log_warn("replication: too many state transfers at once; dropping a request");
-        return;
-    }
-    rc_buf_free(&st->buf);
-    memset(st, 0, sizeof *st);
-    st->active = true;
-    snprintf(st->routing_key, sizeof st->routing_key, "%s", routing_key);
-    memcpy(st->target, target, target_len);
-    st->target[target_len] = '\0';
-    st->session = session;
-    ev_timer_set(&r->sync_timer, 0.0, SYNC_STREAM_PERIOD);
-    ev_timer_again(r->loop, &r->sync_timer);
+    return local_record(r, w, RC_OP_SET);
 }
 
-/* Send one bounded slice of every active stream. */
-static void streams_step(struct repl *r, int64_t now)
+uint64_t repl_local_touch(struct repl *r, const struct store_write *w)
 {
-    pthread_mutex_lock(&r->mu);
-    bool backed_up = r->outbox.bytes > r->cfg.outbox_bytes / 2;
-    pthread_mutex_unlock(&r->mu);
-    if (backed_up) return; /* let the publisher catch up; never drop sync data */
-    for (int i = 0; i < REPL_MAX_STREAMS; i++) {
-        struct repl_stream *st = &r->streams[i];
-        if (!st->active) continue;
-        struct stream_visit v = {r, st, now};
-        if (!st->begun || st->cursor != 0) {
-            st->begun = true;
-            store_scan(r->store, &st->cursor, SYNC_SLICE, stream_visit, &v);
-        }
-        if (st->cursor != 0) continue;
-        stream_flush(r, st);
-        stream_begin_batch(r, st, RC_KIND_SYNC_DONE);
-        outbox_put(r, &st->buf, st->routing_key, 0);
-        log_info("replication: sent %" PRIu64 " items to %s", st->items,
-                 st->target[0] ? st->target : "the pool");
-        st->active = false;
-        rc_buf_free(&st->buf);
-    }
+    return local_record(r, w, RC_OP_EXPIRE);
 }
 
-static bool streams_active(const struct repl *r)
+uint64_t repl_local_flush(struct repl *r, uint64_t version, uint32_t origin)
 {
-    for (int i = 0; i < REPL_MAX_STREAMS; i++)
-        if (r->streams[i].active) return true;
-    return false;
+    struct rc_record rec = {.op = RC_OP_FLUSH, .version = version, .origin_tag = origin,
+                            .exp_version = version, .exp_origin_tag = origin};
+    return batch_append(r, &rec);
 }
 
-static void sync_finish(struct repl *r, bool answered)
-{
-    r->syncing = false;
-    if (answered) r->sync_completed++;
-    log_info("replication: state transfer %s", answered ? "complete" : "found no peer to answer");
-    if (!r->synced_once) {
-        r->synced_once = true;
-        if (r->cfg.synced_hook) r->cfg.synced_hook(r->cfg.synced_hook_arg);
-    }
-}
-
-/* Ask the pool for its data and push ours to it. */
-static void sync_request(struct repl *r, const char *why)
-{
-    double now = ev_now(r->loop);
-    if (r->syncing && now - r->last_request < SYNC_RETRY_S) return;
-    r->last_request = now;
-    r->syncing = true;
-    r->sync_started++;
-    r->sync_deadline = now + SYNC_WAIT_S;
-    getrandom(&r->sync_session, sizeof r->sync_session, 0);
-    log_info("replication: state transfer requested (%s)", why);
-    struct rc_buf b = {0};
-    struct rc_header h = {
-        .kind = RC_KIND_SYNC_REQUEST,
-        .origin = r->node_id,
-        .origin_len = strlen(r->node_id),
-        .incarnation = r->incarnation,
-        .aux = r->sync_session,
-    };
-    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "", 0);
-    struct store_stats ss;
-    store_get_stats(r->store, &ss);
-    if (ss.curr_items + ss.tombstones > 0 || r->need_push) stream_start(r, "", "", 0, 0);
-    r->need_push = false;
-    ev_timer_set(&r->sync_timer, 0.0, SYNC_STREAM_PERIOD);
-    ev_timer_again(r->loop, &r->sync_timer);
-}
-
-/*
- * After each publisher (re)connect, an empty WRITES batch: it takes the next
- * sequence number, so if the broker lost batches of ours (a restart drops
- * transient messages), every receiver sees the gap now, even if we write
- * nothing more, and asks for a state transfer.
- */
+/* An empty WRITES batch: it takes the next sequence number. */
 static void send_beacon(struct repl *r)
 {
-    struct rc_header h = {
-        .kind = RC_KIND_WRITES,
-        .origin = r->node_id,
-        .origin_len = strlen(r->node_id),
-        .incarnation = r->incarnation,
-        .seq = ++r->next_seq,
-    };
+    struct rc_header h;
+    repl_header(r, RC_KIND_WRITES, &h);
+    h.seq = ++r->next_seq;
     struct rc_buf b = {0};
-    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "", h.seq);
+    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "", h.seq, 0, false);
 }
 
-static void on_sync_timer(struct ev_loop *loop, ev_timer *w, int revents)
+static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct repl *r = w->data;
-    if (r->need_push && atomic_load(&r->pub_up) && !r->syncing) sync_request(r, "own writes were dropped");
-
-    streams_step(r, loop_ms(r));
-    if (r->syncing && ev_now(loop) > r->sync_deadline) sync_finish(r, false);
-    w->repeat = streams_active(r) ? SYNC_STREAM_PERIOD : SYNC_IDLE_PERIOD;
+    double idle = ev_now(loop) - r->last_writes;
+    if (idle >= BEACON_S && rc_count(&r->cur) == 0 && repl_link_up(r)) send_beacon(r);
+    w->repeat = idle >= BEACON_S ? BEACON_S : BEACON_S - idle;
     ev_timer_again(loop, w);
-}
-
-static void on_sync_message(struct repl *r, const struct rc_header *h)
-{
-    bool for_me = h->target_len == strlen(r->node_id) &&
-                  memcmp(h->target, r->node_id, h->target_len) == 0;
-    if (h->kind == RC_KIND_SYNC_REQUEST) {
-        char key[256]; /* the requester's queue: "<exchange>.<node id>" */
-        size_t el = strlen(r->exchange);
-        if (el + 1 + h->origin_len >= sizeof key) return;
-        memcpy(key, r->exchange, el);
-        key[el] = '.';
-        memcpy(key + el + 1, h->origin, h->origin_len);
-        key[el + 1 + h->origin_len] = '\0';
-        r->sync_served++;
-        stream_start(r, key, h->origin, h->origin_len, h->aux);
-        return;
-    }
-    if (!for_me || !r->syncing || h->aux != r->sync_session) return;
-    r->sync_deadline = ev_now(r->loop) + SYNC_WAIT_S; /* data flows: keep waiting */
-    if (h->kind == RC_KIND_SYNC_DONE) sync_finish(r, true);
 }
 
 /* ---- incoming ---- */
 
-static struct repl_peer *peer_find(struct repl *r, const char *id, size_t len)
+static struct peer *peer_find(struct repl *r, const char *id, size_t len)
 {
     for (size_t i = 0; i < r->npeers; i++)
         if (strlen(r->peers[i].id) == len && memcmp(r->peers[i].id, id, len) == 0)
             return &r->peers[i];
-    if (r->npeers == REPL_MAX_PEERS) return NULL;
-    struct repl_peer *p = &r->peers[r->npeers++];
+    if (r->npeers == MAX_PEERS) return NULL;
+    struct peer *p = &r->peers[r->npeers++];
     memset(p, 0, sizeof *p);
     memcpy(p->id, id, len);
     return p;
 }
 
-/* Track the per-origin sequence of WRITES batches; count gaps. */
-static void track_seq(struct repl *r, const struct rc_header *h)
+static void gap(struct repl *r, const struct peer *p, uint64_t lost)
 {
-    struct repl_peer *p = peer_find(r, h->origin, h->origin_len);
-    if (!p) return;
-    if (p->incarnation == h->incarnation && p->last_seq) {
-        if (h->seq > p->last_seq + 1) {
-            r->gaps++;
-            log_warn("replication: lost %" PRIu64 " batches from %s",
-                     h->seq - p->last_seq - 1, p->id);
-            sync_request(r, "sequence gap");
-        }
-        if (h->seq <= p->last_seq) return; /* redelivery */
-    }
-    p->incarnation = h->incarnation;
-    p->last_seq = h->seq;
+    r->gaps++;
+    log_warn("replication: lost %" PRIu64 " batches from %s", lost, p->id);
+    repl_sync_request(r->sync, "sequence gap");
 }
 
-static void apply_record(struct repl *r, const struct rc_record *rec, int64_t now,
-                         bool live)
+/* Track the per-origin sequence of WRITES batches; see "Gaps" above. */
+static void track_seq(struct repl *r, const struct rc_header *h)
 {
-    hlc_observe(r->hlc, rec->version);
-    enum store_status st;
-    if (rec->op == RC_OP_DEL)
-        st = store_del(r->store, rec->key, rec->key_len, rec->version, rec->origin_tag, now);
-    else
-        st = store_set(r->store, rec->key, rec->key_len, rec->value, rec->value_len,
-                       rec->expire_ms, rec->version, rec->origin_tag, now);
-    if (st == STORE_STALE) {
-        r->stale++;
+    struct peer *p = peer_find(r, h->origin, h->origin_len);
+    if (!p) return;
+    if (p->incarnation == h->incarnation && p->last_seq) {
+        if (h->seq <= p->last_seq) return; /* redelivery */
+        uint64_t lost = h->seq - p->last_seq - 1;
+        p->last_seq = h->seq;
+        if (lost) gap(r, p, lost);
         return;
     }
-    r->applied++;
-    if (rec->expire_ms && r->cfg.applied_hook)
-        r->cfg.applied_hook(r->cfg.applied_hook_arg, rec->expire_ms);
-    if (!live) {
-        r->sync_items++;
+    p->incarnation = h->incarnation; /* a new incarnation (or a new peer) */
+    p->last_seq = h->seq;
+    p->unverified = 0;
+    if (h->seq <= 1) return;
+    if (repl_sync_waiting(r->sync)) {
+        p->unverified = h->seq;
         return;
     }
-    int64_t lag = now - hlc_physical_ms(rec->version);
+    gap(r, p, h->seq - 1);
+}
+
+void repl_peer_covered(struct repl *r, const char *id, size_t len, uint64_t incarnation,
+                       uint64_t base)
+{
+    struct peer *p = peer_find(r, id, len);
+    if (!p) return;
+    if (p->incarnation != incarnation) { /* we have seen nothing of it yet */
+        p->incarnation = incarnation;
+        p->last_seq = base;
+        p->unverified = 0;
+        return;
+    }
+    if (p->last_seq < base) p->last_seq = base;
+    if (p->unverified && p->unverified <= base + 1) p->unverified = 0;
+}
+
+/* After a transfer ended: peers whose first batches it did not cover. */
+void repl_transfer_ended(struct repl *r, bool first)
+{
+    if (first && r->bus.cfg.synced_hook) r->bus.cfg.synced_hook(r->bus.cfg.synced_hook_arg);
+    for (size_t i = 0; i < r->npeers; i++) {
+        struct peer *p = &r->peers[i];
+        if (!p->unverified) continue;
+        uint64_t lost = p->unverified - 1;
+        p->unverified = 0;
+        gap(r, p, lost);
+    }
+}
+
+static void note_lag(struct repl *r, uint64_t version, int64_t now)
+{
+    int64_t lag = now - hlc_physical_ms(version);
     if (lag < 0) lag = 0;
     r->lag_last_ms = (uint64_t)lag;
     if ((uint64_t)lag > r->lag_max_ms) r->lag_max_ms = (uint64_t)lag;
     r->lag_sum_ms += (uint64_t)lag;
     r->lag_count++;
+}
+
+static void apply_record(struct repl *r, const struct rc_record *rec, int64_t now, bool live)
+{
+    const struct repl_config *cfg = &r->bus.cfg;
+    if (rec->op == RC_OP_FLUSH) {
+        if (!store_flush(r->store, rec->version, rec->origin_tag)) {
+            r->stale++;
+            return;
+        }
+        r->applied++;
+        r->flushes++;
+        if (cfg->applied_hook) cfg->applied_hook(cfg->applied_hook_arg, hlc_physical_ms(rec->version));
+        return;
+    }
+    hlc_observe(r->hlc, rec->version);
+    hlc_observe(r->hlc, rec->exp_version);
+    bool tomb = rec->op == RC_OP_DEL || rec->op == RC_OP_EXPIRED;
+    struct store_write w = {
+        .key = rec->key,
+        .key_len = rec->key_len,
+        .has_value = true,
+        .tomb = tomb,
+        .expired = rec->op == RC_OP_EXPIRED,
+        .value = rec->value,
+        .value_len = rec->value_len,
+        .client_flags = rec->client_flags,
+        .version = rec->version,
+        .origin = rec->origin_tag,
+        .has_expiry = true,
+        .expire_ms = rec->expire_ms,
+        .exp_version = rec->exp_version,
+        .exp_origin = rec->exp_origin_tag,
+    };
+    enum store_status st = store_write(r->store, &w, now);
+    if (st == STORE_STALE) {
+        r->stale++;
+        return;
+    }
+    r->applied++;
+    if (rec->expire_ms && cfg->applied_hook) cfg->applied_hook(cfg->applied_hook_arg, rec->expire_ms);
+    if (live) note_lag(r, rec->version > rec->exp_version ? rec->version : rec->exp_version, now);
 }
 
 static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
@@ -450,19 +459,22 @@ static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
         }
         return;
     }
-    if (h.origin_len == strlen(r->node_id) && memcmp(h.origin, r->node_id, h.origin_len) == 0) {
+    if (repl_is_self(r, h.origin, h.origin_len)) {
         r->self_skipped++;
+        repl_sync_on_message(r->sync, &h, true);
         return;
     }
     r->received++;
+    repl_sync_on_message(r->sync, &h, false);
     if (h.kind == RC_KIND_WRITES) track_seq(r, &h);
-    else on_sync_message(r, &h);
     if (h.kind != RC_KIND_WRITES && h.kind != RC_KIND_SYNC_DATA) return;
-    if (h.kind == RC_KIND_SYNC_DATA && h.target_len &&
-        !(h.target_len == strlen(r->node_id) && memcmp(h.target, r->node_id, h.target_len) == 0))
+    if (h.kind == RC_KIND_SYNC_DATA && h.target_len && !repl_is_self(r, h.target, h.target_len))
         return; /* a transfer meant for another node */
+    bool live = h.kind == RC_KIND_WRITES;
     struct rc_record rec;
-    while (rc_next(&rd, &rec)) apply_record(r, &rec, now, h.kind == RC_KIND_WRITES);
+    uint64_t before = r->applied;
+    while (rc_next(&rd, &rec)) apply_record(r, &rec, now, live);
+    if (!live) repl_sync_applied(r->sync, r->applied - before);
 }
 
 static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
@@ -470,34 +482,39 @@ static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop;
     (void)revents;
     struct repl *r = w->data;
+    struct repl_bus *bus = &r->bus;
     /* A (re)connected consumer: a new process has nothing and asks; a node
      * whose queue survived gets what it missed from the queue's backlog
      * (a lost message shows up as a sequence gap); only a queue that is
-     * gone means data is lost for sure. */
-    uint64_t pubs = atomic_load(&r->pub_events);
+     * gone means data is lost for sure. A transfer under way may have lost
+     * messages with the old connection: it asks again. */
+    uint64_t pubs = atomic_load(&bus->pub_events);
     if (pubs != r->pub_events_seen) {
         r->pub_events_seen = pubs;
         if (rc_count(&r->cur) == 0) send_beacon(r); /* else cur carries the seq */
     }
-    uint64_t events = atomic_load(&r->con_events);
-    uint64_t losses = atomic_load(&r->queue_losses);
+    uint64_t events = atomic_load(&bus->con_events);
+    uint64_t losses = atomic_load(&bus->queue_losses);
     if (events != r->con_events_seen) {
         bool first = r->con_events_seen == 0;
         r->con_events_seen = events;
-        if (first)
-            sync_request(r, "joining the pool");
-        else if (losses != r->queue_losses_seen)
-            sync_request(r, "this node's queue was lost");
+        if (first) {
+            repl_sync_request(r->sync, "joining the pool");
+        } else {
+            repl_sync_reconnected(r->sync);
+            if (losses != r->queue_losses_seen)
+                repl_sync_request(r->sync, "this node's queue was lost");
+        }
         r->queue_losses_seen = losses;
     }
     int64_t now = loop_ms(r);
     uint64_t gen = 0, tag = 0;
     bool more = false;
     for (int i = 0; i < APPLY_MAX_PER_TURN; i++) {
-        pthread_mutex_lock(&r->mu);
-        struct repl_msg *m = repl_list_pop(&r->inbox);
-        more = r->inbox.head != NULL;
-        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&bus->mu);
+        struct repl_msg *m = repl_list_pop(&bus->inbox);
+        more = bus->inbox.head != NULL;
+        pthread_mutex_unlock(&bus->mu);
         if (!m) break;
         process_msg(r, m, now);
         gen = m->gen;
@@ -505,12 +522,12 @@ static void on_inbox(struct ev_loop *loop, ev_async *w, int revents)
         repl_msg_free(m);
     }
     if (tag) {
-        pthread_mutex_lock(&r->mu);
-        r->ack_gen = gen;
-        r->ack_tag = tag;
-        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&bus->mu);
+        bus->ack_gen = gen;
+        bus->ack_tag = tag;
+        pthread_mutex_unlock(&bus->mu);
     }
-    if (more) ev_async_send(r->loop, &r->inbox_async); /* the rest next turn */
+    if (more) ev_async_send(bus->loop, &bus->inbox_async); /* the rest next turn */
 }
 
 static void on_confirm(struct ev_loop *loop, ev_async *w, int revents)
@@ -518,10 +535,10 @@ static void on_confirm(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop;
     (void)revents;
     struct repl *r = w->data;
-    uint64_t seq = atomic_load(&r->confirmed_seq);
+    uint64_t seq = atomic_load(&r->bus.confirmed_seq);
     if (seq != r->last_confirmed) {
         r->last_confirmed = seq;
-        if (r->cfg.confirmed_hook) r->cfg.confirmed_hook(r->cfg.confirmed_hook_arg, seq);
+        if (r->bus.cfg.confirmed_hook) r->bus.cfg.confirmed_hook(r->bus.cfg.confirmed_hook_arg, seq);
     }
 }
 
@@ -532,65 +549,72 @@ static void copy_str(char *dst, size_t cap, const char *src)
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
+/* A watcher the loop should not wait for (ev_unref) */
+#define START_UNREF(kind, loop, w) do { ev_##kind##_start((loop), (w)); ev_unref(loop); } while (0)
+#define STOP_UNREF(kind, loop, w) do { ev_ref(loop); ev_##kind##_stop((loop), (w)); } while (0)
+
 struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
                          struct store *store, struct hlc *hlc)
 {
     struct repl *r = calloc(1, sizeof *r);
     if (!r) return NULL;
-    r->cfg = *cfg;
-    r->loop = loop;
+    struct repl_bus *bus = &r->bus;
+    bus->cfg = *cfg;
+    bus->loop = loop;
     r->store = store;
     r->hlc = hlc;
-    copy_str(r->node_id, sizeof r->node_id, cfg->node_id);
-    copy_str(r->exchange, sizeof r->exchange, cfg->exchange);
-    copy_str(r->host, sizeof r->host, cfg->host);
-    copy_str(r->user, sizeof r->user, cfg->user);
-    copy_str(r->password, sizeof r->password, cfg->password);
-    copy_str(r->vhost, sizeof r->vhost, cfg->vhost);
-    if (cfg->cacert) copy_str(r->cacert, sizeof r->cacert, cfg->cacert);
-    if (cfg->cert) copy_str(r->cert, sizeof r->cert, cfg->cert);
-    if (cfg->key) copy_str(r->key, sizeof r->key, cfg->key);
-    r->cfg.cacert = r->cfg.cert = r->cfg.key = NULL; /* use the copies */
-    snprintf(r->queue, sizeof r->queue, "%s.%s", r->exchange, r->node_id);
-    r->cfg.node_id = r->node_id;
+    copy_str(bus->node_id, sizeof bus->node_id, cfg->node_id);
+    copy_str(bus->exchange, sizeof bus->exchange, cfg->exchange);
+    copy_str(bus->host, sizeof bus->host, cfg->host);
+    copy_str(bus->user, sizeof bus->user, cfg->user);
+    copy_str(bus->password, sizeof bus->password, cfg->password);
+    copy_str(bus->vhost, sizeof bus->vhost, cfg->vhost);
+    if (cfg->cacert) copy_str(bus->cacert, sizeof bus->cacert, cfg->cacert);
+    if (cfg->cert) copy_str(bus->cert, sizeof bus->cert, cfg->cert);
+    if (cfg->key) copy_str(bus->key, sizeof bus->key, cfg->key);
+    bus->cfg.cacert = bus->cfg.cert = bus->cfg.key = NULL; /* use the copies */
+    repl_queue_of(r, bus->node_id, strlen(bus->node_id), bus->queue, sizeof bus->queue);
+    bus->cfg.node_id = bus->node_id;
     if (getrandom(&r->incarnation, sizeof r->incarnation, 0) != sizeof r->incarnation)
         r->incarnation = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)r << 16);
     srand((unsigned)r->incarnation);
 
-    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&bus->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->outbox_cv, &ca);
+    pthread_cond_init(&bus->outbox_cv, &ca);
     pthread_condattr_destroy(&ca);
 
+    r->sync = repl_sync_create(r, loop, store);
+    if (!r->sync) {
+        free(r);
+        return NULL;
+    }
     ev_timer_init(&r->linger, on_linger, 0.0, 0.0);
     r->linger.data = r;
     ev_prepare_init(&r->flush_prepare, on_prepare);
     r->flush_prepare.data = r;
-    ev_prepare_start(loop, &r->flush_prepare);
-    ev_unref(loop);
-    ev_async_init(&r->inbox_async, on_inbox);
-    r->inbox_async.data = r;
-    ev_async_start(loop, &r->inbox_async);
-    ev_unref(loop);
-    ev_async_init(&r->confirm_async, on_confirm);
-    r->confirm_async.data = r;
-    ev_async_start(loop, &r->confirm_async);
-    ev_unref(loop);
-    ev_init(&r->sync_timer, on_sync_timer);
-    r->sync_timer.data = r;
-    r->sync_timer.repeat = SYNC_IDLE_PERIOD;
-    ev_timer_again(loop, &r->sync_timer);
+    START_UNREF(prepare, loop, &r->flush_prepare);
+    ev_async_init(&bus->inbox_async, on_inbox);
+    bus->inbox_async.data = r;
+    START_UNREF(async, loop, &bus->inbox_async);
+    ev_async_init(&bus->confirm_async, on_confirm);
+    bus->confirm_async.data = r;
+    START_UNREF(async, loop, &bus->confirm_async);
+    ev_init(&r->beacon, on_beacon);
+    r->beacon.data = r;
+    r->beacon.repeat = BEACON_S;
+    ev_timer_again(loop, &r->beacon);
     ev_unref(loop);
 
-    if (repl_link_start(r) != 0) {
+    if (repl_link_start(bus) != 0) {
         log_error("replication: cannot start broker threads");
         repl_destroy(r);
         return NULL;
     }
-    log_info("replication: node '%s' joining exchange '%s' on %s:%u%s", r->node_id,
-             r->exchange, r->host, cfg->port,
+    log_info("replication: node '%s' joining exchange '%s' on %s:%u%s", bus->node_id,
+             bus->exchange, bus->host, cfg->port,
              !cfg->tls ? "" : cfg->tls_verify ? " over TLS (broker certificate and name verified)"
                                               : " over TLS (NOT verified: --rabbitmq_tls_verify=no)");
     if (cfg->tls && !cfg->tls_verify)
@@ -601,99 +625,97 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
 
 void repl_shutdown(struct repl *r, double timeout)
 {
+    struct repl_bus *bus = &r->bus;
     flush_cur(r);
-    pthread_mutex_lock(&r->mu);
-    r->draining = true;
-    r->stop = true;
-    pthread_cond_broadcast(&r->outbox_cv);
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&bus->mu);
+    bus->draining = true;
+    bus->stop = true;
+    pthread_cond_broadcast(&bus->outbox_cv);
+    pthread_mutex_unlock(&bus->mu);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        pthread_mutex_lock(&r->mu);
-        uint64_t handed = r->handed;
-        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_lock(&bus->mu);
+        uint64_t handed = bus->handed;
+        pthread_mutex_unlock(&bus->mu);
         clock_gettime(CLOCK_MONOTONIC, &now);
         double waited = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
         /* done when the broker confirmed every message we gave the publisher */
-        if (atomic_load(&r->published_batches) >= handed || waited >= timeout) break;
+        if (atomic_load(&bus->published_batches) >= handed || waited >= timeout) break;
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    pthread_mutex_lock(&r->mu);
-    r->draining = false; /* whatever is left now stays unsent */
-    pthread_cond_broadcast(&r->outbox_cv);
-    pthread_mutex_unlock(&r->mu);
-    repl_link_stop(r);
-    pthread_mutex_lock(&r->mu);
-    uint64_t left = r->outbox.writes;
-    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&bus->mu);
+    bus->draining = false; /* whatever is left now stays unsent */
+    pthread_cond_broadcast(&bus->outbox_cv);
+    pthread_mutex_unlock(&bus->mu);
+    repl_link_stop(bus);
+    pthread_mutex_lock(&bus->mu);
+    uint64_t left = bus->outbox.writes;
+    pthread_mutex_unlock(&bus->mu);
     if (left || r->outbox_dropped)
         log_warn("replication: shutdown with %" PRIu64 " writes not published "
                  "(%" PRIu64 " dropped earlier by a full outbox)", left, r->outbox_dropped);
     else
         log_info("replication: outbox published; %" PRIu64 " writes in all",
-                 atomic_load(&r->published_writes));
+                 atomic_load(&bus->published_writes));
 }
 
 void repl_destroy(struct repl *r)
 {
     if (!r) return;
-    repl_link_stop(r);
-    ev_ref(r->loop);
-    ev_prepare_stop(r->loop, &r->flush_prepare);
-    ev_timer_stop(r->loop, &r->linger);
-    ev_ref(r->loop);
-    ev_async_stop(r->loop, &r->inbox_async);
-    ev_ref(r->loop);
-    ev_async_stop(r->loop, &r->confirm_async);
-    ev_ref(r->loop);
-    ev_timer_stop(r->loop, &r->sync_timer);
-    for (int i = 0; i < REPL_MAX_STREAMS; i++) rc_buf_free(&r->streams[i].buf);
+    struct repl_bus *bus = &r->bus;
+    repl_link_stop(bus);
+    STOP_UNREF(prepare, bus->loop, &r->flush_prepare);
+    ev_timer_stop(bus->loop, &r->linger);
+    STOP_UNREF(async, bus->loop, &bus->inbox_async);
+    STOP_UNREF(async, bus->loop, &bus->confirm_async);
+    STOP_UNREF(timer, bus->loop, &r->beacon);
+    repl_sync_destroy(r->sync);
     struct repl_msg *m;
-    while ((m = repl_list_pop(&r->outbox))) repl_msg_free(m);
-    while ((m = repl_list_pop(&r->inbox))) repl_msg_free(m);
+    while ((m = repl_list_pop(&bus->outbox))) repl_msg_free(m);
+    while ((m = repl_list_pop(&bus->inbox))) repl_msg_free(m);
     rc_buf_free(&r->cur);
-    pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->outbox_cv);
+    pthread_mutex_destroy(&bus->mu);
+    pthread_cond_destroy(&bus->outbox_cv);
     free(r);
 }
 
 static const char *state_name(const struct repl *r)
 {
-    bool pub = atomic_load(&r->pub_up), con = atomic_load(&r->con_up);
-    if (pub && con) return r->syncing ? "syncing" : "up";
-    if (!atomic_load(&r->ever_up)) return "connecting";
+    bool pub = atomic_load(&r->bus.pub_up), con = atomic_load(&r->bus.con_up);
+    if (pub && con) return repl_sync_waiting(r->sync) ? "syncing" : "up";
+    if (!atomic_load(&r->bus.ever_up)) return "connecting";
     return "down";
 }
 
 void repl_stats(const struct repl *r, struct reply_queue *q)
 {
-    struct repl *mr = (struct repl *)r; /* the lock is not part of the state */
-    pthread_mutex_lock(&mr->mu);
-    uint64_t queued = r->outbox.writes, outbox_bytes = r->outbox.bytes;
-    pthread_mutex_unlock(&mr->mu);
+    struct repl_bus *bus = (struct repl_bus *)&r->bus; /* the lock is not state */
+    pthread_mutex_lock(&bus->mu);
+    uint64_t queued = bus->outbox.writes, outbox_bytes = bus->outbox.bytes;
+    pthread_mutex_unlock(&bus->mu);
     queued += rc_count(&r->cur);
+#define STAT_U(name, v) reply_printf(q, "STAT " name " %" PRIu64 "\n", (uint64_t)(v))
     reply_printf(q, "STAT repl_state %s\n", state_name(r));
-    reply_printf(q, "STAT node_id %s\n", r->node_id);
-    reply_printf(q, "STAT repl_published %" PRIu64 "\n", (uint64_t)atomic_load(&r->published_writes));
-    reply_printf(q, "STAT repl_batches_published %" PRIu64 "\n", (uint64_t)atomic_load(&r->published_batches));
-    reply_printf(q, "STAT repl_received %" PRIu64 "\n", r->received);
-    reply_printf(q, "STAT repl_applied %" PRIu64 "\n", r->applied);
-    reply_printf(q, "STAT repl_stale %" PRIu64 "\n", r->stale);
-    reply_printf(q, "STAT repl_malformed %" PRIu64 "\n", r->malformed);
-    reply_printf(q, "STAT repl_self_skipped %" PRIu64 "\n", r->self_skipped);
-    reply_printf(q, "STAT repl_gaps %" PRIu64 "\n", r->gaps);
-    reply_printf(q, "STAT repl_queue %" PRIu64 "\n", queued);
-    reply_printf(q, "STAT repl_outbox_bytes %" PRIu64 "\n", outbox_bytes);
-    reply_printf(q, "STAT repl_outbox_dropped %" PRIu64 "\n", r->outbox_dropped);
-    reply_printf(q, "STAT repl_reconnects %" PRIu64 "\n", (uint64_t)atomic_load(&r->reconnects));
-    reply_printf(q, "STAT repl_lag_ms_last %" PRIu64 "\n", r->lag_last_ms);
-    reply_printf(q, "STAT repl_lag_ms_avg %" PRIu64 "\n", r->lag_count ? r->lag_sum_ms / r->lag_count : 0);
-    reply_printf(q, "STAT repl_lag_ms_max %" PRIu64 "\n", r->lag_max_ms);
-    reply_printf(q, "STAT repl_confirmed_seq %" PRIu64 "\n", (uint64_t)atomic_load(&r->confirmed_seq));
-    reply_printf(q, "STAT sync_started %" PRIu64 "\n", r->sync_started);
-    reply_printf(q, "STAT sync_completed %" PRIu64 "\n", r->sync_completed);
-    reply_printf(q, "STAT sync_items %" PRIu64 "\n", r->sync_items);
-    reply_printf(q, "STAT sync_served %" PRIu64 "\n", r->sync_served);
+    reply_printf(q, "STAT node_id %s\n", bus->node_id);
+    STAT_U("repl_published", atomic_load(&bus->published_writes));
+    STAT_U("repl_batches_published", atomic_load(&bus->published_batches));
+    STAT_U("repl_received", r->received);
+    STAT_U("repl_applied", r->applied);
+    STAT_U("repl_stale", r->stale);
+    STAT_U("repl_malformed", r->malformed);
+    STAT_U("repl_self_skipped", r->self_skipped);
+    STAT_U("repl_gaps", r->gaps);
+    STAT_U("repl_flushes", r->flushes);
+    STAT_U("repl_queue", queued);
+    STAT_U("repl_outbox_bytes", outbox_bytes);
+    STAT_U("repl_outbox_dropped", r->outbox_dropped);
+    STAT_U("repl_reconnects", atomic_load(&bus->reconnects));
+    STAT_U("repl_lag_ms_last", r->lag_last_ms);
+    STAT_U("repl_lag_ms_avg", r->lag_count ? r->lag_sum_ms / r->lag_count : 0);
+    STAT_U("repl_lag_ms_max", r->lag_max_ms);
+    STAT_U("repl_confirmed_seq", atomic_load(&bus->confirmed_seq));
+#undef STAT_U
+    repl_sync_stats(r->sync, q);
 }

@@ -1,20 +1,24 @@
 /*
  * repl_codec.c - encoder and decoder of replication batches (wire format
- * version 1; docs/replication.md is normative, repl_codec.h mirrors it).
+ * version 2, and version 1 on input; docs/replication.md is normative,
+ * repl_codec.h mirrors it).
  *
  * Owns nothing but bytes: no I/O, no global state, and the decoder never
  * allocates. Every integer is little-endian and is read or written one byte
  * at a time (get_u* / put_u*), so the code neither depends on the host's
  * byte order nor makes unaligned or type-punned accesses.
  *
- *   header                                    records (count of them)
- *   +------+---+----+----+--------+---+---+---+----+--------+-----+   +-----
- *   | VTMB | 1 |kind|N:16| origin |inc|seq|aux|T:16| target |C:32 |   | ...
- *   +------+---+----+----+--------+---+---+---+----+--------+-----+   +-----
- *   0      4   5    6    8       8+N          32+N 34+N  34+N+T  38+N+T
+ *   header (version 2)                                   records (count)
+ *   +------+---+----+----+------+---+---+---+----+-----+----+------+----+  +---
+ *   | VTMB | 2 |kind|N:16|origin|inc|seq|aux|base|total|T:16|target|C:32|  |...
+ *   +------+---+----+----+------+---+---+---+----+-----+----+------+----+  +---
+ *   0      4   5    6    8     8+N             32+N  40+N 48+N 50+N  50+N+T
  *
- *   record: op:8 K:16 V:32 expire_ms:64 version:64 origin_tag:32 key[K] value[V]
- *           '------------ RC_RECORD_FIXED = 27 bytes -----------'
+ *   record: op:8 K:16 V:32 flags:32 expire_ms:64 version:64 origin:32
+ *           exp_version:64 exp_origin:32 key[K] value[V]
+ *           '------------ RC_RECORD_FIXED = 43 bytes -------------'
+ *   Version 1 has no base/total and 27-byte records (no flags, no expiry
+ *   stamp); both versions share the header's first 32+N bytes.
  *
  * Decoder invariants:
  *  - rc_decode() walks the entire batch before it reports RC_OK; a batch is
@@ -22,9 +26,9 @@
  *  - Every read goes through struct cursor, which compares the wanted size
  *    against the bytes remaining (len - pos, which cannot wrap because
  *    pos <= len always holds). Untrusted lengths are never added together.
- *  - A count that cannot fit (count > remaining / RC_RECORD_FIXED) is
+ *  - A count that cannot fit (count > remaining / fixed record size) is
  *    rejected before the record loop; in any case each record consumes at
- *    least RC_RECORD_FIXED bytes, so the loop is bounded by len / 27.
+ *    least the fixed size, so the loop is bounded by len / 27.
  *  - rc_next() re-parses with the same function that validated, so it
  *    cannot read out of bounds even when handed a reader it should not get.
  *  - On any error *h and *rd are left zeroed: rc_next() then yields nothing.
@@ -37,6 +41,7 @@
  *    patched last.
  *  - The count field is found again from the header each time (its offset
  *    depends on N and T), so struct rc_buf stays a plain byte buffer.
+ *  - The encoder writes version 2 only.
  */
 #include "repl_codec.h"
 
@@ -47,8 +52,8 @@
 #define MAGIC_LEN 4
 #define BUF_MIN 256
 /* Header bytes that do not depend on N and T: magic, version, kind, N,
- * incarnation, seq, aux, T and count. */
-#define HEADER_FIXED (4 + 1 + 1 + 2 + 8 + 8 + 8 + 2 + 4)
+ * incarnation, seq, aux, base, total, T and count (version 2). */
+#define HEADER_FIXED (4 + 1 + 1 + 2 + 8 + 8 + 8 + 8 + 8 + 2 + 4)
 #define COUNT_SIZE 4
 
 /* ---- little-endian helpers ---- */
@@ -127,20 +132,35 @@ static const unsigned char *cur_take(struct cursor *c, size_t n)
     return at;
 }
 
-/*
- * Parse one record at c. Returns RC_OK (c moved past it, r filled),
- * RC_ERR_TRUNCATED or RC_ERR_RANGE (c and r unspecified).
- */
-static enum rc_status parse_record(struct cursor *c, struct rc_record *r)
+/* Does a record of this op carry a value (and client flags)? */
+static bool value_op(unsigned op)
 {
-    const unsigned char *f = cur_take(c, RC_RECORD_FIXED);
+    return op == RC_OP_SET || op == RC_OP_EXPIRE;
+}
+
+static size_t record_fixed(unsigned version)
+{
+    return version == 1 ? RC_RECORD_FIXED_V1 : RC_RECORD_FIXED;
+}
+
+/*
+ * Parse one record of a batch of the given format version at c. Returns
+ * RC_OK (c moved past it, r filled), RC_ERR_TRUNCATED or RC_ERR_RANGE (c
+ * and r unspecified).
+ */
+static enum rc_status parse_record(struct cursor *c, unsigned version,
+                                   struct rc_record *r)
+{
+    const unsigned char *f = cur_take(c, record_fixed(version));
     if (!f) return RC_ERR_TRUNCATED;
     unsigned op = f[0];
     size_t klen = get_u16(f + 1);
     uint32_t vlen = get_u32(f + 3);
-    if (op < RC_OP_SET || op > RC_OP_EXPIRE) return RC_ERR_RANGE;
-    if (klen < 1 || klen > RC_MAX_KEY_LEN) return RC_ERR_RANGE;
-    if (op == RC_OP_DEL && vlen != 0) return RC_ERR_RANGE;
+    unsigned last_op = version == 1 ? RC_OP_EXPIRE : RC_OP_EXPIRED;
+    if (op < RC_OP_SET || op > last_op) return RC_ERR_RANGE;
+    if (op == RC_OP_FLUSH ? klen != 0 : (klen < 1 || klen > RC_MAX_KEY_LEN))
+        return RC_ERR_RANGE;
+    if (!value_op(op) && vlen != 0) return RC_ERR_RANGE;
     const unsigned char *key = cur_take(c, klen);
     if (!key) return RC_ERR_TRUNCATED;
     /* vlen (up to 2^32-1) is only ever compared with what remains. */
@@ -148,13 +168,24 @@ static enum rc_status parse_record(struct cursor *c, struct rc_record *r)
     const unsigned char *value = cur_take(c, vlen);
 
     r->op = (enum rc_op)op;
+    if (!value_op(op) && version != 1 && get_u32(f + 7) != 0) return RC_ERR_RANGE;
     r->key = (const char *)key;
     r->key_len = klen;
     r->value = (const char *)value;
     r->value_len = vlen;
-    r->expire_ms = u64_to_i64(get_u64(f + 7));
-    r->version = get_u64(f + 15);
-    r->origin_tag = get_u32(f + 23);
+    if (version == 1) {
+        r->client_flags = 0;
+        r->expire_ms = u64_to_i64(get_u64(f + 7));
+        r->version = r->exp_version = get_u64(f + 15);
+        r->origin_tag = r->exp_origin_tag = get_u32(f + 23);
+    } else {
+        r->client_flags = get_u32(f + 7);
+        r->expire_ms = u64_to_i64(get_u64(f + 11));
+        r->version = get_u64(f + 19);
+        r->origin_tag = get_u32(f + 27);
+        r->exp_version = get_u64(f + 31);
+        r->exp_origin_tag = get_u32(f + 39);
+    }
     return RC_OK;
 }
 
@@ -169,7 +200,8 @@ static enum rc_status parse_header(struct cursor *c, struct rc_header *h)
     if (!cur_take(c, MAGIC_LEN)) return RC_ERR_TRUNCATED;
 
     if (!(f = cur_take(c, 1))) return RC_ERR_TRUNCATED;
-    if (f[0] != RC_VERSION) return RC_ERR_VERSION;
+    if (f[0] != 1 && f[0] != RC_VERSION) return RC_ERR_VERSION;
+    h->version = f[0];
 
     if (!(f = cur_take(c, 1))) return RC_ERR_TRUNCATED;
     if (f[0] < RC_KIND_WRITES || f[0] > RC_KIND_SYNC_DONE) return RC_ERR_RANGE;
@@ -181,11 +213,17 @@ static enum rc_status parse_header(struct cursor *c, struct rc_header *h)
     if (!(f = cur_take(c, h->origin_len))) return RC_ERR_TRUNCATED;
     h->origin = (const char *)f;
 
-    if (!(f = cur_take(c, 8 + 8 + 8 + 2))) return RC_ERR_TRUNCATED;
+    if (!(f = cur_take(c, 8 + 8 + 8))) return RC_ERR_TRUNCATED;
     h->incarnation = get_u64(f);
     h->seq = get_u64(f + 8);
     h->aux = get_u64(f + 16);
-    h->target_len = get_u16(f + 24);
+    if (h->version != 1) {
+        if (!(f = cur_take(c, 8 + 8))) return RC_ERR_TRUNCATED;
+        h->base = get_u64(f);
+        h->total = get_u64(f + 8);
+    }
+    if (!(f = cur_take(c, 2))) return RC_ERR_TRUNCATED;
+    h->target_len = get_u16(f);
     if (h->target_len > RC_MAX_ID_LEN) return RC_ERR_RANGE;
     if (!(f = cur_take(c, h->target_len))) return RC_ERR_TRUNCATED;
     h->target = (const char *)f;
@@ -214,9 +252,9 @@ enum rc_status rc_decode(const char *data, size_t len, struct rc_header *h,
 
     if ((st = parse_header(&c, &hd)) != RC_OK) return st;
     size_t first = c.pos;
-    if (hd.count > cur_left(&c) / RC_RECORD_FIXED) return RC_ERR_TRUNCATED;
+    if (hd.count > cur_left(&c) / record_fixed(hd.version)) return RC_ERR_TRUNCATED;
     for (uint32_t i = 0; i < hd.count; i++)
-        if ((st = parse_record(&c, &rec)) != RC_OK) return st;
+        if ((st = parse_record(&c, hd.version, &rec)) != RC_OK) return st;
     if (cur_left(&c) != 0) return RC_ERR_TRAILING;
 
     *h = hd;
@@ -224,6 +262,7 @@ enum rc_status rc_decode(const char *data, size_t len, struct rc_header *h,
     rd->len = c.len;
     rd->pos = first;
     rd->left = hd.count;
+    rd->version = hd.version;
     return RC_OK;
 }
 
@@ -231,7 +270,7 @@ bool rc_next(struct rc_reader *rd, struct rc_record *r)
 {
     if (rd->left == 0 || rd->pos > rd->len) return false;
     struct cursor c = {(const unsigned char *)rd->data, rd->len, rd->pos};
-    if (parse_record(&c, r) != RC_OK) { /* only a reader rc_decode refused */
+    if (parse_record(&c, rd->version, r) != RC_OK) { /* only a reader rc_decode refused */
         rd->left = 0;
         return false;
     }
@@ -300,9 +339,9 @@ static size_t count_offset(const struct rc_buf *b)
         return 0;
     size_t n = get_u16(p + 6);
     if (n < 1 || n > RC_MAX_ID_LEN || b->len < HEADER_FIXED + n) return 0;
-    size_t t = get_u16(p + 32 + n);
+    size_t t = get_u16(p + 48 + n);
     if (t > RC_MAX_ID_LEN || b->len < HEADER_FIXED + n + t) return 0;
-    return 34 + n + t;
+    return 50 + n + t;
 }
 
 /*
@@ -333,8 +372,10 @@ int rc_begin(struct rc_buf *b, const struct rc_header *h)
     put_u64(p, h->incarnation);
     put_u64(p + 8, h->seq);
     put_u64(p + 16, h->aux);
-    put_u16(p + 24, (uint16_t)h->target_len);
-    p += 26;
+    put_u64(p + 24, h->base);
+    put_u64(p + 32, h->total);
+    put_u16(p + 40, (uint16_t)h->target_len);
+    p += 42;
     put_bytes(p, h->target, h->target_len);
     put_u32(p + h->target_len, 0);
     return 0;
@@ -348,10 +389,12 @@ int rc_begin(struct rc_buf *b, const struct rc_header *h)
 int rc_append(struct rc_buf *b, const struct rc_record *r)
 {
     size_t off = count_offset(b);
-    if (off == 0 || r->op < RC_OP_SET || r->op > RC_OP_EXPIRE ||
-        r->key_len < 1 || r->key_len > RC_MAX_KEY_LEN || !r->key ||
+    bool flush = r->op == RC_OP_FLUSH;
+    if (off == 0 || r->op < RC_OP_SET || r->op > RC_OP_EXPIRED ||
+        (flush ? r->key_len != 0
+               : (r->key_len < 1 || r->key_len > RC_MAX_KEY_LEN || !r->key)) ||
         r->value_len > UINT32_MAX || (r->value_len && !r->value) ||
-        (r->op == RC_OP_DEL && r->value_len != 0)) {
+        (!value_op(r->op) && (r->value_len != 0 || r->client_flags != 0))) {
         errno = EINVAL;
         return -1;
     }
@@ -367,9 +410,12 @@ int rc_append(struct rc_buf *b, const struct rc_record *r)
     p[0] = (unsigned char)r->op;
     put_u16(p + 1, (uint16_t)r->key_len);
     put_u32(p + 3, (uint32_t)r->value_len);
-    put_u64(p + 7, (uint64_t)r->expire_ms);
-    put_u64(p + 15, r->version);
-    put_u32(p + 23, r->origin_tag);
+    put_u32(p + 7, r->client_flags);
+    put_u64(p + 11, (uint64_t)r->expire_ms);
+    put_u64(p + 19, r->version);
+    put_u32(p + 27, r->origin_tag);
+    put_u64(p + 31, r->exp_version);
+    put_u32(p + 39, r->exp_origin_tag);
     put_bytes(p + RC_RECORD_FIXED, r->key, r->key_len);
     put_bytes(p + RC_RECORD_FIXED + r->key_len, r->value, r->value_len);
     put_u32((unsigned char *)b->data + off, count + 1);

@@ -1,10 +1,14 @@
 /*
- * repl_internal.h - state shared by repl.c (loop thread) and repl_link.c
- * (broker threads). Only these two files include it.
+ * repl_internal.h - what the parts of replication share: repl.c (the loop
+ * side: batches, peers, applying), repl_sync.c (state transfer) and
+ * repl_link.c (the broker threads). Nothing else includes it.
  *
- * Locking: `mu` guards outbox, inbox, ack_* and stop flags. No thread holds
- * it across a broker call or a store call. Counters written by a broker
- * thread and read by the loop are atomics.
+ * struct repl_bus is the one thing the broker threads see: the settings
+ * (fixed after repl_create), the lists and flags under `mu`, and counters
+ * they publish as atomics. No thread holds `mu` across a broker call or a
+ * store call. Everything only the loop thread touches lives in struct repl
+ * (private to repl.c) and struct repl_sync (private to repl_sync.c), which
+ * talk through the functions declared here.
  */
 #ifndef VITAMIN_REPL_INTERNAL_H
 #define VITAMIN_REPL_INTERNAL_H
@@ -15,9 +19,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "hlc.h"
 #include "repl.h"
 #include "repl_codec.h"
+
+struct item;
+struct reply_queue;
+
+#define REPL_BATCH_MAX_BYTES (256u << 10)
+#define REPL_QUEUE_MAX (RC_MAX_ID_LEN + 258) /* "<exchange>.<node id>" + NUL */
 
 /* One encoded batch on its way out, or a received message on its way in. */
 struct repl_msg {
@@ -29,8 +38,8 @@ struct repl_msg {
     uint64_t seq;         /* outbox: WRITES batch sequence number, 0 for sync */
     bool acked;           /* in flight: the broker confirmed it */
     uint64_t gen;         /* inbox: consumer channel generation */
-    char routing_key[256];/* outbox: "" = fanout exchange; else a queue name
-                             published through the default exchange */
+    char routing_key[REPL_QUEUE_MAX]; /* outbox: "" = fanout exchange; else a
+                                         queue name, via the default exchange */
 };
 
 struct repl_list {
@@ -40,67 +49,19 @@ struct repl_list {
     size_t count;
 };
 
-#define REPL_MAX_PEERS 64
-struct repl_peer {
-    char id[RC_MAX_ID_LEN + 1];
-    uint64_t incarnation;
-    uint64_t last_seq;
-};
-
-/* One outgoing state-transfer stream: a walk of the store sent as SYNC_DATA. */
-#define REPL_MAX_STREAMS 8
-struct repl_stream {
-    bool active;
-    char routing_key[256]; /* requester's queue, or "" = the fanout (a push) */
-    char target[RC_MAX_ID_LEN + 1]; /* requester's node id, "" for a push */
-    uint64_t session;      /* the requester's session id (aux) */
-    uint64_t cursor;       /* store_scan position */
-    bool begun;            /* the walk has started (cursor 0 is also the end) */
-    struct rc_buf buf;     /* batch being filled */
-    uint64_t items;        /* records sent so far */
-};
-
-struct repl {
+struct repl_bus {
+    /* settings, fixed after repl_create */
     struct repl_config cfg;
     char node_id[RC_MAX_ID_LEN + 1];
-    char exchange[256];
-    char queue[512];      /* this node's queue: "<exchange>.<node_id>" */
+    char exchange[RC_MAX_ID_LEN + 1];
+    char queue[REPL_QUEUE_MAX]; /* this node's queue: "<exchange>.<node_id>" */
     char host[256], user[256], password[256], vhost[256];
     char cacert[4096], cert[4096], key[4096]; /* TLS files, "" = none */
-    uint64_t incarnation; /* random per process start */
-
-    /* loop thread only */
     struct ev_loop *loop;
-    struct store *store;
-    struct hlc *hlc;
-    struct rc_buf cur;    /* batch being filled this loop turn */
-    uint64_t next_seq;
-    ev_prepare flush_prepare;
-    ev_timer linger;           /* group commit: flushes cur within LINGER_S */
-    double last_flush;         /* ev_now of the last flush of cur */
-    ev_async inbox_async;
-    struct repl_peer peers[REPL_MAX_PEERS];
-    size_t npeers;
-    uint64_t malformed_logged; /* bit per rc_status already logged */
-    uint64_t applied, stale, malformed, self_skipped, received, gaps;
-    uint64_t lag_last_ms, lag_max_ms, lag_sum_ms, lag_count;
-    uint64_t outbox_dropped;   /* writes dropped because the outbox was full */
-    uint64_t last_confirmed;   /* confirmed seq last reported to the hook */
-    /* state transfer (loop thread) */
-    ev_timer sync_timer;       /* drives streams and the sync deadline */
-    struct repl_stream streams[REPL_MAX_STREAMS];
-    bool syncing;              /* our request is out, not yet answered */
-    bool synced_once;          /* the first sync after start has ended */
-    bool need_push;            /* our outbox overflowed: push our store */
-    uint64_t sync_session;     /* id of our current request */
-    double sync_deadline;      /* ev_now after which we stop waiting */
-    double last_request;       /* ev_now of the last request (rate limit) */
-    uint64_t con_events_seen;  /* consumer (re)connections handled */
-    uint64_t queue_losses_seen;
-    uint64_t pub_events_seen;  /* publisher (re)connections handled */
-    uint64_t sync_started, sync_completed, sync_items, sync_served;
+    ev_async inbox_async;      /* consumer -> loop: the inbox has messages */
+    ev_async confirm_async;    /* publisher -> loop: confirmed_seq moved */
 
-    /* shared, under mu */
+    /* under mu */
     pthread_mutex_t mu;
     pthread_cond_t outbox_cv;
     struct repl_list outbox;   /* batches waiting for the publisher */
@@ -114,23 +75,71 @@ struct repl {
     pthread_t pub_thread, con_thread;
     bool pub_started, con_started;
 
-    /* counters written by broker threads */
+    /* written by broker threads, read by the loop */
     _Atomic uint64_t published_writes, published_batches, reconnects;
     _Atomic uint64_t confirmed_seq; /* every WRITES batch <= this is confirmed */
     _Atomic uint64_t con_events;    /* consumer connections made (queue bound) */
     _Atomic uint64_t queue_losses;  /* connections that found the queue missing */
     _Atomic uint64_t pub_events;    /* publisher connections made */
-    ev_async confirm_async;         /* publisher -> loop: confirmed_seq moved */
     _Atomic int pub_up, con_up, ever_up;
 };
 
-/* repl_link.c */
-int repl_link_start(struct repl *r);
-void repl_link_stop(struct repl *r);
-
+/* ---- repl_link.c: the broker threads ---- */
+int repl_link_start(struct repl_bus *b);
+void repl_link_stop(struct repl_bus *b);
 /* list helpers (caller holds mu where the list is shared) */
 void repl_list_push(struct repl_list *l, struct repl_msg *m);
 struct repl_msg *repl_list_pop(struct repl_list *l);
 void repl_msg_free(struct repl_msg *m);
+
+/* ---- repl.c, for repl_sync.c ---- */
+/* A header for a message from this node (kind, origin, incarnation; the
+ * rest zeroed). */
+void repl_header(const struct repl *r, enum rc_kind kind, struct rc_header *h);
+/* Is id this node's id? */
+bool repl_is_self(const struct repl *r, const char *id, size_t len);
+/* The queue of node id into out ("<exchange>.<id>"). Returns 0, or -1 if
+ * it does not fit. */
+int repl_queue_of(const struct repl *r, const char *id, size_t len, char *out,
+                  size_t cap);
+/* Hand an encoded message to the publisher (b is emptied); routing_key
+ * "" = the fanout, else a queue; seq: its WRITES number, 0 for others. */
+void repl_send(struct repl *r, struct rc_buf *b, const char *routing_key, uint64_t seq);
+/* Is the outbox more than half full (transfers should wait)? */
+bool repl_outbox_backed_up(struct repl *r);
+/* Is the publisher connected? */
+bool repl_link_up(const struct repl *r);
+/* Our latest WRITES batch number (of the batch being filled, if any). */
+uint64_t repl_writes_seq(const struct repl *r);
+/* A transfer from peer id covered its batches up to base of incarnation. */
+void repl_peer_covered(struct repl *r, const char *id, size_t len,
+                       uint64_t incarnation, uint64_t base);
+/* Our transfer ended (complete, or no peer exists); first: the first one
+ * since start. */
+void repl_transfer_ended(struct repl *r, bool first);
+/* The record that transfers item it (live item: SET; tombstone: DEL or
+ * EXPIRED); pointers into the item. */
+void repl_record_of(const struct item *it, struct rc_record *rec);
+
+/* ---- repl_sync.c: state transfer ---- */
+struct repl_sync;
+struct repl_sync *repl_sync_create(struct repl *r, struct ev_loop *loop,
+                                   struct store *store);
+void repl_sync_destroy(struct repl_sync *y);
+/* Ask the pool for its data (unless a transfer is under way), pushing ours
+ * to it if we hold any. */
+void repl_sync_request(struct repl_sync *y, const char *why);
+/* Every valid message, before its records are applied: from another node
+ * (self false), or one of our own that came back (self true). */
+void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, bool self);
+/* n records of transfers were applied. */
+void repl_sync_applied(struct repl_sync *y, uint64_t n);
+/* The consumer reconnected (what was in flight may be lost). */
+void repl_sync_reconnected(struct repl_sync *y);
+/* Our writes were dropped: push our store to the pool when the link is up. */
+void repl_sync_push(struct repl_sync *y);
+/* Is our transfer under way? */
+bool repl_sync_waiting(const struct repl_sync *y);
+void repl_sync_stats(const struct repl_sync *y, struct reply_queue *q);
 
 #endif

@@ -89,7 +89,7 @@ void repl_msg_free(struct repl_msg *m)
 
 /* ---- helpers ---- */
 
-static bool stopping(struct repl *r)
+static bool stopping(struct repl_bus *r)
 {
     pthread_mutex_lock(&r->mu);
     bool s = r->stop;
@@ -98,7 +98,7 @@ static bool stopping(struct repl *r)
 }
 
 /* Sleep ms, or less if stop is raised. */
-static void nap(struct repl *r, unsigned ms)
+static void nap(struct repl_bus *r, unsigned ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -189,7 +189,7 @@ static const char *tls_error(int rc)
 /* The socket for a new connection: plain TCP, or TLS set up from the
  * --rabbitmq_tls* flags. NULL with *why set on failure (conn keeps
  * ownership of a socket it made). */
-static amqp_socket_t *link_socket(struct repl *r, amqp_connection_state_t conn,
+static amqp_socket_t *link_socket(struct repl_bus *r, amqp_connection_state_t conn,
                                   const char **why)
 {
     if (!r->cfg.tls) {
@@ -225,7 +225,7 @@ static amqp_socket_t *link_socket(struct repl *r, amqp_connection_state_t conn,
 
 /* Connect, log in, open channel 1, declare the exchange. NULL on failure
  * with *why set. */
-static amqp_connection_state_t link_open(struct repl *r, const char **why)
+static amqp_connection_state_t link_open(struct repl_bus *r, const char **why)
 {
     amqp_connection_state_t conn = amqp_new_connection();
     if (!conn) {
@@ -276,7 +276,7 @@ static amqp_connection_state_t link_open(struct repl *r, const char **why)
 /* ---- publisher ---- */
 
 struct pub {
-    struct repl *r;
+    struct repl_bus *r;
     amqp_connection_state_t conn;
     struct repl_list inflight; /* published, waiting for the broker's ack */
     uint64_t next_tag;         /* delivery tag of the next publish */
@@ -284,7 +284,7 @@ struct pub {
 
 static void pub_drop(struct pub *p, const char *why)
 {
-    struct repl *r = p->r;
+    struct repl_bus *r = p->r;
     if (p->conn) {
         log_warn("replication: publisher lost the broker link (%s); reconnecting", why);
         amqp_destroy_connection(p->conn);
@@ -302,7 +302,7 @@ static void pub_drop(struct pub *p, const char *why)
  * names a batch whose predecessors are all confirmed too. */
 static void pub_confirmed(struct pub *p, uint64_t tag, bool multiple)
 {
-    struct repl *r = p->r;
+    struct repl_bus *r = p->r;
     for (struct repl_msg *m = p->inflight.head; m && m->tag <= tag; m = m->next)
         if (m->tag == tag || multiple) m->acked = true;
     while (p->inflight.head && p->inflight.head->acked) {
@@ -356,7 +356,7 @@ static void pub_read_frames(struct pub *p, unsigned wait_ms)
 
 static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
 {
-    struct repl *r = p->r;
+    struct repl_bus *r = p->r;
     const char *why = "?";
     amqp_connection_state_t conn = link_open(r, &why);
     if (conn) {
@@ -391,7 +391,7 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
 static void *pub_main(void *arg)
 {
     struct pub p = {.r = arg};
-    struct repl *r = p.r;
+    struct repl_bus *r = p.r;
     unsigned backoff = BACKOFF_MIN_MS;
     bool was_down = false;
     amqp_basic_properties_t props;
@@ -480,7 +480,7 @@ static int queue_exists(amqp_connection_state_t conn, amqp_bytes_t q)
 
 /* Connect and start consuming this node's queue; *existed tells whether the
  * queue was there before (if not, whatever was sent meanwhile is lost). */
-static amqp_connection_state_t con_connect(struct repl *r, const char **why, bool *existed)
+static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why, bool *existed)
 {
     amqp_connection_state_t conn = link_open(r, why);
     if (!conn) return NULL;
@@ -522,7 +522,7 @@ static amqp_connection_state_t con_connect(struct repl *r, const char **why, boo
 
 static void *con_main(void *arg)
 {
-    struct repl *r = arg;
+    struct repl_bus *r = arg;
     amqp_connection_state_t conn = NULL;
     unsigned backoff = BACKOFF_MIN_MS;
     bool was_down = false;
@@ -615,7 +615,7 @@ static void *con_main(void *arg)
     return NULL;
 }
 
-int repl_link_start(struct repl *r)
+int repl_link_start(struct repl_bus *r)
 {
     /* rabbitmq-c sets OpenSSL up on the first TLS socket (under its own
      * lock); do it here once, before the threads exist, so that a failure
@@ -640,7 +640,7 @@ int repl_link_start(struct repl *r)
     return rc;
 }
 
-void repl_link_stop(struct repl *r)
+void repl_link_stop(struct repl_bus *r)
 {
     pthread_mutex_lock(&r->mu);
     r->stop = true;

@@ -9,12 +9,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "command.h"
+#include "exec.h"
 #include "net.h"
 #include "options.h"
 #include "reply.h"
 #include "repl.h"
 #include "store.h"
+#include "vt_serve.h"
 
 #define STAT_U(name, v) reply_printf(q, "STAT %s %" PRIu64 "\n", name, (uint64_t)(v))
 #define STAT_S(name, v) reply_printf(q, "STAT %s %s\n", name, v)
@@ -33,7 +34,8 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
                    int64_t now_ms)
 {
     const struct net_stats *ns = net_get_stats(src->net);
-    const struct command_stats *cs = &src->cmd->stats;
+    const struct exec_stats *xs = exec_get_stats(src->exec);
+    const struct vt_stats *vs = vt_serve_stats(src->vt);
     struct store_stats ss;
     store_get_stats(src->store, &ss);
     struct rusage ru;
@@ -55,26 +57,33 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("max_connections", src->opts->max_connections);
     STAT_U("idle_closed", ns->idle_closed);
     STAT_U("reads_paused", ns->reads_paused);
-    STAT_U("lines_too_long", ns->lines_too_long);
+    STAT_U("lines_too_long", vs->lines_too_long);
     STAT_U("bytes_read", ns->bytes_read);
     STAT_U("bytes_written", ns->bytes_written);
     STAT_U("replies_held", ns->replies_held);
     STAT_U("client_memory", ns->client_memory);
     STAT_U("client_memory_closed", ns->client_memory_closed);
 
-    STAT_U("cmd_get", cs->cmd_get);
-    STAT_U("cmd_set", cs->cmd_set);
-    STAT_U("cmd_del", cs->cmd_del);
-    STAT_U("cmd_ttl", cs->cmd_ttl);
-    STAT_U("cmd_expire", cs->cmd_expire);
-    STAT_U("cmd_ping", cs->cmd_ping);
-    STAT_U("get_hits", cs->get_hits);
-    STAT_U("get_misses", cs->get_misses);
-    STAT_U("protocol_errors", cs->protocol_errors);
-    STAT_U("set_refused", cs->set_refused);
-    STAT_U("auth_failures", cs->auth_failures);
-    STAT_U("auth_required", cs->auth_required);
-    STAT_U("writes_refused_outbox", cs->writes_refused_outbox);
+    STAT_U("cmd_get", xs->cmd_get);
+    STAT_U("cmd_set", xs->cmd_set);
+    STAT_U("cmd_del", vs->cmd_del);
+    STAT_U("cmd_ttl", vs->cmd_ttl);
+    STAT_U("cmd_expire", vs->cmd_expire);
+    STAT_U("cmd_ping", vs->cmd_ping);
+    STAT_U("cmd_touch", xs->cmd_touch);
+    STAT_U("cmd_flush", xs->cmd_flush);
+    STAT_U("get_hits", xs->get_hits);
+    STAT_U("get_misses", xs->get_misses);
+    STAT_U("delete_hits", xs->delete_hits);
+    STAT_U("delete_misses", xs->delete_misses);
+    STAT_U("touch_hits", xs->touch_hits);
+    STAT_U("touch_misses", xs->touch_misses);
+    STAT_U("total_items", xs->total_items);
+    STAT_U("protocol_errors", vs->protocol_errors);
+    STAT_U("set_refused", xs->set_refused);
+    STAT_U("auth_failures", vs->auth_failures);
+    STAT_U("auth_required", vs->auth_required);
+    STAT_U("writes_refused_outbox", xs->writes_refused_outbox);
 
     STAT_U("curr_items", ss.curr_items);
     STAT_U("tombstones", ss.tombstones);

@@ -46,6 +46,7 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
+#include "hlc.h"
 #include "table.h"
 #include "ttlheap.h"
 
@@ -65,6 +66,12 @@ struct store {
     uint64_t evicted;
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
     uint64_t rng;           /* xorshift state: where LRU eviction samples */
+    uint64_t flush_ver;     /* flush watermark stamp (0: never flushed) */
+    uint32_t flush_origin;
+    bool sweep_due;         /* items below the watermark may still be linked */
+    bool sweep_old;         /* the sweep's position: array (old or cur), */
+    uint32_t sweep_gen;     /* its generation, */
+    size_t sweep_pos;       /* and the next slot to look at */
 };
 
 /*
@@ -84,16 +91,18 @@ __attribute__((weak)) uint64_t store_hash_seed(void)
 /* ---- items ------------------------------------------------------------ */
 
 uint64_t item_digest(const char *key, size_t key_len, const char *value,
-                     size_t value_len, int64_t expire_ms)
+                     size_t value_len, uint32_t client_flags,
+                     int64_t expire_ms)
 {
     uint64_t kh = XXH3_64bits_withSeed(key, key_len, (uint64_t)expire_ms);
-    return XXH3_64bits_withSeed(value, value_len, kh);
+    return XXH3_64bits_withSeed(value, value_len,
+                                kh ^ client_flags * UINT64_C(0x9e3779b97f4a7c15));
 }
 
 static uint64_t digest_of(const struct item *it)
 {
     return item_digest(item_key(it), it->key_len, item_value(it),
-                       it->value_len, it->expire_ms);
+                       it->value_len, it->client_flags, it->expire_ms);
 }
 
 static size_t item_cost(const struct item *it)
@@ -111,37 +120,76 @@ static bool is_expired(const struct item *it, int64_t now_ms)
     return it->expire_ms != 0 && it->expire_ms <= now_ms;
 }
 
-/* Does (version, origin) beat the stamp the key holds? */
-static bool newer(const struct item *cur, uint64_t version, uint32_t origin)
+/* Is stamp (v, o) newer than (cur_v, cur_o)? */
+static bool newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
 {
-    return version > cur->version ||
-           (version == cur->version && origin > cur->origin);
+    return v > cur_v || (v == cur_v && o > cur_o);
 }
 
+/* A value stamped (v, o) is below a flush watermark that is in effect. */
+static bool flushed(const struct store *s, uint64_t v, uint32_t o, int64_t now_ms)
+{
+    return s->flush_ver && newer(v, o, s->flush_ver, s->flush_origin) &&
+           now_ms >= hlc_physical_ms(s->flush_ver);
+}
+
+/* Both registers of a key, as a write leaves them. */
+struct regs {
+    uint64_t version;    /* value register stamp */
+    uint32_t origin;
+    uint32_t client_flags;
+    uint64_t exp_version; /* expiry register stamp */
+    uint32_t exp_origin;
+    int64_t expire_ms;   /* expiry register */
+};
+
+static struct regs regs_of(const struct item *it)
+{
+    return (struct regs){it->version, it->origin, it->client_flags,
+                         it->exp_version, it->exp_origin, store_item_expiry(it)};
+}
+
+/* A live item (flags 0), or a tombstone (ITEM_F_TOMBSTONE, maybe with
+ * ITEM_F_EXPIRED) collected at collect_ms, which keeps r->expire_ms after
+ * its key. */
 static struct item *item_new(const char *key, size_t key_len,
                              const char *value, size_t value_len,
-                             int64_t expire_ms, uint64_t version,
-                             uint32_t origin, uint8_t flags)
+                             const struct regs *r, uint8_t flags,
+                             int64_t collect_ms)
 {
-    size_t size = ITEM_HDR + key_len + value_len;
+    bool tomb = flags & ITEM_F_TOMBSTONE;
+    size_t tail = tomb ? sizeof(int64_t) : value_len;
+    size_t size = ITEM_HDR + key_len + tail;
     struct item *it = malloc(size < sizeof *it ? sizeof *it : size);
     if (it == NULL) return NULL;
     if (!table_packable(it)) {
         free(it);
         return NULL;
     }
-    it->version = version;
-    it->expire_ms = expire_ms;
+    it->version = r->version;
+    it->origin = r->origin;
+    it->exp_version = r->exp_version;
+    it->exp_origin = r->exp_origin;
+    it->expire_ms = tomb ? collect_ms : r->expire_ms;
     it->heap_idx = TTLHEAP_NONE;
-    it->value_len = (uint32_t)value_len;
-    it->origin = origin;
+    it->value_len = tomb ? 0 : (uint32_t)value_len;
+    it->client_flags = tomb ? 0 : r->client_flags;
     it->refcount = 0;
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
     it->unused = 0;
     if (key_len) memcpy(it->data, key, key_len);
-    if (value_len) memcpy(it->data + key_len, value, value_len);
+    if (tomb) memcpy(it->data + key_len, &r->expire_ms, sizeof r->expire_ms);
+    else if (value_len) memcpy(it->data + key_len, value, value_len);
     return it;
+}
+
+int64_t store_item_expiry(const struct item *it)
+{
+    if (!is_tomb(it)) return it->expire_ms;
+    int64_t e;
+    memcpy(&e, it->data + it->key_len, sizeof e);
+    return e;
 }
 
 /* ---- memory ----------------------------------------------------------- */
@@ -389,14 +437,15 @@ static enum store_status prepare(struct store *s, uint64_t hash,
 /* ---- writes ----------------------------------------------------------- */
 
 /*
- * The key stops being live at stamp (version, origin). With tombstones on,
- * cur (or nothing) becomes a tombstone collected at now + tombstone_ttl;
- * otherwise cur is removed. If no tombstone can be afforded, cur is just
- * removed (with NONE at the cap a delete must still succeed).
+ * The key stops being live with registers r: with tombstones on, cur (or
+ * nothing) becomes a tombstone (ITEM_F_EXPIRED when an expiry killed it)
+ * collected at now + tombstone_ttl; otherwise cur is removed. If no
+ * tombstone can be afforded, cur is just removed (with NONE at the cap a
+ * delete must still succeed).
  */
 static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
                    struct item *cur, const char *key, size_t key_len,
-                   uint64_t version, uint32_t origin, int64_t now_ms)
+                   const struct regs *r, bool by_expiry, int64_t now_ms)
 {
     int64_t ttl = s->cfg.tombstone_ttl_ms;
     if (ttl <= 0) {
@@ -404,15 +453,19 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
         return;
     }
     int64_t until = now_ms > INT64_MAX - ttl ? INT64_MAX : now_ms + ttl;
+    uint8_t flags = ITEM_F_TOMBSTONE | (by_expiry ? ITEM_F_EXPIRED : 0);
     if (cur && is_tomb(cur)) { /* restamp in place */
-        cur->version = version;
-        cur->origin = origin;
+        cur->version = r->version;
+        cur->origin = r->origin;
+        cur->exp_version = r->exp_version;
+        cur->exp_origin = r->exp_origin;
+        memcpy(cur->data + cur->key_len, &r->expire_ms, sizeof r->expire_ms);
+        cur->flags = (uint8_t)((cur->flags & ~ITEM_F_EXPIRED) | flags);
         cur->expire_ms = until;
         ttlheap_update(&s->heap, cur);
         return;
     }
-    struct item *tomb = item_new(key, key_len, NULL, 0, until, version,
-                                 origin, ITEM_F_TOMBSTONE);
+    struct item *tomb = item_new(key, key_len, NULL, 0, r, flags, until);
     if (tomb && prepare(s, hash, tomb, cur, &loc, now_ms) == STORE_OK) {
         link_at(s, hash, loc, cur, tomb);
         return;
@@ -421,58 +474,13 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
     if (cur) remove_at(s, loc);
 }
 
-/* Its time came: it turns into a tombstone (its own stamp) or goes. */
+/* Its time came: it turns into a tombstone (its own registers) or goes. */
 static void expire_item(struct store *s, uint64_t hash, struct table_loc loc,
                         struct item *it, int64_t now_ms)
 {
     s->expired++;
-    entomb(s, hash, loc, it, item_key(it), it->key_len, it->version,
-           it->origin, now_ms);
-}
-
-enum store_status store_set(struct store *s, const char *key, size_t key_len,
-                            const char *value, size_t value_len,
-                            int64_t expire_ms, uint64_t version,
-                            uint32_t origin, int64_t now_ms)
-{
-    if (key_len > UINT16_MAX || value_len > UINT32_MAX ||
-        ITEM_HDR + key_len + value_len + CHUNK_OVERHEAD > s->cfg.memory_limit)
-        return STORE_TOO_LARGE;
-    table_move(&s->tb, MOVE_PER_WRITE);
-    uint64_t hash = table_hash(&s->tb, key, key_len);
-    struct table_loc loc = {false, 0};
-    struct item *cur = table_lookup(&s->tb, hash, key, key_len, &loc);
-    if (cur && !newer(cur, version, origin)) return STORE_STALE;
-    if (expire_ms != 0 && expire_ms <= now_ms) {
-        entomb(s, hash, loc, cur, key, key_len, version, origin, now_ms);
-        return STORE_OK;
-    }
-    struct item *it = item_new(key, key_len, value, value_len, expire_ms,
-                               version, origin, 0);
-    if (it == NULL) return STORE_NOMEM;
-    enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
-    if (st != STORE_OK) {
-        free(it);
-        return st;
-    }
-    link_at(s, hash, loc, cur, it);
-    return STORE_OK;
-}
-
-enum store_status store_del(struct store *s, const char *key, size_t key_len,
-                            uint64_t version, uint32_t origin, int64_t now_ms)
-{
-    if (key_len > UINT16_MAX) return STORE_NOT_FOUND;
-    table_move(&s->tb, MOVE_PER_WRITE);
-    uint64_t hash = table_hash(&s->tb, key, key_len);
-    struct table_loc loc = {false, 0};
-    struct item *cur = table_lookup(&s->tb, hash, key, key_len, &loc);
-    if (cur && !newer(cur, version, origin)) return STORE_STALE;
-    bool live = cur && !is_tomb(cur) && !is_expired(cur, now_ms);
-    if (cur || s->cfg.tombstone_ttl_ms > 0)
-        entomb(s, hash, loc, cur, key, key_len, version, origin, now_ms);
-    maybe_shrink(s);
-    return live ? STORE_OK : STORE_NOT_FOUND;
+    struct regs r = regs_of(it);
+    entomb(s, hash, loc, it, item_key(it), it->key_len, &r, true, now_ms);
 }
 
 /* New expiry for a live item; may need the heap to grow. */
@@ -498,41 +506,193 @@ static enum store_status retime(struct store *s, struct item *it,
     return STORE_OK;
 }
 
-/*
- * LWW caveat: sets and deletes commute in any delivery order, but an expire
- * only changes the item it finds. Delivered before the (older) set it was
- * meant for, it finds nothing and the set then wins without the new expiry.
- * Convergence needs an expire delivered after that set, or replicated as a
- * full set (value + new expiry) by the node that has the value.
- */
+/* Only the expiry register of cur moves (to r's). */
+static enum store_status write_expiry(struct store *s, uint64_t hash,
+                                      struct table_loc loc, struct item *cur,
+                                      const struct regs *r, int64_t now_ms)
+{
+    if (is_tomb(cur)) { /* stays dead; remembers the newer expiry */
+        entomb(s, hash, loc, cur, item_key(cur), cur->key_len, r,
+               (cur->flags & ITEM_F_EXPIRED) != 0, now_ms);
+        return STORE_OK;
+    }
+    if (r->expire_ms != 0 && r->expire_ms <= now_ms) {
+        s->expired++;
+        entomb(s, hash, loc, cur, item_key(cur), cur->key_len, r, true, now_ms);
+        return STORE_OK;
+    }
+    enum store_status st = retime(s, cur, r->expire_ms, now_ms);
+    if (st == STORE_OK) {
+        cur->exp_version = r->exp_version;
+        cur->exp_origin = r->exp_origin;
+    }
+    return st;
+}
+
+enum store_status store_write(struct store *s, const struct store_write *w,
+                              int64_t now_ms)
+{
+    if (w->key_len > UINT16_MAX) return w->has_value ? STORE_TOO_LARGE : STORE_NOT_FOUND;
+    if (w->has_value && !w->tomb &&
+        (w->value_len > UINT32_MAX ||
+         ITEM_HDR + w->key_len + w->value_len + CHUNK_OVERHEAD > s->cfg.memory_limit))
+        return STORE_TOO_LARGE;
+    table_move(&s->tb, MOVE_PER_WRITE);
+    uint64_t hash = table_hash(&s->tb, w->key, w->key_len);
+    struct table_loc loc = {false, 0};
+    struct item *cur = table_lookup(&s->tb, hash, w->key, w->key_len, &loc);
+    if (cur && flushed(s, cur->version, cur->origin, now_ms)) {
+        remove_at(s, loc); /* dead since the flush: as if absent */
+        cur = NULL;
+    }
+    bool vnew = w->has_value && !flushed(s, w->version, w->origin, now_ms) &&
+                (!cur || newer(cur->version, cur->origin, w->version, w->origin) ||
+                 ((cur->flags & ITEM_F_EXPIRED) && !w->tomb &&
+                  cur->version == w->version && cur->origin == w->origin));
+    bool enew = w->has_expiry &&
+                (!cur || newer(cur->exp_version, cur->exp_origin, w->exp_version,
+                               w->exp_origin));
+    if (!w->has_value) { /* an expiry-only write needs a live item */
+        if (!cur || is_tomb(cur)) return STORE_NOT_FOUND;
+        if (is_expired(cur, now_ms)) {
+            expire_item(s, hash, loc, cur, now_ms);
+            return STORE_NOT_FOUND;
+        }
+    }
+    if (!vnew && !(enew && cur)) return STORE_STALE;
+
+    struct regs r = cur ? regs_of(cur) : (struct regs){0};
+    if (enew) {
+        r.exp_version = w->exp_version;
+        r.exp_origin = w->exp_origin;
+        r.expire_ms = w->expire_ms;
+    }
+    if (!vnew) return write_expiry(s, hash, loc, cur, &r, now_ms);
+    r.version = w->version;
+    r.origin = w->origin;
+    r.client_flags = w->tomb ? 0 : w->client_flags;
+    bool expired = r.expire_ms != 0 && r.expire_ms <= now_ms;
+    if (w->tomb || expired) {
+        if (cur || s->cfg.tombstone_ttl_ms > 0)
+            entomb(s, hash, loc, cur, w->key, w->key_len, &r,
+                   !w->tomb || w->expired, now_ms);
+        if (w->tomb) maybe_shrink(s);
+        return STORE_OK;
+    }
+    struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0);
+    if (it == NULL) return STORE_NOMEM;
+    enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
+    if (st != STORE_OK) {
+        free(it);
+        return st;
+    }
+    link_at(s, hash, loc, cur, it);
+    return STORE_OK;
+}
+
+enum store_status store_set(struct store *s, const char *key, size_t key_len,
+                            const char *value, size_t value_len,
+                            int64_t expire_ms, uint64_t version,
+                            uint32_t origin, int64_t now_ms)
+{
+    struct store_write w = {
+        .key = key, .key_len = key_len,
+        .has_value = true, .value = value, .value_len = value_len,
+        .version = version, .origin = origin,
+        .has_expiry = true, .expire_ms = expire_ms,
+        .exp_version = version, .exp_origin = origin,
+    };
+    return store_write(s, &w, now_ms);
+}
+
+enum store_status store_del(struct store *s, const char *key, size_t key_len,
+                            uint64_t version, uint32_t origin, int64_t now_ms)
+{
+    const struct item *cur = store_peek(s, key, key_len);
+    bool live = cur && !is_tomb(cur) && !is_expired(cur, now_ms) &&
+                !flushed(s, cur->version, cur->origin, now_ms);
+    struct store_write w = {
+        .key = key, .key_len = key_len,
+        .has_value = true, .tomb = true,
+        .version = version, .origin = origin,
+        .has_expiry = true, .exp_version = version, .exp_origin = origin,
+    };
+    enum store_status st = store_write(s, &w, now_ms);
+    if (st != STORE_OK) return st == STORE_TOO_LARGE ? STORE_NOT_FOUND : st;
+    return live ? STORE_OK : STORE_NOT_FOUND;
+}
+
 enum store_status store_expire(struct store *s, const char *key,
                                size_t key_len, int64_t expire_ms,
                                uint64_t version, uint32_t origin,
                                int64_t now_ms)
 {
-    if (key_len > UINT16_MAX) return STORE_NOT_FOUND;
-    table_move(&s->tb, MOVE_PER_WRITE);
-    uint64_t hash = table_hash(&s->tb, key, key_len);
-    struct table_loc loc;
-    struct item *cur = table_lookup(&s->tb, hash, key, key_len, &loc);
-    if (cur == NULL) return STORE_NOT_FOUND;
-    if (!newer(cur, version, origin)) return STORE_STALE;
-    if (is_tomb(cur)) return STORE_NOT_FOUND;
-    if (is_expired(cur, now_ms)) {
-        expire_item(s, hash, loc, cur, now_ms);
-        return STORE_NOT_FOUND;
+    struct store_write w = {
+        .key = key, .key_len = key_len,
+        .has_expiry = true, .expire_ms = expire_ms,
+        .exp_version = version, .exp_origin = origin,
+    };
+    return store_write(s, &w, now_ms);
+}
+
+bool store_flush(struct store *s, uint64_t version, uint32_t origin)
+{
+    if (!newer(s->flush_ver, s->flush_origin, version, origin)) return false;
+    s->flush_ver = version;
+    s->flush_origin = origin;
+    s->sweep_due = true; /* (re)start the sweep from the beginning */
+    s->sweep_gen = 0;
+    return true;
+}
+
+void store_flush_stamp(const struct store *s, uint64_t *version, uint32_t *origin)
+{
+    *version = s->flush_ver;
+    *origin = s->flush_origin;
+}
+
+/*
+ * One bounded step of the flush sweep: look at up to max slots, removing
+ * every item below the watermark. A removal shifts later entries of the
+ * cluster back into the slot, so the slot is looked at again; entries only
+ * move backwards within their cluster, so a forward walk sees each one. The
+ * walk covers old (if resizing), then cur, and starts over if the arrays
+ * changed under it. Returns items removed.
+ */
+static size_t sweep_flushed(struct store *s, int64_t now_ms, size_t max)
+{
+    if (!s->sweep_due || now_ms < hlc_physical_ms(s->flush_ver)) return 0;
+    size_t removed = 0;
+    while (max > 0) {
+        struct table_array *a = s->sweep_old ? &s->tb.old : &s->tb.cur;
+        if (s->sweep_gen == 0 || !a->slots || a->gen != s->sweep_gen) {
+            s->sweep_old = table_resizing(&s->tb); /* start over */
+            a = s->sweep_old ? &s->tb.old : &s->tb.cur;
+            s->sweep_gen = a->gen;
+            s->sweep_pos = 0;
+        }
+        if (s->sweep_pos > a->mask) { /* this array is done */
+            if (!s->sweep_old) {
+                s->sweep_due = false;
+                s->sweep_gen = 0;
+                break;
+            }
+            s->sweep_old = false;
+            s->sweep_gen = s->tb.cur.gen;
+            s->sweep_pos = 0;
+            continue;
+        }
+        max--;
+        uint64_t slot = a->slots[s->sweep_pos];
+        const struct item *it = slot ? table_slot_item(slot) : NULL;
+        if (it && flushed(s, it->version, it->origin, now_ms)) {
+            remove_at(s, (struct table_loc){s->sweep_old, s->sweep_pos});
+            removed++;
+            continue; /* the same slot again: a later entry may be there now */
+        }
+        s->sweep_pos++;
     }
-    if (expire_ms != 0 && expire_ms <= now_ms) {
-        s->expired++;
-        entomb(s, hash, loc, cur, key, key_len, version, origin, now_ms);
-        return STORE_OK;
-    }
-    enum store_status st = retime(s, cur, expire_ms, now_ms);
-    if (st == STORE_OK) {
-        cur->version = version;
-        cur->origin = origin;
-    }
-    return st;
+    return removed;
 }
 
 size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
@@ -549,6 +709,7 @@ size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
             expire_item(s, hash, loc, it, now_ms);
         n++;
     }
+    if (n < max) n += sweep_flushed(s, now_ms, (max - n) * 8);
     if (n) maybe_shrink(s);
     return n;
 }
@@ -567,6 +728,10 @@ struct item *store_get(struct store *s, const char *key, size_t key_len,
         expire_item(s, hash, loc, it, now_ms);
         return NULL;
     }
+    if (flushed(s, it->version, it->origin, now_ms)) {
+        remove_at(s, loc);
+        return NULL;
+    }
     if (!(it->flags & ITEM_F_ACCESSED)) it->flags |= ITEM_F_ACCESSED;
     return it;
 }
@@ -583,7 +748,12 @@ const struct item *store_peek(const struct store *s, const char *key,
 int64_t store_next_expiry(const struct store *s)
 {
     const struct item *it = ttlheap_peek(&s->heap);
-    return it ? it->expire_ms : 0;
+    int64_t next = it ? it->expire_ms : 0;
+    if (s->sweep_due) {
+        int64_t at = hlc_physical_ms(s->flush_ver);
+        if (next == 0 || at < next) next = at;
+    }
+    return next;
 }
 
 bool store_maintain(struct store *s, size_t max_slots)

@@ -1,0 +1,49 @@
+/*
+ * serve.h - the contract between the connection layer (net.c) and a
+ * protocol's request path (vt_serve.c, mc_serve.c, resp_serve.c).
+ *
+ * net owns sockets, buffers, back-pressure and limits; it hands a
+ * connection's unread input to the protocol's handle(), which serves at
+ * most one request from the front of it (parse -> exec -> compose) and says
+ * how many bytes it used. The protocol keeps whatever it must remember
+ * between calls (authentication, a partial-line scan position, RESP3...)
+ * in a per-connection session of session_size bytes that net allocates,
+ * zeroes and frees. Nothing else flows between them.
+ */
+#ifndef VITAMIN_SERVE_H
+#define VITAMIN_SERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct reply_queue;
+
+/* What one handle() call decided, besides its reply. */
+struct serve_outcome {
+    bool close;           /* close once the replies queued so far are sent */
+    uint64_t confirm_seq; /* send nothing more until replication batch
+                             confirm_seq is confirmed (0: no wait) */
+};
+
+struct serve_proto {
+    const char *name;     /* "vitamin", "memcache", "redis" (logs, stats) */
+    size_t session_size;  /* bytes of per-connection state, zeroed at accept */
+    /*
+     * Serve at most one request from in[0..len) (the protocol may rewrite
+     * those bytes, e.g. to unescape in place). Returns the bytes consumed:
+     * 0 means nothing can be done until more input arrives. A protocol may
+     * consume bytes without a reply (discarding garbage). Once len reaches
+     * max_input, handle must consume something or set close.
+     */
+    size_t (*handle)(void *ctx, void *session, char *in, size_t len,
+                     struct reply_queue *out, int64_t now_ms,
+                     struct serve_outcome *res);
+    /* Optional: the connection is going away (free what session owns). */
+    void (*session_end)(void *ctx, void *session);
+    size_t max_input;     /* the most unread input a connection may hold */
+    const char *busy_reply; /* sent to a client refused over max_connections */
+    void *ctx;            /* the protocol's own state, passed to handle */
+};
+
+#endif

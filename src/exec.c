@@ -1,0 +1,330 @@
+/*
+ * exec.c - the command core (see exec.h).
+ *
+ * Every write follows one path, commit(): gate (confirm mode: refuse while
+ * the outbox is full, so every acknowledged write is one the broker will
+ * confirm), apply to the store (store_write: the same merge replication
+ * uses, with fresh stamps that always win locally), then tell the expiry
+ * timer and replication. Read-modify-write operations (append, incr) read
+ * the item, build the new value in a scratch buffer and commit it as a
+ * plain write with a new value stamp, keeping the expiry register: across
+ * nodes the last writer wins (a pool is not a counter CRDT).
+ */
+#include "exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "expiry.h"
+#include "hlc.h"
+#include "num.h"
+#include "repl.h"
+#include "store.h"
+
+struct exec {
+    struct exec_config cfg;
+    struct exec_stats stats;
+    char *scratch;        /* read-modify-write results */
+    size_t scratch_cap;
+};
+
+struct exec *exec_create(const struct exec_config *cfg)
+{
+    struct exec *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->cfg = *cfg;
+    return x;
+}
+
+void exec_destroy(struct exec *x)
+{
+    if (!x) return;
+    free(x->scratch);
+    free(x);
+}
+
+const struct exec_stats *exec_get_stats(const struct exec *x) { return &x->stats; }
+struct store *exec_store_of(const struct exec *x) { return x->cfg.store; }
+
+static struct exec_result result(enum exec_status st)
+{
+    return (struct exec_result){st, NULL, 0};
+}
+
+static bool gate_open(struct exec *x)
+{
+    if (!x->cfg.confirm || !x->cfg.repl || repl_write_allowed(x->cfg.repl)) return true;
+    x->stats.writes_refused_outbox++;
+    return false;
+}
+
+static enum exec_status of_store(enum store_status st)
+{
+    switch (st) {
+    case STORE_OK: return EXEC_OK;
+    case STORE_NOT_FOUND: return EXEC_NOT_FOUND;
+    case STORE_TOO_LARGE: return EXEC_TOO_LARGE;
+    default: return EXEC_NOMEM; /* a local stamp is never stale */
+    }
+}
+
+/* Replicate w (as applied: both registers filled in) and note its
+ * expiry; fills the result. */
+static void published(struct exec *x, const struct store_write *w, bool touch,
+                      struct exec_result *res)
+{
+    if (w->expire_ms) expiry_note(x->cfg.expiry, w->expire_ms);
+    if (!x->cfg.repl) return;
+    uint64_t seq = touch ? repl_local_touch(x->cfg.repl, w) : repl_local_write(x->cfg.repl, w);
+    if (x->cfg.confirm) res->confirm_seq = seq;
+}
+
+/* Apply a local write and hand it on. w's stamps are set here. */
+static struct exec_result commit(struct exec *x, struct store_write *w, int64_t now_ms)
+{
+    if (!gate_open(x)) return result(EXEC_REFUSED);
+    uint64_t stamp = hlc_tick(x->cfg.hlc, now_ms);
+    if (w->has_value) {
+        w->version = stamp;
+        w->origin = x->cfg.origin;
+    }
+    if (w->has_expiry) {
+        w->exp_version = stamp;
+        w->exp_origin = x->cfg.origin;
+    }
+    struct exec_result res = result(of_store(store_write(x->cfg.store, w, now_ms)));
+    if (res.status != EXEC_OK) {
+        if (res.status == EXEC_NOMEM || res.status == EXEC_TOO_LARGE) x->stats.set_refused++;
+        return res;
+    }
+    if (!w->tomb) res.item = store_get(x->cfg.store, w->key, w->key_len, now_ms);
+    if (!w->has_expiry && res.item) { /* kept: replicate the register as it is */
+        w->expire_ms = res.item->expire_ms;
+        w->exp_version = res.item->exp_version;
+        w->exp_origin = res.item->exp_origin;
+    }
+    published(x, w, false, &res);
+    return res;
+}
+
+struct item *exec_peek(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
+{
+    return store_get(x->cfg.store, key, key_len, now_ms);
+}
+
+struct item *exec_get(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
+{
+    x->stats.cmd_get++;
+    struct item *it = store_get(x->cfg.store, key, key_len, now_ms);
+    if (it) x->stats.get_hits++;
+    else x->stats.get_misses++;
+    return it;
+}
+
+/* Room for n bytes of a read-modify-write result. */
+static char *scratch(struct exec *x, size_t n)
+{
+    if (n <= x->scratch_cap) return x->scratch;
+    char *p = realloc(x->scratch, n);
+    if (!p) return NULL;
+    x->scratch = p;
+    x->scratch_cap = n;
+    return p;
+}
+
+/* A write of a new value for key, keeping cur's flags and expiry
+ * register; a new key (cur NULL) gets no expiry. */
+static struct store_write keep_meta(const char *key, size_t key_len, const char *value,
+                                    size_t value_len, const struct item *cur)
+{
+    return (struct store_write){
+        .key = key, .key_len = key_len,
+        .has_value = true, .value = value, .value_len = value_len,
+        .client_flags = cur ? cur->client_flags : 0,
+        .has_expiry = cur == NULL,
+    };
+}
+
+static struct exec_result set_concat(struct exec *x, const struct exec_store *req,
+                                     struct item *cur, int64_t now_ms)
+{
+    if (!cur && !req->create) return result(EXEC_NOT_STORED);
+    size_t old = cur ? cur->value_len : 0;
+    if (req->value_len > SIZE_MAX - old) return result(EXEC_TOO_LARGE);
+    char *buf = scratch(x, old + req->value_len + 1);
+    if (!buf) return result(EXEC_NOMEM);
+    const char *ov = cur ? item_value(cur) : "";
+    if (req->mode == EXEC_APPEND) {
+        memcpy(buf, ov, old);
+        memcpy(buf + old, req->value, req->value_len);
+    } else {
+        memcpy(buf, req->value, req->value_len);
+        memcpy(buf + req->value_len, ov, old);
+    }
+    struct store_write w = keep_meta(req->key, req->key_len, buf, old + req->value_len, cur);
+    if (!cur) w.client_flags = req->client_flags;
+    return commit(x, &w, now_ms);
+}
+
+struct exec_result exec_set(struct exec *x, const struct exec_store *req, int64_t now_ms)
+{
+    x->stats.cmd_set++;
+    struct item *cur = store_get(x->cfg.store, req->key, req->key_len, now_ms);
+    switch (req->mode) {
+    case EXEC_SET: break;
+    case EXEC_ADD:
+        if (cur) return result(EXEC_NOT_STORED);
+        break;
+    case EXEC_REPLACE:
+        if (!cur) return result(EXEC_NOT_STORED);
+        break;
+    case EXEC_CAS:
+        if (!cur) {
+            x->stats.cas_misses++;
+            return result(EXEC_NOT_FOUND);
+        }
+        if (cur->version != req->cas) {
+            x->stats.cas_badval++;
+            return result(EXEC_EXISTS);
+        }
+        x->stats.cas_hits++;
+        break;
+    case EXEC_APPEND:
+    case EXEC_PREPEND: {
+        struct exec_result res = set_concat(x, req, cur, now_ms);
+        if (res.status == EXEC_OK) x->stats.total_items++;
+        return res;
+    }
+    }
+    struct store_write w = {
+        .key = req->key, .key_len = req->key_len,
+        .has_value = true, .value = req->value, .value_len = req->value_len,
+        .client_flags = req->client_flags,
+        .has_expiry = req->expire_ms != EXEC_KEEP_TTL,
+        .expire_ms = req->expire_ms == EXEC_KEEP_TTL ? 0 : req->expire_ms,
+    };
+    struct exec_result res = commit(x, &w, now_ms);
+    if (res.status == EXEC_OK) x->stats.total_items++;
+    return res;
+}
+
+struct exec_result exec_touch(struct exec *x, const char *key, size_t key_len,
+                              int64_t expire_ms, int64_t now_ms)
+{
+    x->stats.cmd_touch++;
+    struct item *cur = store_get(x->cfg.store, key, key_len, now_ms);
+    if (!cur) {
+        x->stats.touch_misses++;
+        return result(EXEC_NOT_FOUND);
+    }
+    if (!gate_open(x)) return result(EXEC_REFUSED);
+    /* what replicates: the value it was made on, with that value's stamp;
+     * locally only the expiry register moves (cur may be freed by it) */
+    struct store_write w = {
+        .key = key, .key_len = key_len,
+        .has_value = true, .value = item_value(cur), .value_len = cur->value_len,
+        .client_flags = cur->client_flags,
+        .version = cur->version, .origin = cur->origin,
+        .has_expiry = true, .expire_ms = expire_ms,
+        .exp_version = hlc_tick(x->cfg.hlc, now_ms), .exp_origin = x->cfg.origin,
+    };
+    store_item_ref(cur);
+    enum store_status st = store_expire(x->cfg.store, key, key_len, expire_ms,
+                                        w.exp_version, w.exp_origin, now_ms);
+    struct exec_result res = result(of_store(st));
+    if (st == STORE_OK) {
+        x->stats.touch_hits++;
+        published(x, &w, true, &res);
+        res.item = store_get(x->cfg.store, key, key_len, now_ms);
+    }
+    store_item_unref(x->cfg.store, cur);
+    return res;
+}
+
+struct exec_result exec_delete(struct exec *x, const char *key, size_t key_len,
+                               uint64_t cas, int64_t now_ms)
+{
+    /* A delete of a key that is not live changes nothing: stamping a new
+     * tombstone that is never published would leave this node holding a
+     * delete its peers do not know, and the pool would never converge. */
+    struct item *cur = store_get(x->cfg.store, key, key_len, now_ms);
+    if (!cur) {
+        x->stats.delete_misses++;
+        return result(EXEC_NOT_FOUND);
+    }
+    if (cas && cur->version != cas) return result(EXEC_EXISTS);
+    struct store_write w = {
+        .key = key, .key_len = key_len, .has_value = true, .tomb = true,
+        .has_expiry = true,
+    };
+    struct exec_result res = commit(x, &w, now_ms);
+    if (res.status == EXEC_OK) x->stats.delete_hits++;
+    return res;
+}
+
+struct exec_result exec_incr_u64(struct exec *x, const char *key, size_t key_len,
+                                 bool decr, uint64_t delta, int64_t now_ms, uint64_t *out)
+{
+    struct item *cur = store_get(x->cfg.store, key, key_len, now_ms);
+    uint64_t *hits = decr ? &x->stats.decr_hits : &x->stats.incr_hits;
+    if (!cur) {
+        (*(decr ? &x->stats.decr_misses : &x->stats.incr_misses))++;
+        return result(EXEC_NOT_FOUND);
+    }
+    /* memcached's rule: leading digits, then optionally blanks (its own
+     * decr pads with them); anything else is not a number */
+    const char *v = item_value(cur);
+    size_t n = 0;
+    while (n < cur->value_len && v[n] >= '0' && v[n] <= '9') n++;
+    for (size_t i = n; i < cur->value_len; i++)
+        if (v[i] != ' ') return result(EXEC_NOT_NUMBER);
+    uint64_t val;
+    if (!num_parse_u64(v, n, &val)) return result(EXEC_NOT_NUMBER);
+    if (decr) val = val < delta ? 0 : val - delta;
+    else val += delta; /* wraps, as memcached's does */
+    char buf[NUM_MAX_DIGITS];
+    size_t len = num_format_u64(buf, val);
+    struct store_write w = keep_meta(key, key_len, buf, len, cur);
+    struct exec_result res = commit(x, &w, now_ms);
+    if (res.status == EXEC_OK) {
+        (*hits)++;
+        *out = val;
+    }
+    return res;
+}
+
+struct exec_result exec_incr_i64(struct exec *x, const char *key, size_t key_len,
+                                 int64_t delta, int64_t now_ms, int64_t *out)
+{
+    struct item *cur = store_get(x->cfg.store, key, key_len, now_ms);
+    int64_t val = 0;
+    if (cur && !num_parse_i64(item_value(cur), cur->value_len, &val))
+        return result(EXEC_NOT_NUMBER);
+    if ((delta > 0 && val > INT64_MAX - delta) || (delta < 0 && val < INT64_MIN - delta))
+        return result(EXEC_OVERFLOW);
+    val += delta;
+    char buf[NUM_MAX_DIGITS];
+    size_t len = num_format_i64(buf, val);
+    struct store_write w = keep_meta(key, key_len, buf, len, cur);
+    struct exec_result res = commit(x, &w, now_ms);
+    if (res.status == EXEC_OK) *out = val;
+    return res;
+}
+
+struct exec_result exec_flush(struct exec *x, int64_t delay_ms, int64_t now_ms)
+{
+    x->stats.cmd_flush++;
+    if (!gate_open(x)) return result(EXEC_REFUSED);
+    /* at once: a fresh tick, newer than every item here; delayed: the
+     * stamp of that future time (the clock is not moved to it) */
+    uint64_t stamp = delay_ms > 0 ? (uint64_t)(now_ms + delay_ms) << HLC_LOGICAL_BITS
+                                  : hlc_tick(x->cfg.hlc, now_ms);
+    store_flush(x->cfg.store, stamp, x->cfg.origin);
+    expiry_note(x->cfg.expiry, hlc_physical_ms(stamp));
+    struct exec_result res = result(EXEC_OK);
+    if (x->cfg.repl) {
+        uint64_t seq = repl_local_flush(x->cfg.repl, stamp, x->cfg.origin);
+        if (x->cfg.confirm) res.confirm_seq = seq;
+    }
+    return res;
+}
