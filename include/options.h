@@ -20,7 +20,9 @@ enum options_replication_ack { OPTIONS_ACK_ASYNC = 0, OPTIONS_ACK_CONFIRM };
 
 struct options {
     const char *host;               /* listen address */
-    uint16_t port;                  /* listen port */
+    uint16_t port;                  /* listen port, Vitamin's protocol */
+    uint16_t memcache_port;         /* memcached protocol; 0 = off */
+    uint16_t redis_port;            /* RESP; 0 = off */
     size_t memory_mib;              /* memory cap for data and index */
     enum store_eviction eviction;   /* policy when the cap is reached */
     size_t max_value_size;          /* bytes */

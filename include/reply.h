@@ -62,8 +62,12 @@ static inline int reply_str(struct reply_queue *q, const char *s)
 {
     return reply_bytes(q, s, strlen(s));
 }
-/* Append the encoded value of it and '\n' (copied or referenced). */
+/* Append the encoded value of it and '\n' (copied or referenced):
+ * Vitamin's reply encoding (proto.h). */
 int reply_value(struct reply_queue *q, struct item *it);
+/* Append it's value bytes as they are (copied or referenced), for the
+ * memcached and Redis protocols, which frame values by length. */
+int reply_raw_value(struct reply_queue *q, struct item *it);
 /* Append printf-formatted text. */
 int reply_printf(struct reply_queue *q, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -142,6 +142,10 @@ void store_destroy(struct store *s);
 struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms);
 
+/* store_get without the access: for writers and commands that only look. */
+struct item *store_find(struct store *s, const char *key, size_t key_len,
+                        int64_t now_ms);
+
 /*
  * Any item for key, live or not (tombstone, or expired not yet collected),
  * without side effects; NULL if the key is unknown. For replication.

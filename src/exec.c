@@ -97,7 +97,7 @@ static struct exec_result commit(struct exec *x, struct store_write *w, int64_t 
         if (res.status == EXEC_NOMEM || res.status == EXEC_TOO_LARGE) x->stats.set_refused++;
         return res;
     }
-    if (!w->tomb) res.item = store_get(x->cfg.store, w->key, w->key_len, now_ms);
+    if (!w->tomb) res.item = store_find(x->cfg.store, w->key, w->key_len, now_ms);
     if (!w->has_expiry && res.item) { /* kept: replicate the register as it is */
         w->expire_ms = res.item->expire_ms;
         w->exp_version = res.item->exp_version;
@@ -109,7 +109,7 @@ static struct exec_result commit(struct exec *x, struct store_write *w, int64_t 
 
 struct item *exec_peek(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
 {
-    return store_get(x->cfg.store, key, key_len, now_ms);
+    return store_find(x->cfg.store, key, key_len, now_ms);
 }
 
 struct item *exec_get(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
@@ -169,7 +169,7 @@ static struct exec_result set_concat(struct exec *x, const struct exec_store *re
 struct exec_result exec_set(struct exec *x, const struct exec_store *req, int64_t now_ms)
 {
     x->stats.cmd_set++;
-    struct item *cur = store_get(x->cfg.store, req->key, req->key_len, now_ms);
+    struct item *cur = store_find(x->cfg.store, req->key, req->key_len, now_ms);
     switch (req->mode) {
     case EXEC_SET: break;
     case EXEC_ADD:
@@ -235,7 +235,7 @@ struct exec_result exec_touch(struct exec *x, const char *key, size_t key_len,
     if (st == STORE_OK) {
         x->stats.touch_hits++;
         published(x, &w, true, &res);
-        res.item = store_get(x->cfg.store, key, key_len, now_ms);
+        res.item = store_find(x->cfg.store, key, key_len, now_ms);
     }
     store_item_unref(x->cfg.store, cur);
     return res;
@@ -247,7 +247,7 @@ struct exec_result exec_delete(struct exec *x, const char *key, size_t key_len,
     /* A delete of a key that is not live changes nothing: stamping a new
      * tombstone that is never published would leave this node holding a
      * delete its peers do not know, and the pool would never converge. */
-    struct item *cur = store_get(x->cfg.store, key, key_len, now_ms);
+    struct item *cur = store_find(x->cfg.store, key, key_len, now_ms);
     if (!cur) {
         x->stats.delete_misses++;
         return result(EXEC_NOT_FOUND);

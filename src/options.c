@@ -24,6 +24,7 @@ enum opt_id {
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
+    OPT_MEMCACHE_PORT, OPT_REDIS_PORT,
 };
 
 struct opt_doc {
@@ -36,7 +37,9 @@ struct opt_doc {
 
 static const struct opt_doc docs[] = {
     {OPT_HOST, "host", "ADDR", "127.0.0.1", "address to listen on (0.0.0.0 for a pool)"},
-    {OPT_PORT, "port", "PORT", "8080", "TCP port to listen on"},
+    {OPT_PORT, "port", "PORT", "8080", "TCP port of Vitamin's own protocol"},
+    {OPT_MEMCACHE_PORT, "memcache_port", "PORT", "0 = off", "TCP port speaking memcached's text and meta protocol"},
+    {OPT_REDIS_PORT, "redis_port", "PORT", "0 = off", "TCP port speaking Redis's RESP2/RESP3"},
     {OPT_MEMORY, "memory", "MIB", "200", "memory cap for data and index, in MiB"},
     {OPT_EVICTION, "eviction", "POLICY", "lru", "when full: lru | ttl | noeviction"},
     {OPT_MAX_VALUE_SIZE, "max_value_size", "BYTES", "1048576", "largest value accepted"},
@@ -150,6 +153,13 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         *why = "a port number 1..65535";
         if (parse_uint(v, 1, 65535, &n)) return -1;
         if (id == OPT_PORT) o->port = (uint16_t)n; else o->rabbitmq_port = (uint16_t)n;
+        return 0;
+    case OPT_MEMCACHE_PORT:
+    case OPT_REDIS_PORT:
+        *why = "a port number 1..65535, or 0 for none";
+        if (parse_uint(v, 0, 65535, &n)) return -1;
+        if (id == OPT_MEMCACHE_PORT) o->memcache_port = (uint16_t)n;
+        else o->redis_port = (uint16_t)n;
         return 0;
     case OPT_MEMORY:
         *why = "a size in MiB, 1..4194304";
@@ -323,6 +333,16 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "vitamin: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+        return OPTIONS_EXIT_USAGE;
+    }
+    const char *clash = NULL;
+    if (o->memcache_port && o->memcache_port == o->port) clash = "--memcache_port equals --port";
+    else if (o->redis_port && o->redis_port == o->port) clash = "--redis_port equals --port";
+    else if (o->redis_port && o->redis_port == o->memcache_port)
+        clash = "--redis_port equals --memcache_port";
+    if (clash) {
+        fprintf(stderr, "vitamin: %s: each protocol needs its own port\n", clash);
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }

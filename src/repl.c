@@ -10,10 +10,12 @@
  * on_prepare); the batch then moves to the outbox, or is dropped and counted
  * if the outbox is full (never in confirm mode). Each WRITES batch carries
  * (origin, incarnation, seq): seq grows by one per batch, so a receiver
- * that sees seq jump knows it lost writes. When nothing was published for
- * BEACON_S, an empty WRITES batch (a beacon) takes the next number, so a
- * loss is seen within a second even from an idle peer, and our own beacons
- * coming back tell state transfer that the link works.
+ * that sees seq jump knows it lost writes. An empty WRITES batch (a beacon)
+ * takes the next number: after each publisher (re)connect (the broker may
+ * have lost batches of ours), BEACON_S after the last batch of a burst (so
+ * the loss of a burst's tail is seen without waiting for the next write),
+ * and every WAIT_BEACON_S while our state transfer waits (our own beacons
+ * coming back tell it that the link works).
  *
  * Incoming: the consumer thread fills the inbox and wakes us (ev_async).
  * Each batch is decoded and validated as a whole first (repl_codec.c); a
@@ -46,7 +48,8 @@
 #include "store.h"
 
 #define APPLY_MAX_PER_TURN 64 /* messages applied before yielding to clients */
-#define BEACON_S 1.0          /* an idle node's beacon period */
+#define BEACON_S 1.0          /* a beacon this long after a burst of writes */
+#define WAIT_BEACON_S 0.5     /* beacon period while our transfer waits */
 #define MAX_PEERS 64
 
 struct peer {
@@ -69,8 +72,9 @@ struct repl {
     ev_prepare flush_prepare;
     ev_timer linger;      /* group commit: flushes cur within LINGER_S */
     double last_flush;    /* ev_now of the last flush of cur */
-    ev_timer beacon;      /* BEACON_S after the last WRITES batch */
-    double last_writes;   /* ev_now a WRITES batch last went out */
+    ev_timer beacon;      /* sends beacons (see above) */
+    double last_writes;   /* ev_now a WRITES batch (or beacon) last went out */
+    bool tail_due;        /* writes went out since the last beacon */
     struct peer peers[MAX_PEERS];
     size_t npeers;
     uint64_t con_events_seen, queue_losses_seen, pub_events_seen;
@@ -78,6 +82,7 @@ struct repl {
     uint64_t malformed_logged; /* bit per rc_status already logged */
     /* counters */
     uint64_t applied, stale, malformed, self_skipped, received, gaps, flushes;
+    uint64_t beacons_sent, beacons_received;
     uint64_t lag_last_ms, lag_max_ms, lag_sum_ms, lag_count;
     uint64_t outbox_dropped;   /* writes dropped because the outbox was full */
 };
@@ -137,7 +142,10 @@ static bool outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key
     }
     pthread_mutex_unlock(&bus->mu);
     if (full) repl_msg_free(m);
-    if (seq && !full) r->last_writes = ev_now(bus->loop);
+    if (seq && !full) {
+        r->last_writes = ev_now(bus->loop);
+        r->tail_due = writes > 0;
+    }
     return !full;
 }
 
@@ -308,16 +316,20 @@ static void send_beacon(struct repl *r)
     repl_header(r, RC_KIND_WRITES, &h);
     h.seq = ++r->next_seq;
     struct rc_buf b = {0};
-    if (rc_begin(&b, &h) == 0) outbox_put(r, &b, "", h.seq, 0, false);
+    if (rc_begin(&b, &h) == 0 && outbox_put(r, &b, "", h.seq, 0, false)) r->beacons_sent++;
 }
 
 static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct repl *r = w->data;
+    bool waiting = repl_sync_waiting(r->sync);
+    double period = waiting ? WAIT_BEACON_S : BEACON_S;
     double idle = ev_now(loop) - r->last_writes;
-    if (idle >= BEACON_S && rc_count(&r->cur) == 0 && repl_link_up(r)) send_beacon(r);
-    w->repeat = idle >= BEACON_S ? BEACON_S : BEACON_S - idle;
+    if (idle >= period && (waiting || r->tail_due) && rc_count(&r->cur) == 0 &&
+        repl_link_up(r))
+        send_beacon(r);
+    w->repeat = WAIT_BEACON_S;
     ev_timer_again(loop, w);
 }
 
@@ -459,12 +471,14 @@ static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
         }
         return;
     }
+    bool beacon = h.kind == RC_KIND_WRITES && h.count == 0;
     if (repl_is_self(r, h.origin, h.origin_len)) {
-        r->self_skipped++;
+        if (!beacon) r->self_skipped++;
         repl_sync_on_message(r->sync, &h, true);
         return;
     }
-    r->received++;
+    if (beacon) r->beacons_received++;
+    else r->received++;
     repl_sync_on_message(r->sync, &h, false);
     if (h.kind == RC_KIND_WRITES) track_seq(r, &h);
     if (h.kind != RC_KIND_WRITES && h.kind != RC_KIND_SYNC_DATA) return;
@@ -604,7 +618,7 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     START_UNREF(async, loop, &bus->confirm_async);
     ev_init(&r->beacon, on_beacon);
     r->beacon.data = r;
-    r->beacon.repeat = BEACON_S;
+    r->beacon.repeat = WAIT_BEACON_S;
     ev_timer_again(loop, &r->beacon);
     ev_unref(loop);
 
@@ -708,6 +722,8 @@ void repl_stats(const struct repl *r, struct reply_queue *q)
     STAT_U("repl_self_skipped", r->self_skipped);
     STAT_U("repl_gaps", r->gaps);
     STAT_U("repl_flushes", r->flushes);
+    STAT_U("repl_beacons_sent", r->beacons_sent);
+    STAT_U("repl_beacons_received", r->beacons_received);
     STAT_U("repl_queue", queued);
     STAT_U("repl_outbox_bytes", outbox_bytes);
     STAT_U("repl_outbox_dropped", r->outbox_dropped);

@@ -109,6 +109,23 @@ int reply_bytes(struct reply_queue *q, const void *p, size_t n)
     return 0;
 }
 
+/* A segment pointing at it's value bytes (referenced until sent). */
+static int ref_value(struct reply_queue *q, struct item *it)
+{
+    if (seg_room(q) != 0) return -1;
+    store_item_ref(it);
+    q->segs[q->seg_len++] =
+        (struct reply_seg){.item = it, .ptr = item_value(it), .off = 0, .len = it->value_len};
+    q->pending += it->value_len;
+    return 0;
+}
+
+int reply_raw_value(struct reply_queue *q, struct item *it)
+{
+    if (it->value_len >= REPLY_REF_MIN) return ref_value(q, it);
+    return reply_bytes(q, item_value(it), it->value_len);
+}
+
 int reply_value(struct reply_queue *q, struct item *it)
 {
     const char *v = item_value(it);
@@ -119,10 +136,7 @@ int reply_value(struct reply_queue *q, struct item *it)
         if (enc == len) it->flags |= ITEM_F_PLAIN;
     }
     if (enc == len && len >= REPLY_REF_MIN) {
-        if (seg_room(q) != 0) return -1;
-        store_item_ref(it);
-        q->segs[q->seg_len++] = (struct reply_seg){.item = it, .ptr = v, .off = 0, .len = len};
-        q->pending += len;
+        if (ref_value(q, it) != 0) return -1;
         return reply_bytes(q, "\n", 1);
     }
     char *dst = reply_reserve(q, enc + 1);

@@ -716,8 +716,8 @@ size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
 
 /* ---- reads ------------------------------------------------------------ */
 
-struct item *store_get(struct store *s, const char *key, size_t key_len,
-                       int64_t now_ms)
+struct item *store_find(struct store *s, const char *key, size_t key_len,
+                        int64_t now_ms)
 {
     if (key_len > UINT16_MAX) return NULL;
     uint64_t hash = table_hash(&s->tb, key, key_len);
@@ -732,7 +732,14 @@ struct item *store_get(struct store *s, const char *key, size_t key_len,
         remove_at(s, loc);
         return NULL;
     }
-    if (!(it->flags & ITEM_F_ACCESSED)) it->flags |= ITEM_F_ACCESSED;
+    return it;
+}
+
+struct item *store_get(struct store *s, const char *key, size_t key_len,
+                       int64_t now_ms)
+{
+    struct item *it = store_find(s, key, key_len, now_ms);
+    if (it && !(it->flags & ITEM_F_ACCESSED)) it->flags |= ITEM_F_ACCESSED;
     return it;
 }
 
