@@ -27,6 +27,7 @@
  * byte of the current request):
  *
  *     struct resp_parser p;                 resp_parser_init(&p, argv, cap);
+ *     p.noauth = password set && !authenticated;   (re-set before each call)
  *     st = resp_parse(&p, buf, len, &limits);
  *       RESP_OK         p.argc args in p.argv[i].ptr/.len (inside buf), the
  *                       request took p.consumed bytes; the next call starts
@@ -37,7 +38,9 @@
  *                       (keeping the first p.argc), set p.argv_cap, call again.
  *       RESP_ERR_*      send resp_error_line(), then close the connection:
  *                       Redis closes after every protocol error, and so must
- *                       we (the stream position is lost). The state is sticky.
+ *                       we (the stream position is lost). Requests before the
+ *                       bad one in the same read are served and answered
+ *                       first, as Redis does. The state is sticky.
  *
  * Cost: the state remembers how far the current request was parsed (the
  * offset, the count, the pending bulk length, how far a line was already

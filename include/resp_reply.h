@@ -100,7 +100,8 @@ bool resp_str_to_ll(const char *s, size_t n, long long *out);
  * a leading blank, any byte left over (trailing blank, NUL), NaN, overflow
  * (1e5000) and underflow to zero (1e-5000). The caller then rejects a
  * non-finite sum: "ERR increment would produce NaN or Infinity" (so "inf"
- * as increment gets that error, as in Redis).
+ * as increment gets that error, as in Redis). Like Redis, this relies on
+ * the process's LC_NUMERIC being "C" (Vitamin never calls setlocale).
  */
 bool resp_str_to_ld(const char *s, size_t n, long double *out);
 
