@@ -5,6 +5,10 @@ files are committed, rerun this only to change the seeds).
   tests/fuzz/corpus/proto/  one request line per file (no '\\n'): every
                             command form, blanks, case, every escape, and
                             every error the parser reports.
+  tests/fuzz/corpus/resp/   Redis request streams: multibulk and inline
+                            requests (alone and pipelined), every quoting
+                            form, numbers and glob patterns, and every
+                            protocol error of resp.h's table.
   tests/fuzz/corpus/codec/  replication batches encoded with the independent
                             Python codec of the e2e tests (vitamin_wire.py):
                             every kind and op, empty and full-size fields,
@@ -80,6 +84,61 @@ PROTO = {
 }
 
 
+def mb(*args):
+    """A multibulk request."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+RESP = {
+    # multibulk, well-formed
+    "mb_ping": mb(b"PING"),
+    "mb_set": mb(b"SET", b"key", b"value", b"EX", b"60"),
+    "mb_binary": mb(b"SET", bytes(range(256)), b"\r\n\x00"),
+    "mb_empty_arg": mb(b"ECHO", b""),
+    "mb_zero": b"*0\r\n",
+    "mb_negative": b"*-1\r\n",
+    "mb_sloppy_crlf": b"*1\r\n$4\r\nPINGxy*1\rx$4\rxPING\r\n",
+    "mb_many_args": mb(b"MSET", *[b"k%d" % i for i in range(40)]),
+    "mb_pipeline": mb(b"SET", b"a", b"1") + mb(b"GET", b"a") + b"PING\r\n" +
+                   mb(b"INCRBYFLOAT", b"f", b"1.5") + mb(b"KEYS", b"a*[b-c]?"),
+    # inline, well-formed
+    "in_ping": b"PING\r\n",
+    "in_lf": b"SET k v\n",
+    "in_empty_lines": b"\r\n\n   \r\nPING\r\n",
+    "in_quotes": b'SET "a\\x41\\n\\t\\b\\a\\"q" \'it\\\'s\' x"y z"\r\n',
+    "in_escapes": b'ECHO "\\x4" "\\xzz" "\\q" "" \'\' "\\\\"\r\n',
+    "in_blanks": b"\x0b ECHO\tfoo\x0b bar \x0c\r\r\n",
+    "in_binary": b"ECHO a\x00b \xc3\xa9\r\n",
+    # numbers and patterns (also fed to the number and glob properties)
+    "num_ll": b"-9223372036854775808",
+    "num_ld": b"3.14159265358979323846",
+    "num_hex_float": b"0x1p3",
+    "num_exp": b"1e300",
+    "glob_class": b"\x05a*[^b-d]?\\*xaXbYc*",
+    "glob_stars": b"\x11" + b"a*" * 8 + b"b" + b"a" * 20,
+    # every protocol error
+    "err_mbulk": b"*-0\r\n",
+    "err_mbulk_big": b"*1048577\r\n",
+    "err_mbulk_plus": b"*+1\r\n",
+    "err_dollar": b"*1\r\nfoo\r\n",
+    "err_dollar_cr": b"*1\r\n\r\n",
+    "err_bulk_neg": b"*1\r\n$-1\r\n",
+    "err_bulk_big": b"*1\r\n$536870913\r\n",
+    "err_quotes": b'ECHO "a"b\r\n',
+    "err_quotes_open": b"ECHO 'a\r\n",
+    "err_inline_big": b"A" * 65537,
+    "err_mbulk_count_big": b"*" + b"1" * 65536,
+    "err_bulk_count_big": b"*1\r\n$" + b"1" * 65536,
+    # incomplete
+    "part_header": b"*3\r\n$3\r\nSET\r\n$1",
+    "part_bulk": b"*1\r\n$10\r\n01234",
+    "part_inline": b"GET some",
+}
+
+
 def codec_seeds():
     W, SR, SD, DONE = (vw.KIND_WRITES, vw.KIND_SYNC_REQUEST,
                        vw.KIND_SYNC_DATA, vw.KIND_SYNC_DONE)
@@ -136,7 +195,9 @@ def main():
         if not name.startswith("bad_"):
             vw.decode_batch(body)
     write_all(os.path.join(HERE, "corpus", "codec"), seeds)
-    print("proto: %d seeds, codec: %d seeds" % (len(PROTO), len(seeds)))
+    write_all(os.path.join(HERE, "corpus", "resp"), RESP)
+    print("proto: %d seeds, codec: %d seeds, resp: %d seeds"
+          % (len(PROTO), len(seeds), len(RESP)))
 
 
 if __name__ == "__main__":
