@@ -138,7 +138,7 @@ FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
 $(FUZZ_BUILD)/fuzz_codec: tests/fuzz/fuzz_codec.c src/repl_codec.c include/repl_codec.h
-$(FUZZ_BUILD)/fuzz_resp: tests/fuzz/fuzz_resp.c src/resp.c src/resp_reply.c src/glob.c \
+$(FUZZ_BUILD)/fuzz_resp: tests/fuzz/fuzz_resp.c src/resp.c src/resp_reply.c src/glob.c src/num.c \
                           include/resp.h include/resp_reply.h include/glob.h
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)

@@ -63,7 +63,7 @@
  *
  *   status                          reply after "-ERR Protocol error: "
  *   RESP_ERR_MULTIBULK_LEN          invalid multibulk length
- *       count not a strict integer (resp_str_to_ll() in resp_reply.h: no '+',
+ *       count not a strict integer (num_parse_i64() in resp_reply.h: no '+',
  *       no leading zero, no "-0", no blanks) or count > limits->max_args.
  *       A count <= 0 is an empty request, as in Redis.
  *   RESP_ERR_UNAUTH_MULTIBULK_LEN   unauthenticated multibulk length

@@ -80,18 +80,14 @@ size_t resp_put_bulk(char *dst, const char *s, size_t n); /* $<n>\r\n<s>\r\n */
 
 /* ---- Numbers as Redis writes and reads them ---------------------------- */
 
-/* Decimal text of v (at most RESP_LL_STR_MAX bytes, no NUL). */
-size_t resp_ll_to_str(char *dst, long long v);
-size_t resp_ull_to_str(char *dst, unsigned long long v);
-
 /*
- * Redis's string2ll: the whole of s[0..n) must be an integer in long long
- * range, written canonically: optional '-', no '+', no leading zero except
- * "0" itself, no "-0", no blanks, at least one digit. (Checked against
- * redis-server 7.0: INCRBY by "-0", "+1", "01", "00", " 1", "1 ", "",
- * "9223372036854775808" are all "value is not an integer or out of range".)
+ * Integers: num.h. Its num_parse_i64 is Redis's string2ll: the whole text
+ * must be an integer in int64 range, written canonically: optional '-', no
+ * '+', no leading zero except "0" itself, no "-0", no blanks, at least one
+ * digit. (Checked against redis-server 7.0: INCRBY by "-0", "+1", "01",
+ * "00", " 1", "1 ", "", "9223372036854775808" are all "value is not an
+ * integer or out of range".)
  */
-bool resp_str_to_ll(const char *s, size_t n, long long *out);
 
 /*
  * Redis's string2ld, the float argument/value rule of INCRBYFLOAT: strtold

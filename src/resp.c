@@ -26,6 +26,7 @@
 
 #include <string.h>
 
+#include "num.h"
 #include "resp_reply.h"
 
 enum { KIND_NONE = 0, KIND_INLINE, KIND_MULTIBULK };
@@ -91,8 +92,8 @@ static enum resp_status parse_count(struct resp_parser *p, const char *buf, size
     case LINE_TOO_BIG: return fail(p, RESP_ERR_MBULK_COUNT_TOO_BIG);
     case LINE_OK: break;
     }
-    long long n;
-    if (!resp_str_to_ll(buf + p->pos + 1, cr - 1, &n) ||
+    int64_t n;
+    if (!num_parse_i64(buf + p->pos + 1, cr - 1, &n) ||
         (n > 0 && (unsigned long long)n > lim->max_args))
         return fail(p, RESP_ERR_MULTIBULK_LEN);
     if (p->noauth && n > (long long)RESP_UNAUTH_MAX_ARGS)
@@ -118,8 +119,8 @@ static enum resp_status parse_bulk_header(struct resp_parser *p, const char *buf
         p->bad = (unsigned char)buf[p->pos];
         return fail(p, RESP_ERR_EXPECTED_DOLLAR);
     }
-    long long n;
-    if (!resp_str_to_ll(buf + p->pos + 1, cr - 1, &n) || n < 0 ||
+    int64_t n;
+    if (!num_parse_i64(buf + p->pos + 1, cr - 1, &n) || n < 0 ||
         (unsigned long long)n > lim->max_bulk_len)
         return fail(p, RESP_ERR_BULK_LEN);
     if (p->noauth && n > (long long)RESP_UNAUTH_MAX_BULK)

@@ -4,7 +4,7 @@
  *
  * Owns only code. Every writer composes its output from three pieces: a
  * type byte, an optional decimal, and "\r\n"; the decimal is written by
- * resp_ull_to_str (digits into a small stack buffer, then copied), so no
+ * num_format_u64 (num.h: digits into a small stack buffer, then copied), so no
  * writer calls printf except the float formatters, whose exact output
  * (glibc's correctly rounded "%.17Lf" and "%.17g") is the Redis behaviour
  * being reproduced.
@@ -17,68 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- Integers as text -------------------------------------------------- */
-
-size_t resp_ull_to_str(char *dst, unsigned long long v)
-{
-    char tmp[RESP_LL_STR_MAX];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++)
-        dst[i] = tmp[n - 1 - i];
-    return n;
-}
-
-size_t resp_ll_to_str(char *dst, long long v)
-{
-    if (v >= 0)
-        return resp_ull_to_str(dst, (unsigned long long)v);
-    dst[0] = '-';
-    /* -(v + 1) + 1 avoids overflowing on LLONG_MIN */
-    return 1 + resp_ull_to_str(dst + 1, (unsigned long long)(-(v + 1)) + 1u);
-}
-
-bool resp_str_to_ll(const char *s, size_t n, long long *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    unsigned long long v = 0;
-
-    if (n == 0)
-        return false;
-    if (n == 1 && s[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    if (s[0] == '-') {
-        neg = true;
-        i = 1;
-    }
-    if (i == n || s[i] < '1' || s[i] > '9') /* also rejects "-0" and "01" */
-        return false;
-    for (; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (v > (~0ull - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > 9223372036854775808ULL) /* -2^63 is the smallest */
-            return false;
-        *out = v == 0 ? 0 : -(long long)(v - 1) - 1;
-    } else {
-        if (v > 9223372036854775807ULL)
-            return false;
-        *out = (long long)v;
-    }
-    return true;
-}
+#include "num.h"
 
 /* ---- Floats as text ---------------------------------------------------- */
 
@@ -172,7 +111,7 @@ static size_t put_num_line(char *dst, char type, bool neg, unsigned long long v)
     dst[n++] = type;
     if (neg)
         dst[n++] = '-';
-    n += resp_ull_to_str(dst + n, v);
+    n += num_format_u64(dst + n, v);
     dst[n++] = '\r';
     dst[n++] = '\n';
     return n;
@@ -284,7 +223,7 @@ size_t resp_put_error(char *dst, const char *s, size_t n)
 size_t resp_bulk_len(size_t n)
 {
     char digits[RESP_LL_STR_MAX];
-    return 1 + resp_ull_to_str(digits, n) + 2 + n + 2;
+    return 1 + num_format_u64(digits, n) + 2 + n + 2;
 }
 
 size_t resp_put_bulk(char *dst, const char *s, size_t n)

@@ -47,6 +47,7 @@
 
 #include "glob.h"
 #include "resp.h"
+#include "num.h"
 #include "resp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -284,11 +285,11 @@ static void run_chunked(const uint8_t *data, size_t size, const struct outcome *
 /* Property 6. */
 static void check_numbers(const uint8_t *data, size_t size)
 {
-    long long v;
+    int64_t v;
     char *s = dup_exact(data, size);
-    if (resp_str_to_ll(s, size, &v)) {
+    if (num_parse_i64(s, size, &v)) {
         char back[RESP_LL_STR_MAX];
-        size_t n = resp_ll_to_str(back, v);
+        size_t n = num_format_i64(back, v);
         CHECK(n == size && memcmp(back, s, n) == 0);
     }
     long double d;

@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "resp.h"
+#include "num.h"
 #include "resp_reply.h"
 
 /* ---- Helpers ----------------------------------------------------------- */
@@ -1004,23 +1005,23 @@ static void test_str_to_ll(void **state)
         "\t1", "1\n", "184467440737095516150", "-18446744073709551616",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        long long v = 12345;
+        int64_t v = 12345;
         char *s = exact_copy(ok[i].s, strlen(ok[i].s));
-        if (!resp_str_to_ll(s, strlen(ok[i].s), &v) || v != ok[i].v)
+        if (!num_parse_i64(s, strlen(ok[i].s), &v) || v != ok[i].v)
             fail_msg("[%s] -> %lld", ok[i].s, v);
         free(s);
     }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        long long v = 12345;
+        int64_t v = 12345;
         char *s = exact_copy(bad[i], strlen(bad[i]));
-        if (resp_str_to_ll(s, strlen(bad[i]), &v))
+        if (num_parse_i64(s, strlen(bad[i]), &v))
             fail_msg("[%s] accepted as %lld", bad[i], v);
         assert_int_equal(v, 12345); /* untouched on failure */
         free(s);
     }
-    long long v;
-    assert_false(resp_str_to_ll(LIT("1\0"), &v)); /* NUL is not a digit */
-    assert_true(resp_str_to_ll("12", 1, &v));      /* only n bytes are read */
+    int64_t v;
+    assert_false(num_parse_i64(LIT("1\0"), &v)); /* NUL is not a digit */
+    assert_true(num_parse_i64("12", 1, &v));      /* only n bytes are read */
     assert_int_equal(v, 1);
 
     /* round trip with resp_ll_to_str, against printf */
@@ -1030,22 +1031,22 @@ static void test_str_to_ll(void **state)
         if (i % 3 == 0) x >>= rng() % 64;
         if (i < 6) x = (long long[]){0, -1, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1, 1}[i];
         char a[RESP_LL_STR_MAX], b[32];
-        size_t n = resp_ll_to_str(a, x);
+        size_t n = num_format_i64(a, x);
         int bn = snprintf(b, sizeof b, "%lld", x);
         assert_int_equal(n, (size_t)bn);
         assert_memory_equal(a, b, n);
-        long long y;
-        assert_true(resp_str_to_ll(a, n, &y));
+        int64_t y;
+        assert_true(num_parse_i64(a, n, &y));
         assert_true(x == y);
         if (x >= 0) {
-            n = resp_ull_to_str(a, (unsigned long long)x * 2u + 1u);
+            n = num_format_u64(a, (unsigned long long)x * 2u + 1u);
             bn = snprintf(b, sizeof b, "%llu", (unsigned long long)x * 2u + 1u);
             assert_int_equal(n, (size_t)bn);
             assert_memory_equal(a, b, n);
         }
     }
     char a[RESP_LL_STR_MAX];
-    assert_int_equal(resp_ull_to_str(a, ULLONG_MAX), 20);
+    assert_int_equal(num_format_u64(a, ULLONG_MAX), 20);
     assert_memory_equal(a, "18446744073709551615", 20);
 }
 
