@@ -14,7 +14,20 @@
 #include "log.h"
 #include "store.h"
 
-#define VITAMIN_VERSION "0.1.0"
+#define VITAMIN_VERSION "0.2.0"
+
+/* The longest name the broker takes (an AMQP short string): host, user,
+ * password, vhost, exchange, node id, and the queue "<exchange>.<node id>". */
+#define OPTIONS_MAX_NAME 255
+#define OPTIONS_MAX_BROKERS 16
+
+/* One entry of --rabbitmq_host. */
+struct options_broker {
+    char host[OPTIONS_MAX_NAME + 1];
+    uint16_t port;                  /* resolved: the entry's, or --rabbitmq_port */
+};
+
+enum options_queue_type { OPTIONS_QUEUE_QUORUM = 0, OPTIONS_QUEUE_CLASSIC };
 
 enum options_replication_ack { OPTIONS_ACK_ASYNC = 0, OPTIONS_ACK_CONFIRM };
 
@@ -33,8 +46,14 @@ struct options {
     const char *node_id;            /* unique within a pool */
     uint32_t tombstone_ttl;         /* seconds a delete marker is kept */
 
-    const char *rabbitmq_host;      /* NULL = standalone */
-    uint16_t rabbitmq_port;
+    const char *rabbitmq_host;      /* the list as given; NULL = standalone */
+    struct options_broker brokers[OPTIONS_MAX_BROKERS]; /* parsed from it */
+    size_t nbrokers;
+    uint16_t rabbitmq_port;         /* default port of entries without one */
+    uint32_t rabbitmq_heartbeat;    /* seconds; a silent broker is left after 2-3 */
+    enum options_queue_type rabbitmq_queue_type;
+    uint32_t rabbitmq_queue_ttl;    /* seconds a node's queue outlives the node */
+    size_t rabbitmq_queue_mib;      /* bound of a node's queue */
     const char *rabbitmq_user;
     const char *rabbitmq_password;
     const char *rabbitmq_exchange;

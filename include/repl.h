@@ -41,9 +41,21 @@ struct hlc;
 struct store_write;
 struct reply_queue;
 
-struct repl_config {
+#define REPL_MAX_BROKERS 16
+
+/* One broker node of --rabbitmq_host. */
+struct repl_broker {
     const char *host;
     uint16_t port;
+};
+
+struct repl_config {
+    struct repl_broker brokers[REPL_MAX_BROKERS]; /* the cluster's nodes */
+    size_t nbrokers;
+    unsigned heartbeat_s;         /* AMQP heartbeat */
+    bool classic_queue;           /* a classic queue, not a quorum queue */
+    uint32_t queue_ttl_s;         /* our queue outlives us this long (x-expires) */
+    size_t queue_max_bytes;       /* bound of our queue (x-max-length-bytes) */
     const char *user;
     const char *password;
     const char *vhost;

@@ -130,8 +130,11 @@ int main(int argc, char **argv)
     uint32_t origin = (uint32_t)XXH3_64bits(s.opts.node_id, strlen(s.opts.node_id));
     if (s.opts.rabbitmq_host) {
         struct repl_config rc = {
-            .host = s.opts.rabbitmq_host,
-            .port = s.opts.rabbitmq_port,
+            .nbrokers = s.opts.nbrokers,
+            .heartbeat_s = s.opts.rabbitmq_heartbeat,
+            .classic_queue = s.opts.rabbitmq_queue_type == OPTIONS_QUEUE_CLASSIC,
+            .queue_ttl_s = s.opts.rabbitmq_queue_ttl,
+            .queue_max_bytes = s.opts.rabbitmq_queue_mib << 20,
             .user = s.opts.rabbitmq_user,
             .password = s.opts.rabbitmq_password,
             .vhost = s.opts.rabbitmq_vhost,
@@ -152,6 +155,8 @@ int main(int argc, char **argv)
             .synced_hook = on_synced,
             .synced_hook_arg = &s,
         };
+        for (size_t i = 0; i < s.opts.nbrokers; i++)
+            rc.brokers[i] = (struct repl_broker){s.opts.brokers[i].host, s.opts.brokers[i].port};
         s.repl = repl_create(s.loop, &rc, s.store, &s.hlc);
         if (!s.repl) return 1;
     }

@@ -10,6 +10,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,7 +25,8 @@ enum opt_id {
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
-    OPT_MEMCACHE_PORT, OPT_REDIS_PORT,
+    OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
+    OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE,
 };
 
 struct opt_doc {
@@ -49,8 +51,12 @@ static const struct opt_doc docs[] = {
     {OPT_LOG_LEVEL, "log_level", "LEVEL", "info", "error | warn | info | debug"},
     {OPT_NODE_ID, "node_id", "ID", "hostname:port", "this node's unique name in a pool"},
     {OPT_TOMBSTONE_TTL, "tombstone_ttl", "SECONDS", "300", "how long a replicated delete is remembered"},
-    {OPT_RMQ_HOST, "rabbitmq_host", "HOST", "unset", "broker host; replication is on when set"},
-    {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672, 5671 with --rabbitmq_tls", "broker port"},
+    {OPT_RMQ_HOST, "rabbitmq_host", "HOST[:PORT],...", "unset", "broker (or brokers of a cluster); replication is on when set"},
+    {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672, 5671 with --rabbitmq_tls", "broker port of entries without one"},
+    {OPT_RMQ_HEARTBEAT, "rabbitmq_heartbeat", "SECONDS", "5", "AMQP heartbeat; a silent broker is left after 2-3 of them"},
+    {OPT_RMQ_QUEUE_TYPE, "rabbitmq_queue_type", "TYPE", "quorum", "quorum | classic: the type of each node's queue"},
+    {OPT_RMQ_QUEUE_TTL, "rabbitmq_queue_ttl", "SECONDS", "3600", "a node's queue outlives the node this long"},
+    {OPT_RMQ_QUEUE_SIZE, "rabbitmq_queue_size", "MIB", "1024", "bound of a node's queue (oldest dropped first)"},
     {OPT_RMQ_USER, "rabbitmq_user", "USER", "guest", "broker user"},
     {OPT_RMQ_PASSWORD, "rabbitmq_password", "PASS", "guest", "broker password (or env VITAMIN_RABBITMQ_PASSWORD)"},
     {OPT_RMQ_EXCHANGE, "rabbitmq_exchange", "NAME", "vitamin", "fanout exchange shared by the pool"},
@@ -98,6 +104,10 @@ static void defaults(struct options *o)
     o->log_level = LOG_INFO;
     o->tombstone_ttl = 300;
     o->rabbitmq_port = 5672;
+    o->rabbitmq_heartbeat = 5;
+    o->rabbitmq_queue_type = OPTIONS_QUEUE_QUORUM;
+    o->rabbitmq_queue_ttl = 3600;
+    o->rabbitmq_queue_mib = 1024;
     o->rabbitmq_user = "guest";
     o->rabbitmq_password = "guest";
     o->rabbitmq_exchange = "vitamin";
@@ -118,6 +128,59 @@ static int parse_uint(const char *s, unsigned long long min,
     if (errno || *end || v < min || v > max) return -1;
     *out = v;
     return 0;
+}
+
+/* A name the broker can take: at most OPTIONS_MAX_NAME bytes. */
+static bool name_ok(const char *v, size_t min)
+{
+    return strlen(v) >= min && strlen(v) <= OPTIONS_MAX_NAME;
+}
+
+/* --rabbitmq_host: "host[:port],host[:port],..." into o->brokers (ports
+ * resolved later, once --rabbitmq_port is known). An IPv6 address goes in
+ * brackets: "[::1]:5672". Returns 0 or -1. */
+static int parse_brokers(struct options *o, const char *v)
+{
+    o->nbrokers = 0;
+    const char *p = v;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0 || o->nbrokers == OPTIONS_MAX_BROKERS) return -1;
+        struct options_broker *b = &o->brokers[o->nbrokers++];
+        const char *host = p, *colon = NULL;
+        size_t hlen = len;
+        if (p[0] == '[') { /* [v6]:port */
+            const char *close = memchr(p, ']', len);
+            if (!close) return -1;
+            host = p + 1;
+            hlen = (size_t)(close - host);
+            if ((size_t)(close + 1 - p) < len) {
+                if (close[1] != ':') return -1;
+                colon = close + 1;
+            }
+        } else {
+            colon = memchr(p, ':', len);
+            if (colon && memchr(colon + 1, ':', len - (size_t)(colon + 1 - p))) colon = NULL;
+            if (colon) hlen = (size_t)(colon - p);
+        }
+        if (hlen == 0 || hlen > OPTIONS_MAX_NAME) return -1;
+        memcpy(b->host, host, hlen);
+        b->host[hlen] = '\0';
+        b->port = 0;
+        if (colon) {
+            char port[8];
+            size_t plen = len - (size_t)(colon + 1 - p);
+            unsigned long long n;
+            if (plen == 0 || plen >= sizeof port) return -1;
+            memcpy(port, colon + 1, plen);
+            port[plen] = '\0';
+            if (parse_uint(port, 1, 65535, &n)) return -1;
+            b->port = (uint16_t)n;
+        }
+        if (!end) return 0;
+        p = end + 1;
+    }
 }
 
 /* The first line of path, without its newline, becomes the password. */
@@ -200,18 +263,48 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         return log_parse_level(v, &o->log_level);
     case OPT_NODE_ID:
         *why = "1..255 printable bytes";
-        if (!*v || strlen(v) > 255) return -1;
+        if (!name_ok(v, 1)) return -1;
         o->node_id = v;
         return 0;
-    case OPT_RMQ_HOST: o->rabbitmq_host = v; return *v ? 0 : (*why = "a host", -1);
-    case OPT_RMQ_USER: o->rabbitmq_user = v; return 0;
-    case OPT_RMQ_PASSWORD: o->rabbitmq_password = v; return 0;
+    case OPT_RMQ_HOST:
+        *why = "HOST[:PORT] entries (1..16, comma-separated, host 1..255 bytes, port 1..65535)";
+        o->rabbitmq_host = v;
+        return parse_brokers(o, v);
+    case OPT_RMQ_USER:
+    case OPT_RMQ_PASSWORD:
+    case OPT_RMQ_VHOST:
+        *why = "at most 255 bytes";
+        if (!name_ok(v, 0)) return -1;
+        if (id == OPT_RMQ_USER) o->rabbitmq_user = v;
+        else if (id == OPT_RMQ_PASSWORD) o->rabbitmq_password = v;
+        else o->rabbitmq_vhost = v;
+        return 0;
     case OPT_RMQ_EXCHANGE:
         *why = "an exchange name of 1..255 bytes";
-        if (!*v || strlen(v) > 255) return -1;
+        if (!name_ok(v, 1)) return -1;
         o->rabbitmq_exchange = v;
         return 0;
-    case OPT_RMQ_VHOST: o->rabbitmq_vhost = v; return 0;
+    case OPT_RMQ_HEARTBEAT:
+        *why = "seconds, 1..600";
+        if (parse_uint(v, 1, 600, &n)) return -1;
+        o->rabbitmq_heartbeat = (uint32_t)n;
+        return 0;
+    case OPT_RMQ_QUEUE_TYPE:
+        *why = "quorum or classic";
+        if (!strcmp(v, "quorum")) o->rabbitmq_queue_type = OPTIONS_QUEUE_QUORUM;
+        else if (!strcmp(v, "classic")) o->rabbitmq_queue_type = OPTIONS_QUEUE_CLASSIC;
+        else return -1;
+        return 0;
+    case OPT_RMQ_QUEUE_TTL:
+        *why = "seconds, 1..2147483 (the broker's limit)";
+        if (parse_uint(v, 1, 2147483, &n)) return -1;
+        o->rabbitmq_queue_ttl = (uint32_t)n;
+        return 0;
+    case OPT_RMQ_QUEUE_SIZE:
+        *why = "a size in MiB, 1..1048576";
+        if (parse_uint(v, 1, 1048576, &n)) return -1;
+        o->rabbitmq_queue_mib = (size_t)n;
+        return 0;
     case OPT_OUTBOX_SIZE:
         *why = "a size in MiB, 1..65536";
         if (parse_uint(v, 1, 65536, &n)) return -1;
@@ -282,6 +375,16 @@ static int check_tls(struct options *o, int port_given)
     }
     if (o->rabbitmq_tls && !port_given) o->rabbitmq_port = 5671;
     return 0;
+}
+
+/* Names that only fit together: the queue is "<exchange>.<node id>". */
+static int check_names(const struct options *o)
+{
+    if (!o->rabbitmq_host) return 0;
+    if (strlen(o->rabbitmq_exchange) + 1 + strlen(o->node_id) <= OPTIONS_MAX_NAME) return 0;
+    fprintf(stderr, "vitamin: --rabbitmq_exchange and --node_id too long together: the node's "
+                    "queue '<exchange>.<node id>' must fit %d bytes\n", OPTIONS_MAX_NAME);
+    return -1;
 }
 
 enum options_result options_parse(struct options *o, int argc, char **argv)
@@ -356,6 +459,12 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         hn[sizeof hn - 1] = '\0';
         snprintf(o->node_id_buf, sizeof o->node_id_buf, "%s:%u", hn, o->port);
         o->node_id = o->node_id_buf;
+    }
+    for (size_t i = 0; i < o->nbrokers; i++)
+        if (!o->brokers[i].port) o->brokers[i].port = o->rabbitmq_port;
+    if (check_names(o) != 0) {
+        fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+        return OPTIONS_EXIT_USAGE;
     }
     return OPTIONS_RUN;
 }

@@ -83,6 +83,7 @@ struct repl {
     /* counters */
     uint64_t applied, stale, malformed, self_skipped, received, gaps, flushes;
     uint64_t beacons_sent, beacons_received;
+    uint64_t duplicates;       /* WRITES batches received again (republished) */
     uint64_t lag_last_ms, lag_max_ms, lag_sum_ms, lag_count;
     uint64_t outbox_dropped;   /* writes dropped because the outbox was full */
 };
@@ -360,7 +361,10 @@ static void track_seq(struct repl *r, const struct rc_header *h)
     struct peer *p = peer_find(r, h->origin, h->origin_len);
     if (!p) return;
     if (p->incarnation == h->incarnation && p->last_seq) {
-        if (h->seq <= p->last_seq) return; /* redelivery */
+        if (h->seq <= p->last_seq) { /* redelivered or republished: merges to nothing */
+            r->duplicates++;
+            return;
+        }
         uint64_t lost = h->seq - p->last_seq - 1;
         p->last_seq = h->seq;
         if (lost) gap(r, p, lost);
@@ -579,7 +583,10 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     r->hlc = hlc;
     copy_str(bus->node_id, sizeof bus->node_id, cfg->node_id);
     copy_str(bus->exchange, sizeof bus->exchange, cfg->exchange);
-    copy_str(bus->host, sizeof bus->host, cfg->host);
+    for (size_t i = 0; i < cfg->nbrokers && i < REPL_MAX_BROKERS; i++) {
+        copy_str(bus->hosts[i], sizeof bus->hosts[i], cfg->brokers[i].host);
+        bus->cfg.brokers[i].host = bus->hosts[i];
+    }
     copy_str(bus->user, sizeof bus->user, cfg->user);
     copy_str(bus->password, sizeof bus->password, cfg->password);
     copy_str(bus->vhost, sizeof bus->vhost, cfg->vhost);
@@ -592,6 +599,10 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     if (getrandom(&r->incarnation, sizeof r->incarnation, 0) != sizeof r->incarnation)
         r->incarnation = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)r << 16);
     srand((unsigned)r->incarnation);
+    /* a pool spreads over the cluster: each node starts at a random entry */
+    bus->first_broker = bus->cfg.nbrokers ? (size_t)(r->incarnation % bus->cfg.nbrokers) : 0;
+    atomic_store(&bus->pub_broker, bus->first_broker);
+    atomic_store(&bus->con_broker, bus->first_broker);
 
     pthread_mutex_init(&bus->mu, NULL);
     pthread_condattr_t ca;
@@ -627,8 +638,10 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
         repl_destroy(r);
         return NULL;
     }
-    log_info("replication: node '%s' joining exchange '%s' on %s:%u%s", bus->node_id,
-             bus->exchange, bus->host, cfg->port,
+    const struct repl_broker *b0 = &bus->cfg.brokers[bus->first_broker];
+    log_info("replication: node '%s' joining exchange '%s' on %s:%u%s%s", bus->node_id,
+             bus->exchange, b0->host, b0->port,
+             bus->cfg.nbrokers > 1 ? " (first of a list of brokers)" : "",
              !cfg->tls ? "" : cfg->tls_verify ? " over TLS (broker certificate and name verified)"
                                               : " over TLS (NOT verified: --rabbitmq_tls_verify=no)");
     if (cfg->tls && !cfg->tls_verify)
@@ -713,6 +726,11 @@ void repl_stats(const struct repl *r, struct reply_queue *q)
 #define STAT_U(name, v) reply_printf(q, "STAT " name " %" PRIu64 "\n", (uint64_t)(v))
     reply_printf(q, "STAT repl_state %s\n", state_name(r));
     reply_printf(q, "STAT node_id %s\n", bus->node_id);
+    const struct repl_broker *pb = &bus->cfg.brokers[atomic_load(&bus->pub_broker)];
+    const struct repl_broker *cb = &bus->cfg.brokers[atomic_load(&bus->con_broker)];
+    reply_printf(q, "STAT repl_broker %s:%u\n", cb->host, cb->port);
+    reply_printf(q, "STAT repl_publish_broker %s:%u\n", pb->host, pb->port);
+    reply_printf(q, "STAT repl_queue_type %s\n", bus->cfg.classic_queue ? "classic" : "quorum");
     STAT_U("repl_published", atomic_load(&bus->published_writes));
     STAT_U("repl_batches_published", atomic_load(&bus->published_batches));
     STAT_U("repl_received", r->received);
@@ -728,6 +746,8 @@ void repl_stats(const struct repl *r, struct reply_queue *q)
     STAT_U("repl_outbox_bytes", outbox_bytes);
     STAT_U("repl_outbox_dropped", r->outbox_dropped);
     STAT_U("repl_reconnects", atomic_load(&bus->reconnects));
+    STAT_U("repl_failovers", atomic_load(&bus->failovers));
+    STAT_U("repl_duplicates", r->duplicates);
     STAT_U("repl_lag_ms_last", r->lag_last_ms);
     STAT_U("repl_lag_ms_avg", r->lag_count ? r->lag_sum_ms / r->lag_count : 0);
     STAT_U("repl_lag_ms_max", r->lag_max_ms);

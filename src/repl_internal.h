@@ -55,7 +55,9 @@ struct repl_bus {
     char node_id[RC_MAX_ID_LEN + 1];
     char exchange[RC_MAX_ID_LEN + 1];
     char queue[REPL_QUEUE_MAX]; /* this node's queue: "<exchange>.<node_id>" */
-    char host[256], user[256], password[256], vhost[256];
+    char hosts[REPL_MAX_BROKERS][RC_MAX_ID_LEN + 1]; /* cfg.brokers' hosts */
+    char user[256], password[256], vhost[256];
+    size_t first_broker;       /* where both threads start (random per node) */
     char cacert[4096], cert[4096], key[4096]; /* TLS files, "" = none */
     struct ev_loop *loop;
     ev_async inbox_async;      /* consumer -> loop: the inbox has messages */
@@ -82,6 +84,9 @@ struct repl_bus {
     _Atomic uint64_t queue_losses;  /* connections that found the queue missing */
     _Atomic uint64_t pub_events;    /* publisher connections made */
     _Atomic int pub_up, con_up, ever_up;
+    _Atomic size_t pub_broker, con_broker; /* index of the broker in use */
+    _Atomic uint64_t failovers;     /* moves to another broker of the list */
+    _Atomic uint64_t queue_type_mismatch; /* our queue exists with the other type */
 };
 
 /* ---- repl_link.c: the broker threads ---- */

@@ -16,8 +16,18 @@
  * acks up to there (multiple = true).
  *
  * Both threads call into rabbitmq-c at least every POLL_MS, which services
- * heartbeats; they reconnect with exponential backoff and jitter, and log a
- * link state change once, not every retry.
+ * heartbeats, so a broker that stops answering without closing the socket
+ * (SIGSTOP, a black hole) is left after 2-3 heartbeat intervals.
+ *
+ * Brokers. --rabbitmq_host may list the nodes of a RabbitMQ cluster. Both
+ * threads start at the same random entry (so a pool spreads over the
+ * cluster) and move to the next one on a failed connect or a lost link,
+ * with exponential backoff and jitter between attempts; each change is
+ * logged once, not every retry. The node's queue is a quorum queue (or a
+ * classic one, --rabbitmq_queue_type), bounded by x-max-length-bytes with
+ * drop-head (a full queue drops its oldest batches, which the node sees as
+ * a gap, and never refuses a publish: one slow node cannot stall the
+ * others) and deleted by the broker after x-expires without a consumer.
  */
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
@@ -32,7 +42,6 @@
 #include "log.h"
 #include "repl_internal.h"
 
-#define HEARTBEAT_S 10
 #define CONNECT_TIMEOUT_S 2
 #define RPC_TIMEOUT_S 5
 #define PUB_WINDOW 256
@@ -40,7 +49,6 @@
 #define POLL_MS 100
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 3000
-#define QUEUE_EXPIRES_MS 3600000 /* an abandoned node queue goes after 1 h */
 
 /* ---- lists (callers hold r->mu when the list is shared) ---- */
 
@@ -118,6 +126,21 @@ static unsigned next_backoff(unsigned cur)
     unsigned n = cur * 2;
     if (n > BACKOFF_MAX_MS) n = BACKOFF_MAX_MS;
     return n / 2 + (unsigned)(rand() % (int)(n / 2 + 1)); /* jitter: [n/2, n] */
+}
+
+/* The next broker of the list after a failure on *at (a no-op with one). */
+static void failover(struct repl_bus *r, _Atomic size_t *at)
+{
+    if (r->cfg.nbrokers < 2) return;
+    atomic_store(at, (atomic_load(at) + 1) % r->cfg.nbrokers);
+    atomic_fetch_add(&r->failovers, 1);
+}
+
+static const char *broker_name(const struct repl_bus *r, size_t at)
+{
+    static __thread char buf[RC_MAX_ID_LEN + 8];
+    snprintf(buf, sizeof buf, "%s:%u", r->cfg.brokers[at].host, r->cfg.brokers[at].port);
+    return buf;
 }
 
 static const char *reply_error(amqp_rpc_reply_t rep)
@@ -223,10 +246,11 @@ static amqp_socket_t *link_socket(struct repl_bus *r, amqp_connection_state_t co
     return sock;
 }
 
-/* Connect, log in, open channel 1, declare the exchange. NULL on failure
- * with *why set. */
-static amqp_connection_state_t link_open(struct repl_bus *r, const char **why)
+/* Connect to broker `at` of the list, log in, open channel 1, declare the
+ * exchange. NULL on failure with *why set. */
+static amqp_connection_state_t link_open(struct repl_bus *r, size_t at, const char **why)
 {
+    const struct repl_broker *b = &r->cfg.brokers[at];
     amqp_connection_state_t conn = amqp_new_connection();
     if (!conn) {
         *why = "out of memory";
@@ -238,7 +262,7 @@ static amqp_connection_state_t link_open(struct repl_bus *r, const char **why)
         return NULL;
     }
     struct timeval ct = {CONNECT_TIMEOUT_S, 0}, rt = {RPC_TIMEOUT_S, 0};
-    int rc = amqp_socket_open_noblock(sock, r->host, r->cfg.port, &ct);
+    int rc = amqp_socket_open_noblock(sock, b->host, b->port, &ct);
     if (rc != AMQP_STATUS_OK) {
         bool tls_rc = rc <= AMQP_STATUS_SSL_ERROR && rc > _AMQP_STATUS_SSL_NEXT_VALUE;
         *why = r->cfg.tls && tls_rc ? tls_error(rc) : amqp_error_string2(rc);
@@ -247,7 +271,7 @@ static amqp_connection_state_t link_open(struct repl_bus *r, const char **why)
     }
     amqp_set_rpc_timeout(conn, &rt);
     amqp_set_handshake_timeout(conn, &rt);
-    amqp_rpc_reply_t rep = amqp_login(conn, r->vhost, 0, 131072, HEARTBEAT_S,
+    amqp_rpc_reply_t rep = amqp_login(conn, r->vhost, 0, 131072, (int)r->cfg.heartbeat_s,
                                       AMQP_SASL_METHOD_PLAIN, r->user, r->password);
     if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
         /* with TLS 1.3 the broker may refuse our certificate only now */
@@ -286,11 +310,13 @@ static void pub_drop(struct pub *p, const char *why)
 {
     struct repl_bus *r = p->r;
     if (p->conn) {
-        log_warn("replication: publisher lost the broker link (%s); reconnecting", why);
+        log_warn("replication: publisher lost the link to broker %s (%s); reconnecting",
+                 broker_name(r, atomic_load(&r->pub_broker)), why);
         amqp_destroy_connection(p->conn);
         p->conn = NULL;
         atomic_store(&r->pub_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
+        failover(r, &r->pub_broker);
     }
     pthread_mutex_lock(&r->mu);
     list_prepend_all(&r->outbox, &p->inflight);
@@ -358,7 +384,8 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
 {
     struct repl_bus *r = p->r;
     const char *why = "?";
-    amqp_connection_state_t conn = link_open(r, &why);
+    size_t at = atomic_load(&r->pub_broker);
+    amqp_connection_state_t conn = link_open(r, at, &why);
     if (conn) {
         amqp_confirm_select(conn, 1);
         amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
@@ -369,9 +396,12 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
         }
     }
     if (!conn) {
-        if (!*was_down) log_warn("replication: cannot reach broker %s:%u (%s); retrying",
-                                 r->host, r->cfg.port, why);
+        if (!*was_down)
+            log_warn("replication: publisher cannot reach broker %s (%s); retrying%s",
+                     broker_name(r, at), why,
+                     r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
         *was_down = true;
+        failover(r, &r->pub_broker);
         nap(r, *backoff);
         *backoff = next_backoff(*backoff);
         return false;
@@ -383,8 +413,8 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
     atomic_store(&r->pub_up, 1);
     atomic_fetch_add(&r->pub_events, 1);
     ev_async_send(r->loop, &r->inbox_async); /* the loop sends a sequence beacon */
-    log_info("replication: publisher connected to %s:%u, exchange '%s'", r->host,
-             r->cfg.port, r->exchange);
+    log_info("replication: publisher connected to broker %s, exchange '%s'",
+             broker_name(r, at), r->exchange);
     return true;
 }
 
@@ -397,7 +427,9 @@ static void *pub_main(void *arg)
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/x-vitamin-batch");
-    props.delivery_mode = 1; /* transient: a lost message is a sequence gap */
+    /* a quorum queue keeps every message on disk anyway; a classic one
+     * gets transient messages: one lost in a broker restart is a gap */
+    props.delivery_mode = r->cfg.classic_queue ? 1 : 2;
 
     for (;;) {
         pthread_mutex_lock(&r->mu);
@@ -478,11 +510,78 @@ static int queue_exists(amqp_connection_state_t conn, amqp_bytes_t q)
     return -1;
 }
 
-/* Connect and start consuming this node's queue; *existed tells whether the
- * queue was there before (if not, whatever was sent meanwhile is lost). */
+/* The declare arguments of our queue, of the given type, into args[4]. */
+static amqp_table_t queue_args(const struct repl_bus *r, bool classic, amqp_table_entry_t *args)
+{
+    size_t n = 0;
+    args[n].key = amqp_cstring_bytes("x-queue-type");
+    args[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[n++].value.value.bytes = amqp_cstring_bytes(classic ? "classic" : "quorum");
+    args[n].key = amqp_cstring_bytes("x-expires");
+    args[n].value.kind = AMQP_FIELD_KIND_I64;
+    args[n++].value.value.i64 = (int64_t)r->cfg.queue_ttl_s * 1000;
+    args[n].key = amqp_cstring_bytes("x-max-length-bytes");
+    args[n].value.kind = AMQP_FIELD_KIND_I64;
+    args[n++].value.value.i64 = (int64_t)r->cfg.queue_max_bytes;
+    args[n].key = amqp_cstring_bytes("x-overflow");
+    args[n].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[n++].value.value.bytes = amqp_cstring_bytes("drop-head");
+    return (amqp_table_t){(int)n, args};
+}
+
+/* Declare our queue on channel ch. Returns the reply. */
+static amqp_rpc_reply_t declare_queue(amqp_connection_state_t conn, int ch,
+                                      const struct repl_bus *r, bool classic)
+{
+    amqp_table_entry_t args[4];
+    amqp_queue_declare(conn, (amqp_channel_t)ch, amqp_cstring_bytes(r->queue), 0, 1, 0, 0,
+                       queue_args(r, classic, args));
+    return amqp_get_rpc_reply(conn);
+}
+
+/* Did the broker refuse a declare because the queue exists with other
+ * arguments (406 PRECONDITION_FAILED)? */
+static bool precondition_failed(amqp_rpc_reply_t rep)
+{
+    if (rep.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION ||
+        rep.reply.id != AMQP_CHANNEL_CLOSE_METHOD)
+        return false;
+    const amqp_channel_close_t *m = rep.reply.decoded;
+    return m->reply_code == AMQP_PRECONDITION_FAILED;
+}
+
+/*
+ * Declare our queue as configured. If it exists with another type (a
+ * classic queue after an upgrade to quorum, or the reverse), the broker
+ * closes channel 1 with 406: then it is declared again, on a new channel,
+ * with the other type, and kept until it expires or an operator deletes it
+ * (logged once per process). Returns the reply of the declare that counts.
+ */
+static amqp_rpc_reply_t declare_own_queue(amqp_connection_state_t conn, struct repl_bus *r)
+{
+    bool classic = r->cfg.classic_queue;
+    amqp_rpc_reply_t rep = declare_queue(conn, 1, r, classic);
+    if (!precondition_failed(rep)) return rep;
+    amqp_channel_close_ok_t ok;
+    if (amqp_send_method(conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) return rep;
+    amqp_channel_open(conn, 1);
+    if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) return rep;
+    amqp_rpc_reply_t again = declare_queue(conn, 1, r, !classic);
+    if (again.reply_type == AMQP_RESPONSE_NORMAL &&
+        atomic_fetch_add(&r->queue_type_mismatch, 1) == 0)
+        log_warn("replication: queue '%s' already exists as a %s queue, not %s: using it as it "
+                 "is; delete it (rabbitmqctl delete_queue %s) while this node is stopped to "
+                 "change its type", r->queue, classic ? "quorum" : "classic",
+                 classic ? "classic" : "quorum", r->queue);
+    return again;
+}
+
+/* Connect to the current broker and start consuming this node's queue;
+ * *existed tells whether the queue was there before (if not, whatever was
+ * sent meanwhile is lost). */
 static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why, bool *existed)
 {
-    amqp_connection_state_t conn = link_open(r, why);
+    amqp_connection_state_t conn = link_open(r, atomic_load(&r->con_broker), why);
     if (!conn) return NULL;
     int ex = queue_exists(conn, amqp_cstring_bytes(r->queue));
     if (ex < 0) {
@@ -491,14 +590,8 @@ static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why,
         return NULL;
     }
     *existed = ex == 1;
-    amqp_table_entry_t args[1];
-    args[0].key = amqp_cstring_bytes("x-expires");
-    args[0].value.kind = AMQP_FIELD_KIND_I32;
-    args[0].value.value.i32 = QUEUE_EXPIRES_MS;
-    amqp_table_t table = {1, args};
     amqp_bytes_t q = amqp_cstring_bytes(r->queue);
-    amqp_queue_declare(conn, 1, q, 0, 1, 0, 0, table);
-    amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
+    amqp_rpc_reply_t rep = declare_own_queue(conn, r);
     if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
         amqp_queue_bind(conn, 1, q, amqp_cstring_bytes(r->exchange), amqp_empty_bytes,
                         amqp_empty_table);
@@ -532,10 +625,15 @@ static void *con_main(void *arg)
         if (!conn) {
             const char *why = "?";
             bool existed = false;
+            size_t at = atomic_load(&r->con_broker);
             conn = con_connect(r, &why, &existed);
             if (!conn) {
-                if (!was_down) log_warn("replication: consumer cannot reach broker (%s); retrying", why);
+                if (!was_down)
+                    log_warn("replication: consumer cannot use broker %s (%s); retrying%s",
+                             broker_name(r, at), why,
+                             r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
                 was_down = true;
+                failover(r, &r->con_broker);
                 nap(r, backoff);
                 backoff = next_backoff(backoff);
                 continue;
@@ -550,7 +648,8 @@ static void *con_main(void *arg)
             if (!existed) atomic_fetch_add(&r->queue_losses, 1);
             atomic_fetch_add(&r->con_events, 1);
             ev_async_send(r->loop, &r->inbox_async); /* the loop decides on a sync */
-            log_info("replication: consuming queue '%s'", r->queue);
+            log_info("replication: consuming queue '%s' on broker %s", r->queue,
+                     broker_name(r, at));
         }
         /* ack what the loop has applied */
         pthread_mutex_lock(&r->mu);
@@ -602,13 +701,15 @@ static void *con_main(void *arg)
                    f.payload.method.id == AMQP_BASIC_CANCEL_METHOD)))
                 continue;
         }
-        log_warn("replication: consumer lost the broker link (%s); reconnecting",
+        log_warn("replication: consumer lost the link to broker %s (%s); reconnecting",
+                 broker_name(r, atomic_load(&r->con_broker)),
                  res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                      ? amqp_error_string2(res.library_error) : reply_error(res));
         amqp_destroy_connection(conn);
         conn = NULL;
         atomic_store(&r->con_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
+        failover(r, &r->con_broker);
     }
     if (conn) link_close(conn, true);
     atomic_store(&r->con_up, 0);
