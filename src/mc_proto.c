@@ -1,0 +1,790 @@
+/*
+ * mc_proto.c - memcached text protocol request parser (grammar, limits and
+ * the differences from memcached are in mc_proto.h).
+ *
+ * Owns only code and const tables: mc_parse() reads buf[0..len) and writes
+ * nothing but *req and *consumed; no allocation, no I/O, no mutable state.
+ *
+ * One call, one request:
+ *
+ *   find_line()     where the line ends, or why we must wait or close
+ *   tokenize()      split the line on ' ' (at most TOKENS_MAX tokens)
+ *   parse_<cmd>()   arity, noreply, key, numbers, flags: the first problem
+ *                   met, in memcached's order, decides the error
+ *   take_data()     storage: wait for "<data>\r\n", or refuse_data() to
+ *                   swallow a block we will not store
+ *
+ * Invariants: every read is guarded by the length it is inside of (the line
+ * is never NUL-terminated); *consumed <= len; on MC_NEED_MORE req->need >
+ * len and *consumed == 0; the request is reset first, so on error only the
+ * error fields (and key/cmd once known) mean anything.
+ */
+#include "mc_proto.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* memcached splits at most 23 tokens; every arity it checks is below that. */
+#define TOKENS_MAX 24
+/* memcached looks at most this many leading spaces for "get "/"gets ". */
+#define GET_PREFIX_SPACES 100
+
+struct tok {
+    const char *p;
+    size_t len;
+};
+
+/* The request line being parsed. */
+struct line {
+    const char *p;      /* == buf */
+    size_t len;         /* bytes before '\n', one trailing '\r' dropped */
+    size_t end;         /* bytes up to and including '\n' */
+    size_t n;           /* tokens found, at most TOKENS_MAX */
+    struct tok t[TOKENS_MAX];
+};
+
+/* ---- Error lines ------------------------------------------------------- */
+
+#define LINE(s) {s "\r\n", sizeof(s "\r\n") - 1}
+
+static const struct {
+    const char *s;
+    uint8_t len;
+} err_lines[MC_ERR_COUNT] = {
+    [MC_ERR_NONE] = {NULL, 0},
+    [MC_ERR_UNKNOWN] = LINE("ERROR"),
+    [MC_ERR_FORMAT] = LINE("CLIENT_ERROR bad command line format"),
+    [MC_ERR_DELETE_USAGE] =
+        LINE("CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"),
+    [MC_ERR_EXPTIME] = LINE("CLIENT_ERROR invalid exptime argument"),
+    [MC_ERR_DELTA_ARG] = LINE("CLIENT_ERROR invalid numeric delta argument"),
+    [MC_ERR_BAD_CHUNK] = LINE("CLIENT_ERROR bad data chunk"),
+    [MC_ERR_TOO_LARGE] = LINE("SERVER_ERROR object too large for cache"),
+    [MC_ERR_LINE_TOO_LONG] = LINE("CLIENT_ERROR line too long"),
+    [MC_ERR_CLOSE] = {NULL, 0},
+    [MC_ERR_INVALID_FLAG] = LINE("CLIENT_ERROR invalid flag"),
+    [MC_ERR_DUP_FLAG] = LINE("CLIENT_ERROR duplicate flag"),
+    [MC_ERR_BAD_FLAG] = LINE("CLIENT_ERROR invalid or duplicate flag"),
+    [MC_ERR_BAD_TOKEN] = LINE("CLIENT_ERROR bad token in command line format"),
+    [MC_ERR_DECODE_KEY] = LINE("CLIENT_ERROR error decoding key"),
+    [MC_ERR_M_LENGTH] = LINE("CLIENT_ERROR incorrect length for M token"),
+    [MC_ERR_MS_MODE] = LINE("CLIENT_ERROR invalid mode for ms M token"),
+    [MC_ERR_MA_MODE] = LINE("CLIENT_ERROR invalid mode for ma M token"),
+    [MC_ERR_INITIAL] = LINE("CLIENT_ERROR invalid numeric initial value"),
+    [MC_ERR_DELTA_VALUE] = LINE("CLIENT_ERROR invalid numeric delta value"),
+    [MC_ERR_OPAQUE_LONG] = LINE("CLIENT_ERROR opaque token too long"),
+    [MC_ERR_MG_FLAGS_LONG] = LINE("CLIENT_ERROR options flags are too long"),
+    [MC_ERR_FLAGS_LONG] = LINE("CLIENT_ERROR options flags too long"),
+};
+
+const char *mc_error_line(enum mc_error err, size_t *len)
+{
+    if ((unsigned)err >= MC_ERR_COUNT || err_lines[err].s == NULL) {
+        if (len) *len = 0;
+        return NULL;
+    }
+    if (len) *len = err_lines[err].len;
+    return err_lines[err].s;
+}
+
+/* Record error err; silent (classic noreply) keeps the line unsent. */
+static enum mc_status fail(struct mc_request *req, enum mc_error err, bool silent)
+{
+    size_t n;
+    req->err = err;
+    req->err_line = silent ? NULL : mc_error_line(err, &n);
+    req->err_len = req->err_line ? (uint8_t)n : 0;
+    req->close = err == MC_ERR_CLOSE || err == MC_ERR_LINE_TOO_LONG;
+    return MC_ERROR;
+}
+
+/* ---- Tokens and numbers ------------------------------------------------ */
+
+/* isspace() in the C locale; ' ' and '\n' never occur inside a token. */
+static bool is_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+static bool tok_is(const struct tok *t, const char *s, size_t n)
+{
+    return t->len == n && memcmp(t->p, s, n) == 0;
+}
+
+static bool is_noreply(const struct tok *t) { return tok_is(t, "noreply", 7); }
+
+/* Split line->p[0..line->len) on ' '; stops after TOKENS_MAX tokens. */
+static void tokenize(struct line *l)
+{
+    size_t i = 0;
+    l->n = 0;
+    while (l->n < TOKENS_MAX) {
+        while (i < l->len && l->p[i] == ' ')
+            i++;
+        if (i >= l->len)
+            break;
+        size_t s = i;
+        while (i < l->len && l->p[i] != ' ')
+            i++;
+        l->t[l->n++] = (struct tok){l->p + s, i - s};
+    }
+}
+
+/*
+ * A number as strtoull()/strtoll() read it in memcached's safe_strto*():
+ * leading whitespace, an optional sign, at least one digit, and then the
+ * token ends or goes on with whitespace. Sets the sign and the magnitude;
+ * false if malformed or above 2^64 - 1.
+ */
+static bool read_number(const char *s, size_t n, bool *neg, uint64_t *mag)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+
+    while (i < n && is_space(s[i]))
+        i++;
+    *neg = false;
+    if (i < n && (s[i] == '+' || s[i] == '-')) {
+        *neg = s[i] == '-';
+        i++;
+    }
+    size_t first = i;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false; /* ERANGE */
+        v = v * 10 + d;
+    }
+    if (i == first || (i < n && !is_space(s[i])))
+        return false;
+    *mag = v;
+    return true;
+}
+
+/* Unsigned 64-bit; a '-' only before zero ("-0"). */
+static bool read_u64(const char *s, size_t n, uint64_t *out)
+{
+    bool neg;
+    uint64_t v;
+    if (!read_number(s, n, &neg, &v) || (neg && v != 0))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Unsigned 32-bit (memcached truncates larger ones; we refuse them). */
+static bool read_u32(const char *s, size_t n, uint32_t *out)
+{
+    uint64_t v;
+    if (!read_u64(s, n, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* Signed 64-bit, the range of strtol() on a 64-bit system. */
+static bool read_i64(const char *s, size_t n, int64_t *out)
+{
+    bool neg;
+    uint64_t v;
+    if (!read_number(s, n, &neg, &v))
+        return false;
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+#define TOK_U64(t, out) read_u64((t)->p, (t)->len, (out))
+#define TOK_U32(t, out) read_u32((t)->p, (t)->len, (out))
+#define TOK_I64(t, out) read_i64((t)->p, (t)->len, (out))
+
+/* A key as the SPEC allows it: 1..250 bytes, no control byte (no space
+ * either, but a token has none). */
+static bool key_ok(const char *p, size_t n)
+{
+    if (n == 0 || n > MC_KEY_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool set_key(struct mc_request *req, const struct tok *t)
+{
+    if (!key_ok(t->p, t->len))
+        return false;
+    req->key = t->p;
+    req->key_len = (uint8_t)t->len;
+    return true;
+}
+
+/* ---- Data blocks ------------------------------------------------------- */
+
+/* The data block of vlen bytes after the line: wait for it, then check its
+ * "\r\n". silent: classic noreply (the bad chunk line is not sent). */
+static enum mc_status take_data(const char *buf, size_t len, const struct line *l,
+                                uint32_t vlen, bool silent,
+                                struct mc_request *req, size_t *consumed)
+{
+    size_t total = l->end + (size_t)vlen + 2;
+
+    if (len < total) {
+        req->need = total;
+        return MC_NEED_MORE;
+    }
+    *consumed = total;
+    if (buf[total - 2] != '\r' || buf[total - 1] != '\n')
+        return fail(req, MC_ERR_BAD_CHUNK, silent);
+    req->data = buf + l->end;
+    req->data_len = vlen;
+    return MC_OK;
+}
+
+/* Refuse a request and its data block of vlen bytes: consume what of the
+ * block is here, swallow the rest as it arrives. */
+static enum mc_status refuse_data(size_t len, const struct line *l, uint32_t vlen,
+                                  enum mc_error err, bool silent,
+                                  struct mc_request *req, size_t *consumed)
+{
+    size_t block = (size_t)vlen + 2;
+    size_t here = len - l->end;
+    size_t take = here < block ? here : block;
+
+    *consumed = l->end + take;
+    req->swallow = block - take;
+    return fail(req, err, silent);
+}
+
+/* ---- Classic commands -------------------------------------------------- */
+
+static enum mc_op storage_op(enum mc_cmd cmd)
+{
+    switch (cmd) {
+    case MC_CMD_ADD: return MC_OP_ADD;
+    case MC_CMD_REPLACE: return MC_OP_REPLACE;
+    case MC_CMD_APPEND: return MC_OP_APPEND;
+    case MC_CMD_PREPEND: return MC_OP_PREPEND;
+    case MC_CMD_CAS: return MC_OP_CAS;
+    default: return MC_OP_SET;
+    }
+}
+
+/* <cmd> <key> <flags> <exptime> <bytes> [cas] [noreply]\r\n<data>\r\n */
+static enum mc_status parse_storage(const char *buf, size_t len, const struct line *l,
+                                    size_t max_value, struct mc_request *req,
+                                    size_t *consumed)
+{
+    const bool is_cas = req->cmd == MC_CMD_CAS;
+    const size_t base = is_cas ? 6 : 5;
+    int64_t vlen;
+
+    if (l->n != base && l->n != base + 1)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
+    req->op = storage_op(req->cmd);
+    if (!set_key(req, &l->t[1]))
+        return fail(req, MC_ERR_FORMAT, nr);
+    if (!TOK_U32(&l->t[2], &req->client_flags) || !TOK_I64(&l->t[3], &req->exptime) ||
+        !TOK_I64(&l->t[4], &vlen))
+        return fail(req, MC_ERR_FORMAT, nr);
+    if (is_cas) {
+        if (!TOK_U64(&l->t[5], &req->cas))
+            return fail(req, MC_ERR_FORMAT, nr);
+        req->has_cas = true;
+    }
+    if (vlen < 0 || vlen > (int64_t)MC_DATA_MAX)
+        return fail(req, MC_ERR_FORMAT, nr);
+    if ((uint64_t)vlen > max_value) {
+        req->unlink = req->cmd == MC_CMD_SET;
+        return refuse_data(len, l, (uint32_t)vlen, MC_ERR_TOO_LARGE, nr, req, consumed);
+    }
+    return take_data(buf, len, l, (uint32_t)vlen, nr, req, consumed);
+}
+
+/* get|gets <key>+ ; gat|gats <exptime> <key>* */
+static enum mc_status parse_retrieval(const struct line *l, struct mc_request *req)
+{
+    size_t skip = 1; /* tokens before the keys */
+
+    if (l->n < 2)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    if (req->cmd == MC_CMD_GAT || req->cmd == MC_CMD_GATS) {
+        if (!TOK_I64(&l->t[1], &req->exptime))
+            return fail(req, MC_ERR_EXPTIME, false);
+        skip = 2;
+    }
+    const char *from = l->t[skip - 1].p + l->t[skip - 1].len;
+    req->args = from;
+    req->args_len = (uint32_t)(l->p + l->len - from);
+
+    size_t pos = 0, klen;
+    const char *k;
+    while (mc_args_next(req, &pos, &k, &klen))
+        if (!key_ok(k, klen))
+            return fail(req, MC_ERR_FORMAT, false);
+    return MC_OK;
+}
+
+/* incr|decr <key> <delta> [noreply] */
+static enum mc_status parse_arith(const struct line *l, struct mc_request *req)
+{
+    if (l->n != 3 && l->n != 4)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
+    req->op = req->cmd == MC_CMD_INCR ? MC_OP_INCR : MC_OP_DECR;
+    if (!set_key(req, &l->t[1]))
+        return fail(req, MC_ERR_FORMAT, nr);
+    if (!TOK_U64(&l->t[2], &req->delta))
+        return fail(req, MC_ERR_DELTA_ARG, nr);
+    return MC_OK;
+}
+
+/* touch <key> <exptime> [noreply] */
+static enum mc_status parse_touch(const struct line *l, struct mc_request *req)
+{
+    if (l->n != 3 && l->n != 4)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
+    if (!set_key(req, &l->t[1]))
+        return fail(req, MC_ERR_FORMAT, nr);
+    if (!TOK_I64(&l->t[2], &req->exptime))
+        return fail(req, MC_ERR_EXPTIME, nr);
+    return MC_OK;
+}
+
+/* delete <key> [0] [noreply] */
+static enum mc_status parse_delete(const struct line *l, struct mc_request *req)
+{
+    if (l->n < 2 || l->n > 4)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    bool nr = false;
+    if (l->n > 2) {
+        bool zero = tok_is(&l->t[2], "0", 1);
+        nr = req->noreply = is_noreply(&l->t[l->n - 1]);
+        bool valid = (l->n == 3 && (zero || nr)) || (l->n == 4 && zero && nr);
+        if (!valid)
+            return fail(req, MC_ERR_DELETE_USAGE, nr);
+    }
+    if (!set_key(req, &l->t[1]))
+        return fail(req, MC_ERR_FORMAT, nr);
+    return MC_OK;
+}
+
+/* flush_all [delay] [noreply] */
+static enum mc_status parse_flush_all(const struct line *l, struct mc_request *req)
+{
+    if (l->n > 3)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
+    if (l->n != (nr ? 2u : 1u) && !TOK_I64(&l->t[1], &req->exptime))
+        return fail(req, MC_ERR_EXPTIME, nr);
+    return MC_OK;
+}
+
+/* verbosity <level> [noreply] */
+static enum mc_status parse_verbosity(const struct line *l, struct mc_request *req)
+{
+    uint32_t level;
+    if (l->n != 2 && l->n != 3)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
+    if (!TOK_U32(&l->t[1], &level))
+        return fail(req, MC_ERR_FORMAT, nr);
+    req->delta = level;
+    return MC_OK;
+}
+
+/* stats [args...] */
+static enum mc_status parse_stats(const struct line *l, struct mc_request *req)
+{
+    const char *from = l->t[0].p + l->t[0].len;
+    req->args = from;
+    req->args_len = (uint32_t)(l->p + l->len - from);
+    return MC_OK;
+}
+
+/* ---- Meta commands ----------------------------------------------------- */
+
+/* How memcached's flag pre-parser treats each flag byte. */
+enum flag_kind {
+    F_BAD = 0, /* not a flag: "invalid flag" */
+    F_PLAIN,   /* no argument; the rest of the token is ignored */
+    F_B64,     /* b: the key is base64 */
+    F_TTL,     /* N R T: signed number, "bad token" */
+    F_CAS,     /* C E: unsigned 64, "bad token" */
+    F_FLAGS,   /* F: unsigned 32, no message of its own */
+    F_MODE,    /* M: exactly one byte */
+    F_INITIAL, /* J: unsigned 64 */
+    F_DELTA,   /* D: unsigned 64 */
+    F_OPAQUE,  /* O: any token */
+};
+
+/* MC_MF() of a letter, 0 for any other byte (never a known flag). */
+static uint64_t flag_bit(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return MC_MF(c);
+    return 0;
+}
+
+static const uint8_t flag_kinds[128] = {
+    ['b'] = F_B64,
+    ['N'] = F_TTL, ['R'] = F_TTL, ['T'] = F_TTL,
+    ['C'] = F_CAS, ['E'] = F_CAS,
+    ['F'] = F_FLAGS,
+    ['M'] = F_MODE,
+    ['J'] = F_INITIAL,
+    ['D'] = F_DELTA,
+    ['O'] = F_OPAQUE,
+    ['c'] = F_PLAIN, ['f'] = F_PLAIN, ['h'] = F_PLAIN, ['k'] = F_PLAIN,
+    ['l'] = F_PLAIN, ['q'] = F_PLAIN, ['s'] = F_PLAIN, ['t'] = F_PLAIN,
+    ['u'] = F_PLAIN, ['v'] = F_PLAIN, ['x'] = F_PLAIN,
+    ['I'] = F_PLAIN, ['L'] = F_PLAIN, ['P'] = F_PLAIN,
+};
+
+/*
+ * Read flags tokens t[0..n) into req, as memcached's pre-parser: a
+ * duplicate (or a byte >= 0x7f) or an unknown flag stops at once; a bad
+ * argument is remembered (the last message wins, F has none of its own)
+ * and reported after all tokens. *mode gets M's byte, *opaque_long whether
+ * an O token is too long (checked later by each command). Returns
+ * MC_ERR_NONE or the error.
+ */
+static enum mc_error meta_flags(const struct tok *t, size_t n, const struct tok *key,
+                                struct mc_request *req, char *mode, bool *opaque_long)
+{
+    enum mc_error bad = MC_ERR_NONE, msg = MC_ERR_FORMAT;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i].p[0];
+        const char *arg = t[i].p + 1;
+        size_t alen = t[i].len - 1;
+
+        if (c >= 0x7f || (req->mflags & flag_bit(c)))
+            return MC_ERR_DUP_FLAG;
+        switch ((enum flag_kind)flag_kinds[c]) {
+        case F_BAD:
+            return MC_ERR_INVALID_FLAG;
+        case F_PLAIN:
+            break;
+        case F_B64: {
+            size_t dec = mc_base64_decode(key->p, key->len, req->key_buf);
+            if (dec == 0) {
+                bad = msg = MC_ERR_DECODE_KEY;
+            } else {
+                req->key = req->key_buf;
+                req->key_len = (uint8_t)dec;
+            }
+            break;
+        }
+        case F_TTL: {
+            int64_t *dst = c == 'N' ? &req->vivify_ttl
+                         : c == 'R' ? &req->recache_ttl : &req->exptime;
+            if (!read_i64(arg, alen, dst))
+                bad = msg = MC_ERR_BAD_TOKEN;
+            break;
+        }
+        case F_CAS:
+            if (!read_u64(arg, alen, c == 'C' ? &req->cas : &req->new_cas))
+                bad = msg = MC_ERR_BAD_TOKEN;
+            break;
+        case F_FLAGS:
+            if (!read_u32(arg, alen, &req->client_flags))
+                bad = msg; /* memcached sets no message of its own here */
+            break;
+        case F_MODE:
+            if (alen != 1)
+                bad = msg = MC_ERR_M_LENGTH;
+            else
+                *mode = arg[0];
+            break;
+        case F_INITIAL:
+            if (!read_u64(arg, alen, &req->initial))
+                bad = msg = MC_ERR_INITIAL;
+            break;
+        case F_DELTA:
+            if (!read_u64(arg, alen, &req->delta))
+                bad = msg = MC_ERR_DELTA_VALUE;
+            break;
+        case F_OPAQUE:
+            if (t[i].len > MC_OPAQUE_MAX + 1) {
+                *opaque_long = true;
+            } else {
+                req->opaque = arg;
+                req->opaque_len = (uint8_t)alen;
+            }
+            break;
+        }
+        req->mflags |= flag_bit(c);
+        req->order[req->nflags++] = (char)c;
+    }
+    return bad;
+}
+
+static enum mc_op ms_mode(char m)
+{
+    switch (m) {
+    case 0: case 'S': case 's': return MC_OP_SET;
+    case 'E': case 'e': return MC_OP_ADD;
+    case 'A': case 'a': return MC_OP_APPEND;
+    case 'P': case 'p': return MC_OP_PREPEND;
+    case 'R': case 'r': return MC_OP_REPLACE;
+    default: return MC_OP_NONE;
+    }
+}
+
+static enum mc_op ma_mode(char m)
+{
+    switch (m) {
+    case 0: case 'I': case 'i': case '+': return MC_OP_INCR;
+    case 'D': case 'd': case '-': return MC_OP_DECR;
+    default: return MC_OP_NONE;
+    }
+}
+
+/* mg|md|ma <key> <flag>* ; ms <key> <datalen> <flag>*\r\n<data>\r\n */
+static enum mc_status parse_meta(const char *buf, size_t len, const struct line *l,
+                                 size_t max_value, struct mc_request *req,
+                                 size_t *consumed)
+{
+    const enum mc_cmd cmd = req->cmd;
+    const bool ms = cmd == MC_CMD_MS;
+    size_t first = 2; /* first flag token */
+    int64_t vlen = 0;
+    char mode = 0;
+    bool opaque_long = false;
+
+    if (l->n < 2)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    if (!set_key(req, &l->t[1]) || (ms && l->n == 2))
+        return fail(req, MC_ERR_FORMAT, false);
+    if (l->n > MC_META_FLAGS_MAX + 2)
+        return fail(req, cmd == MC_CMD_MG ? MC_ERR_MG_FLAGS_LONG : MC_ERR_FLAGS_LONG, false);
+    if (ms) {
+        if (!TOK_I64(&l->t[2], &vlen) || vlen < 0 || vlen > (int64_t)MC_DATA_MAX)
+            return fail(req, MC_ERR_FORMAT, false);
+        first = 3;
+    }
+    if (cmd == MC_CMD_MA)
+        req->delta = 1;
+
+    enum mc_error e = meta_flags(&l->t[first], l->n - first, &l->t[1], req, &mode,
+                                 &opaque_long);
+    req->noreply = mc_has(req, 'q');
+    if (e != MC_ERR_NONE && (cmd == MC_CMD_MD || cmd == MC_CMD_MA))
+        e = MC_ERR_BAD_FLAG;
+    if (e == MC_ERR_NONE && ms) {
+        req->op = ms_mode(mode);
+        if (req->op == MC_OP_NONE)
+            e = MC_ERR_MS_MODE;
+    } else if (e == MC_ERR_NONE && cmd == MC_CMD_MA) {
+        req->op = ma_mode(mode);
+        if (req->op == MC_OP_NONE)
+            e = MC_ERR_MA_MODE;
+    }
+    if (e == MC_ERR_NONE && opaque_long)
+        e = MC_ERR_OPAQUE_LONG;
+    if (e == MC_ERR_NONE && ms && (uint64_t)vlen > max_value) {
+        req->unlink = true; /* in every mode, as memcached */
+        e = MC_ERR_TOO_LARGE;
+    }
+    if (e != MC_ERR_NONE)
+        return ms ? refuse_data(len, l, (uint32_t)vlen, e, false, req, consumed)
+                  : fail(req, e, false);
+
+    req->has_cas = mc_has(req, 'C');
+    if (ms && req->has_cas) {
+        if (req->op == MC_OP_SET || req->op == MC_OP_REPLACE)
+            req->op = MC_OP_CAS;
+        else if (req->op == MC_OP_ADD)
+            req->has_cas = false; /* memcached's add ignores C */
+    }
+    if (ms)
+        return take_data(buf, len, l, (uint32_t)vlen, false, req, consumed);
+    return MC_OK;
+}
+
+/* ---- Dispatch ---------------------------------------------------------- */
+
+static const struct {
+    char name[10];
+    uint8_t len;
+    enum mc_cmd cmd;
+} commands[] = {
+    {"get", 3, MC_CMD_GET},           {"set", 3, MC_CMD_SET},
+    {"mg", 2, MC_CMD_MG},             {"ms", 2, MC_CMD_MS},
+    {"md", 2, MC_CMD_MD},             {"ma", 2, MC_CMD_MA},
+    {"mn", 2, MC_CMD_MN},             {"gets", 4, MC_CMD_GETS},
+    {"delete", 6, MC_CMD_DELETE},     {"incr", 4, MC_CMD_INCR},
+    {"decr", 4, MC_CMD_DECR},         {"add", 3, MC_CMD_ADD},
+    {"replace", 7, MC_CMD_REPLACE},   {"append", 6, MC_CMD_APPEND},
+    {"prepend", 7, MC_CMD_PREPEND},   {"cas", 3, MC_CMD_CAS},
+    {"touch", 5, MC_CMD_TOUCH},       {"gat", 3, MC_CMD_GAT},
+    {"gats", 4, MC_CMD_GATS},         {"flush_all", 9, MC_CMD_FLUSH_ALL},
+    {"version", 7, MC_CMD_VERSION},   {"verbosity", 9, MC_CMD_VERBOSITY},
+    {"stats", 5, MC_CMD_STATS},       {"quit", 4, MC_CMD_QUIT},
+};
+
+static enum mc_cmd lookup(const struct tok *t)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (tok_is(t, commands[i].name, commands[i].len))
+            return commands[i].cmd;
+    return MC_CMD_NONE;
+}
+
+/* Does buf start, after at most 100 spaces, with "get " or "gets "? Only
+ * such lines may be longer than MC_LINE_MAX before their '\n' arrives. */
+static bool multiget_prefix(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && i <= GET_PREFIX_SPACES && buf[i] == ' ')
+        i++;
+    if (i > GET_PREFIX_SPACES)
+        return false;
+    const char *p = buf + i;
+    size_t n = len - i;
+    return (n >= 4 && memcmp(p, "get ", 4) == 0) || (n >= 5 && memcmp(p, "gets ", 5) == 0);
+}
+
+static enum mc_status dispatch(const char *buf, size_t len, const struct line *l,
+                               size_t max_value, struct mc_request *req,
+                               size_t *consumed)
+{
+    if (l->n == 0)
+        return fail(req, MC_ERR_UNKNOWN, false);
+    req->cmd = lookup(&l->t[0]);
+    switch (req->cmd) {
+    case MC_CMD_SET: case MC_CMD_ADD: case MC_CMD_REPLACE: case MC_CMD_APPEND:
+    case MC_CMD_PREPEND: case MC_CMD_CAS:
+        return parse_storage(buf, len, l, max_value, req, consumed);
+    case MC_CMD_GET: case MC_CMD_GETS: case MC_CMD_GAT: case MC_CMD_GATS:
+        return parse_retrieval(l, req);
+    case MC_CMD_INCR: case MC_CMD_DECR: return parse_arith(l, req);
+    case MC_CMD_TOUCH: return parse_touch(l, req);
+    case MC_CMD_DELETE: return parse_delete(l, req);
+    case MC_CMD_FLUSH_ALL: return parse_flush_all(l, req);
+    case MC_CMD_VERBOSITY: return parse_verbosity(l, req);
+    case MC_CMD_STATS: return parse_stats(l, req);
+    case MC_CMD_VERSION: case MC_CMD_QUIT: case MC_CMD_MN: return MC_OK;
+    case MC_CMD_MG: case MC_CMD_MS: case MC_CMD_MD: case MC_CMD_MA:
+        return parse_meta(buf, len, l, max_value, req, consumed);
+    case MC_CMD_NONE: break;
+    }
+    return fail(req, MC_ERR_UNKNOWN, false);
+}
+
+enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim,
+                        struct mc_request *req, size_t *consumed)
+{
+    size_t max_value = lim ? lim->max_value_len : MC_DEFAULT_MAX_VALUE;
+    size_t max_get = lim && lim->max_get_line ? lim->max_get_line : MC_DEFAULT_MAX_GET_LINE;
+
+    if (max_get < MC_READ_MAX)
+        max_get = MC_READ_MAX; /* memcached always serves that much */
+    memset(req, 0, offsetof(struct mc_request, key_buf));
+    *consumed = 0;
+    if (len == 0) {
+        req->need = 1;
+        return MC_NEED_MORE;
+    }
+    if ((unsigned char)buf[0] == 0x80)
+        return fail(req, MC_ERR_CLOSE, false); /* binary protocol magic */
+
+    /* find_line: where this request's line ends */
+    const bool get = multiget_prefix(buf, len);
+    const size_t limit = get ? max_get : MC_READ_MAX;
+    const char *nl = memchr(buf, '\n', len > limit ? limit + 1 : len);
+    if (nl == NULL) {
+        if (len > limit)
+            return fail(req, get ? MC_ERR_LINE_TOO_LONG : MC_ERR_CLOSE, false);
+        if (len > MC_LINE_MAX && !get)
+            return fail(req, MC_ERR_CLOSE, false);
+        req->need = len + 1;
+        return MC_NEED_MORE;
+    }
+
+    struct line l;
+    l.p = buf;
+    l.len = (size_t)(nl - buf);
+    l.end = l.len + 1;
+    if (l.len > 1 && buf[l.len - 1] == '\r')
+        l.len--;
+    tokenize(&l);
+
+    *consumed = l.end; /* storage commands move it past their data */
+    enum mc_status st = dispatch(buf, len, &l, max_value, req, consumed);
+    if (st == MC_NEED_MORE) {
+        size_t need = req->need;
+        memset(req, 0, offsetof(struct mc_request, key_buf));
+        req->need = need;
+        *consumed = 0;
+    }
+    return st;
+}
+
+/* ---- Helpers ----------------------------------------------------------- */
+
+bool mc_args_next(const struct mc_request *req, size_t *pos, const char **tok,
+                  size_t *tok_len)
+{
+    const char *a = req->args;
+    size_t n = req->args_len, i = *pos;
+
+    while (i < n && a[i] == ' ')
+        i++;
+    if (i >= n) {
+        *pos = n;
+        return false;
+    }
+    size_t s = i;
+    while (i < n && a[i] != ' ')
+        i++;
+    *tok = a + s;
+    *tok_len = i - s;
+    *pos = i;
+    return true;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+size_t mc_base64_decode(const char *src, size_t src_len, char *dst)
+{
+    if (src_len == 0 || src_len % 4 != 0)
+        return 0;
+    size_t pad = src[src_len - 1] == '=' ? (src[src_len - 2] == '=' ? 2 : 1) : 0;
+    size_t data = src_len - pad, w = 0;
+
+    for (size_t i = 0; i < src_len; i += 4) {
+        uint32_t x = 0;
+        for (size_t j = 0; j < 4; j++) {
+            int v = i + j < data ? b64_value((unsigned char)src[i + j]) : 0;
+            if (v < 0)
+                return 0;
+            x = x << 6 | (uint32_t)v;
+        }
+        size_t out = i + 4 <= data ? 3 : 3 - pad;
+        dst[w++] = (char)(x >> 16);
+        if (out > 1) dst[w++] = (char)(x >> 8);
+        if (out > 2) dst[w++] = (char)x;
+    }
+    return w;
+}
