@@ -58,8 +58,8 @@
  *  - Long lines: a buffer of more than MC_LINE_MAX bytes without '\n' is
  *    closed silently unless it starts (after at most 100 spaces) with
  *    "get " or "gets "; a line whose '\n' is present is served whatever its
- *    length up to MC_READ_MAX (memcached serves it when it arrives in one
- *    read, and its read buffer holds no more). get/gets lines may be longer,
+ *    length up to MC_READ_MAX bytes with its '\n' (memcached serves it when
+ *    it arrives in one read, and its read buffer holds no more). get/gets lines may be longer,
  *    up to lim->max_get_line (our limit, memcached has none): past it,
  *    "CLIENT_ERROR line too long" and close.
  *  - Meta flags: one table for all meta commands, as memcached's: a known
@@ -114,7 +114,7 @@
 #define MC_KEY_MAX        250u               /* bytes (memcached's KEY_MAX_LENGTH) */
 #define MC_BINARY_KEY_MAX ((MC_KEY_MAX / 4) * 3) /* bytes of a decoded base64 key */
 #define MC_LINE_MAX       2048u              /* bytes buffered without '\n' before a close */
-#define MC_READ_MAX       16384u             /* longest non-get line, '\n' excluded */
+#define MC_READ_MAX       16384u             /* longest non-get line, '\n' included */
 #define MC_OPAQUE_MAX     31u                /* bytes of an O token after its 'O' */
 #define MC_META_FLAGS_MAX 17u                /* flags of mg/md/ma (ms: one less) */
 #define MC_DATA_MAX       2147483645u        /* largest data length memcached accepts */
@@ -200,7 +200,8 @@ enum mc_error {
  */
 struct mc_limits {
     size_t max_value_len; /* larger data: SERVER_ERROR object too large for cache */
-    size_t max_get_line;  /* get/gets line bytes ('\n' excluded); 0: default */
+    size_t max_get_line;  /* get/gets line bytes, '\n' included; 0: default,
+                             less than MC_READ_MAX: MC_READ_MAX */
 };
 
 /* One parsed request; which fields are set depends on cmd (see mc_cmd). */

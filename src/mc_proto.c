@@ -311,6 +311,16 @@ static enum mc_status parse_storage(const char *buf, size_t len, const struct li
     return take_data(buf, len, l, (uint32_t)vlen, nr, req, consumed);
 }
 
+/* req->args: the rest of the line from the first token after t (if any). */
+static void set_args(const struct line *l, const struct tok *t, struct mc_request *req)
+{
+    const char *from = t->p + t->len, *end = l->p + l->len;
+    while (from < end && *from == ' ')
+        from++;
+    req->args = from;
+    req->args_len = (uint32_t)(end - from);
+}
+
 /* get|gets <key>+ ; gat|gats <exptime> <key>* */
 static enum mc_status parse_retrieval(const struct line *l, struct mc_request *req)
 {
@@ -323,9 +333,7 @@ static enum mc_status parse_retrieval(const struct line *l, struct mc_request *r
             return fail(req, MC_ERR_EXPTIME, false);
         skip = 2;
     }
-    const char *from = l->t[skip - 1].p + l->t[skip - 1].len;
-    req->args = from;
-    req->args_len = (uint32_t)(l->p + l->len - from);
+    set_args(l, &l->t[skip - 1], req);
 
     size_t pos = 0, klen;
     const char *k;
@@ -407,9 +415,7 @@ static enum mc_status parse_verbosity(const struct line *l, struct mc_request *r
 /* stats [args...] */
 static enum mc_status parse_stats(const struct line *l, struct mc_request *req)
 {
-    const char *from = l->t[0].p + l->t[0].len;
-    req->args = from;
-    req->args_len = (uint32_t)(l->p + l->len - from);
+    set_args(l, &l->t[0], req);
     return MC_OK;
 }
 
@@ -602,7 +608,7 @@ static enum mc_status parse_meta(const char *buf, size_t len, const struct line 
         return ms ? refuse_data(len, l, (uint32_t)vlen, e, false, req, consumed)
                   : fail(req, e, false);
 
-    req->has_cas = mc_has(req, 'C');
+    req->has_cas = cmd != MC_CMD_MG && mc_has(req, 'C');
     if (ms && req->has_cas) {
         if (req->op == MC_OP_SET || req->op == MC_OP_REPLACE)
             req->op = MC_OP_CAS;
@@ -704,9 +710,9 @@ enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim
     /* find_line: where this request's line ends */
     const bool get = multiget_prefix(buf, len);
     const size_t limit = get ? max_get : MC_READ_MAX;
-    const char *nl = memchr(buf, '\n', len > limit ? limit + 1 : len);
+    const char *nl = memchr(buf, '\n', len < limit ? len : limit);
     if (nl == NULL) {
-        if (len > limit)
+        if (len >= limit)
             return fail(req, get ? MC_ERR_LINE_TOO_LONG : MC_ERR_CLOSE, false);
         if (len > MC_LINE_MAX && !get)
             return fail(req, MC_ERR_CLOSE, false);
