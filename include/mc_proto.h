@@ -26,9 +26,24 @@
  *       buf: |set k 0 0 5\r\n|hello\r\n|get k\r\n|ge
  *            '---- consumed (MC_OK) ----'  next call starts here
  *
- * The serve layer is then: parse -> switch (req.cmd) -> execute -> compose
- * with mc_reply.h, honouring req.noreply (classic "noreply") and meta quiet
- * mode (mc_meta_quiet_skips()).
+ * On MC_ERROR, cmd, key and noreply are set as far as the parser got (for
+ * counters and for unlink). The serve layer is then one short loop:
+ *
+ *     while ((st = mc_parse(p, n, &lim, &req, &used)) != MC_NEED_MORE) {
+ *         if (st == MC_OK)
+ *             execute(&req);        // switch (req.cmd), reply with mc_reply.h
+ *         else if (req.err_line)    // unless noreply silenced it
+ *             reply_bytes(q, req.err_line, req.err_len);
+ *         if (st == MC_ERROR && req.unlink) delete req.key;
+ *         if (st == MC_ERROR && req.close) { close after the write; break; }
+ *         p += used; n -= used;  // n is 0 when a block is being swallowed:
+ *         swallow = st == MC_ERROR ? req.swallow : 0; // drop it as it arrives
+ *     }
+ *
+ * execute() skips its reply when req.noreply is set (classic "noreply"), or
+ * when meta quiet mode hides it (mc_meta_quiet_skips()). Times are passed as
+ * the client wrote them (exptime: 0 never, < 0 already expired, up to 30
+ * days relative, else absolute unix time).
  *
  * What the parser decides exactly as memcached 1.6 (checked against the real
  * memcached 1.6.18 binary, see tests/unit/test_mc_proto.c):

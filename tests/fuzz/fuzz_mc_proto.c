@@ -21,16 +21,17 @@
  *     whole input decided on) or decides exactly the same; the one exception
  *     is memcached's: more than MC_LINE_MAX bytes without '\n' (not a get)
  *     close the connection, even if the '\n' would have come next.
- *  4. The connection transcript (requests decided, swallowed blocks) is the
- *     same whether the input arrives whole or cut in two at two points, up
- *     to such a close.
+ *  4. The connection transcript (its first 16 decisions, swallowed blocks
+ *     included) is the same whether the input arrives whole or cut in two
+ *     at two points, up to such a close.
  *  5. An OK request written back canonically parses to the same request:
  *     numbers, keys (base64 ones re-encoded), flags, modes and data agree.
  *  6. The value limit is exact: a stored value of n bytes is refused with
  *     "object too large" under limit n - 1 and accepted under limit n.
  *  7. Replies encode within MC_REPLY_LINE_MAX into exact heap buffers, as
- *     one line: VALUE headers for every multiget key, meta replies with
- *     every code for every meta request, flags echoed in request order.
+ *     one line (no '\n' before its "\r\n"): VALUE headers for every
+ *     multiget key, meta replies with every code for every meta request,
+ *     k and O echoed in request order.
  *  8. mc_base64_decode() on arbitrary bytes stays in bounds, and what it
  *     decodes re-encodes to text that decodes to the same bytes.
  *
@@ -255,7 +256,7 @@ static void check_prefix(const uint8_t *data, size_t k, const struct mc_limits *
 
 /* ---- Property 4: transcripts ------------------------------------------- */
 
-#define TRANSCRIPT_MAX 64
+#define TRANSCRIPT_MAX 16
 
 struct transcript {
     struct print d[TRANSCRIPT_MAX];
@@ -512,11 +513,13 @@ static void check_value_limit(const char *buf, size_t len, const struct mc_reque
 
 /* ---- Property 7: replies ----------------------------------------------- */
 
+/* One reply line. An opaque token is echoed verbatim, as memcached does, so
+ * it may put a bare '\r' in the line, but never a '\n'. */
 static void check_line(const char *s, size_t n)
 {
     CHECK(n >= 4 && n <= MC_REPLY_LINE_MAX);
     CHECK(memcmp(s + n - 2, "\r\n", 2) == 0);
-    CHECK(memchr(s, '\n', n - 1) == NULL && memchr(s, '\r', n - 2) == NULL);
+    CHECK(memchr(s, '\n', n - 1) == NULL);
 }
 
 static void check_replies(const struct mc_request *r, const uint8_t *data, size_t size)
@@ -599,12 +602,25 @@ static void check_one(const uint8_t *data, size_t size, const struct mc_limits *
     check_result(buf, size, lim, st, &r, used);
     CHECK(size == 0 || memcmp(buf, data, size) == 0);
 
+    /* prefixes: all of a short input; else 16 spread out, plus the bytes
+     * around the first '\n' and around the end of what was decided */
     struct print full;
     fingerprint(&full, st, &r, used, true);
     size_t end = st == MC_NEED_MORE ? size : used + r.swallow;
-    size_t step = size <= 256 ? 1 : size / 64;
-    for (size_t k = 0; k < size; k += step)
-        check_prefix(data, k, lim, st, &full, end > size ? end : size);
+    size_t bound = end > size ? end : size;
+    if (size <= 48) {
+        for (size_t k = 0; k < size; k++)
+            check_prefix(data, k, lim, st, &full, bound);
+    } else {
+        for (size_t k = 0; k < size; k += size / 16)
+            check_prefix(data, k, lim, st, &full, bound);
+        const uint8_t *nl = memchr(data, '\n', size);
+        size_t marks[2] = {nl ? (size_t)(nl - data) : size, used};
+        for (size_t m = 0; m < 2; m++)
+            for (size_t d = 0; d < 3; d++)
+                if (marks[m] >= d && marks[m] - d < size)
+                    check_prefix(data, marks[m] - d, lim, st, &full, bound);
+    }
 
     if (st == MC_OK) {
         check_reparse(&r, lim);
@@ -616,10 +632,9 @@ static void check_one(const uint8_t *data, size_t size, const struct mc_limits *
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 2; i++)
         check_one(data, size, &limits[i]);
-        check_transcripts(data, size, &limits[i]);
-    }
+    check_transcripts(data, size, &limits[size & 1]);
     check_base64(data, size);
     return 0;
 }

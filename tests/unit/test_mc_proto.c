@@ -548,6 +548,7 @@ static const struct pcase cases[] = {
     C("mg k s v t c f h l k O1 q u P L I\r\n",
       "OK mg key=k noreply f:svtcfhlkOquPLI O=1"),
     C("mg k O\r\n", "OK mg key=k f:O O="),
+    C("mg k O1\r2 k\r\n", "OK mg key=k f:Ok O=1\\x0d2"), /* echoed verbatim */
     C("mg k O1234567890123456789012345678901\r\n",
       "OK mg key=k f:O O=1234567890123456789012345678901"),
     C("mg k T30 N10 R5 E77\r\n", "OK mg key=k exp=30 N=10 R=5 E=77 f:TNRE"),
@@ -1476,6 +1477,7 @@ static void test_meta_replies(void **state)
     meta_golden("mg k t\r\n", MC_META_HD, &win, "HD t30 Z X W\r\n");
     meta_golden("mg foo k O999 c s v\r\n", MC_META_EN, NULL, "EN kfoo O999\r\n");
     meta_golden("mg k O\r\n", MC_META_EN, NULL, "EN O\r\n");
+    meta_golden("mg nokey O1\r2 k\r\n", MC_META_EN, NULL, "EN O1\r2 knokey\r\n"); /* as memcached */
     meta_golden("mg k\r\n", MC_META_EN, NULL, "EN\r\n");
     meta_golden("mg YWJj b k v\r\n", MC_META_VA, &it, "VA 5 kYWJj b\r\n");
     meta_golden("mg YWJj b k\r\n", MC_META_EN, NULL, "EN kYWJj b\r\n");
