@@ -74,9 +74,10 @@
  *    closed silently unless it starts (after at most 100 spaces) with
  *    "get " or "gets "; a line whose '\n' is present is served whatever its
  *    length up to MC_READ_MAX bytes with its '\n' (memcached serves it when
- *    it arrives in one read, and its read buffer holds no more). get/gets lines may be longer,
- *    up to lim->max_get_line (our limit, memcached has none): past it,
- *    "CLIENT_ERROR line too long" and close.
+ *    it arrives in one read, and its read buffer holds no more). So, as in
+ *    memcached, how a long line arrives decides between serving and closing.
+ *    get/gets lines may be longer, up to lim->max_get_line (our limit;
+ *    memcached has none): past it, "CLIENT_ERROR line too long" and close.
  *  - Meta flags: one table for all meta commands, as memcached's: a known
  *    flag that a command does not use is accepted and ignored. Errors, in
  *    memcached's order and words: "CLIENT_ERROR duplicate flag" (also for a
@@ -215,8 +216,8 @@ enum mc_error {
  */
 struct mc_limits {
     size_t max_value_len; /* larger data: SERVER_ERROR object too large for cache */
-    size_t max_get_line;  /* get/gets line bytes, '\n' included; 0: default,
-                             less than MC_READ_MAX: MC_READ_MAX */
+    size_t max_get_line;  /* get/gets line bytes, '\n' included; 0: default;
+                             raised to MC_READ_MAX, capped at 4 GiB - 1 */
 };
 
 /* One parsed request; which fields are set depends on cmd (see mc_cmd). */

@@ -663,6 +663,29 @@ static bool multiget_prefix(const char *buf, size_t len)
     return (n >= 4 && memcmp(p, "get ", 4) == 0) || (n >= 5 && memcmp(p, "gets ", 5) == 0);
 }
 
+/*
+ * Where the line at the start of buf ends: its '\n', or NULL with either
+ * req->need set (wait) or the error recorded (close). A line counts its
+ * '\n'; get/gets lines may reach max_get bytes, others MC_READ_MAX.
+ */
+static const char *find_line(const char *buf, size_t len, size_t max_get,
+                             struct mc_request *req)
+{
+    const bool get = multiget_prefix(buf, len);
+    const size_t limit = get ? max_get : MC_READ_MAX;
+    const char *nl = memchr(buf, '\n', len < limit ? len : limit);
+
+    if (nl != NULL)
+        return nl;
+    if (len >= limit)
+        fail(req, get ? MC_ERR_LINE_TOO_LONG : MC_ERR_CLOSE, false);
+    else if (len > MC_LINE_MAX && !get)
+        fail(req, MC_ERR_CLOSE, false); /* memcached: junk, not a multiget */
+    else
+        req->need = len + 1;
+    return NULL;
+}
+
 static enum mc_status dispatch(const char *buf, size_t len, const struct line *l,
                                size_t max_value, struct mc_request *req,
                                size_t *consumed)
@@ -698,6 +721,8 @@ enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim
 
     if (max_get < MC_READ_MAX)
         max_get = MC_READ_MAX; /* memcached always serves that much */
+    if (max_get > UINT32_MAX)
+        max_get = UINT32_MAX;  /* req->args_len is 32-bit */
     memset(req, 0, offsetof(struct mc_request, key_buf));
     *consumed = 0;
     if (len == 0) {
@@ -707,18 +732,9 @@ enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim
     if ((unsigned char)buf[0] == 0x80)
         return fail(req, MC_ERR_CLOSE, false); /* binary protocol magic */
 
-    /* find_line: where this request's line ends */
-    const bool get = multiget_prefix(buf, len);
-    const size_t limit = get ? max_get : MC_READ_MAX;
-    const char *nl = memchr(buf, '\n', len < limit ? len : limit);
-    if (nl == NULL) {
-        if (len >= limit)
-            return fail(req, get ? MC_ERR_LINE_TOO_LONG : MC_ERR_CLOSE, false);
-        if (len > MC_LINE_MAX && !get)
-            return fail(req, MC_ERR_CLOSE, false);
-        req->need = len + 1;
-        return MC_NEED_MORE;
-    }
+    const char *nl = find_line(buf, len, max_get, req);
+    if (nl == NULL)
+        return req->need ? MC_NEED_MORE : MC_ERROR;
 
     struct line l;
     l.p = buf;
