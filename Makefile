@@ -138,8 +138,9 @@ FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
 $(FUZZ_BUILD)/fuzz_codec: tests/fuzz/fuzz_codec.c src/repl_codec.c include/repl_codec.h
-$(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_reply.c \
-                             include/mc_proto.h include/mc_reply.h
+$(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_meta.c \
+                             src/mc_reply.c src/mc_internal.h include/mc_proto.h \
+                             include/mc_reply.h
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@

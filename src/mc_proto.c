@@ -1,18 +1,19 @@
 /*
- * mc_proto.c - memcached text protocol request parser (grammar, limits and
- * the differences from memcached are in mc_proto.h).
+ * mc_proto.c - memcached text protocol request parser: framing, numbers,
+ * data blocks, classic commands (grammar, limits and the differences from
+ * memcached are in mc_proto.h; meta commands are in mc_meta.c).
  *
  * Owns only code and const tables: mc_parse() reads buf[0..len) and writes
  * nothing but *req and *consumed; no allocation, no I/O, no mutable state.
  *
  * One call, one request:
  *
- *   find_line()     where the line ends, or why we must wait or close
- *   tokenize()      split the line on ' ' (at most TOKENS_MAX tokens)
- *   parse_<cmd>()   arity, noreply, key, numbers, flags: the first problem
- *                   met, in memcached's order, decides the error
- *   take_data()     storage: wait for "<data>\r\n", or refuse_data() to
- *                   swallow a block we will not store
+ *   find_line()       where the line ends, or why we must wait or close
+ *   tokenize()        split the line on ' ' (at most TOKENS_MAX tokens)
+ *   parse_<cmd>()     arity, noreply, key, numbers: the first problem met,
+ *   mcp_parse_meta()  in memcached's order, decides the error
+ *   mcp_take_data()   storage: wait for "<data>\r\n", or mcp_refuse_data()
+ *                     to swallow a block we will not store
  *
  * Invariants: every read is guarded by the length it is inside of (the line
  * is never NUL-terminated); *consumed <= len; on MC_NEED_MORE req->need >
@@ -20,28 +21,13 @@
  * error fields (and key/cmd once known) mean anything.
  */
 #include "mc_proto.h"
+#include "mc_internal.h"
 
 #include <stddef.h>
 #include <string.h>
 
-/* memcached splits at most 23 tokens; every arity it checks is below that. */
-#define TOKENS_MAX 24
 /* memcached looks at most this many leading spaces for "get "/"gets ". */
 #define GET_PREFIX_SPACES 100
-
-struct tok {
-    const char *p;
-    size_t len;
-};
-
-/* The request line being parsed. */
-struct line {
-    const char *p;      /* == buf */
-    size_t len;         /* bytes before '\n', one trailing '\r' dropped */
-    size_t end;         /* bytes up to and including '\n' */
-    size_t n;           /* tokens found, at most TOKENS_MAX */
-    struct tok t[TOKENS_MAX];
-};
 
 /* ---- Error lines ------------------------------------------------------- */
 
@@ -88,7 +74,7 @@ const char *mc_error_line(enum mc_error err, size_t *len)
 }
 
 /* Record error err; silent (classic noreply) keeps the line unsent. */
-static enum mc_status fail(struct mc_request *req, enum mc_error err, bool silent)
+enum mc_status mcp_fail(struct mc_request *req, enum mc_error err, bool silent)
 {
     size_t n;
     req->err = err;
@@ -162,7 +148,7 @@ static bool read_number(const char *s, size_t n, bool *neg, uint64_t *mag)
 }
 
 /* Unsigned 64-bit; a '-' only before zero ("-0"). */
-static bool read_u64(const char *s, size_t n, uint64_t *out)
+bool mcp_read_u64(const char *s, size_t n, uint64_t *out)
 {
     bool neg;
     uint64_t v;
@@ -173,17 +159,17 @@ static bool read_u64(const char *s, size_t n, uint64_t *out)
 }
 
 /* Unsigned 32-bit (memcached truncates larger ones; we refuse them). */
-static bool read_u32(const char *s, size_t n, uint32_t *out)
+bool mcp_read_u32(const char *s, size_t n, uint32_t *out)
 {
     uint64_t v;
-    if (!read_u64(s, n, &v) || v > UINT32_MAX)
+    if (!mcp_read_u64(s, n, &v) || v > UINT32_MAX)
         return false;
     *out = (uint32_t)v;
     return true;
 }
 
 /* Signed 64-bit, the range of strtol() on a 64-bit system. */
-static bool read_i64(const char *s, size_t n, int64_t *out)
+bool mcp_read_i64(const char *s, size_t n, int64_t *out)
 {
     bool neg;
     uint64_t v;
@@ -201,10 +187,6 @@ static bool read_i64(const char *s, size_t n, int64_t *out)
     return true;
 }
 
-#define TOK_U64(t, out) read_u64((t)->p, (t)->len, (out))
-#define TOK_U32(t, out) read_u32((t)->p, (t)->len, (out))
-#define TOK_I64(t, out) read_i64((t)->p, (t)->len, (out))
-
 /* A key as the SPEC allows it: 1..250 bytes, no control byte (no space
  * either, but a token has none). */
 static bool key_ok(const char *p, size_t n)
@@ -219,7 +201,7 @@ static bool key_ok(const char *p, size_t n)
     return true;
 }
 
-static bool set_key(struct mc_request *req, const struct tok *t)
+bool mcp_set_key(struct mc_request *req, const struct tok *t)
 {
     if (!key_ok(t->p, t->len))
         return false;
@@ -232,7 +214,7 @@ static bool set_key(struct mc_request *req, const struct tok *t)
 
 /* The data block of vlen bytes after the line: wait for it, then check its
  * "\r\n". silent: classic noreply (the bad chunk line is not sent). */
-static enum mc_status take_data(const char *buf, size_t len, const struct line *l,
+enum mc_status mcp_take_data(const char *buf, size_t len, const struct line *l,
                                 uint32_t vlen, bool silent,
                                 struct mc_request *req, size_t *consumed)
 {
@@ -244,7 +226,7 @@ static enum mc_status take_data(const char *buf, size_t len, const struct line *
     }
     *consumed = total;
     if (buf[total - 2] != '\r' || buf[total - 1] != '\n')
-        return fail(req, MC_ERR_BAD_CHUNK, silent);
+        return mcp_fail(req, MC_ERR_BAD_CHUNK, silent);
     req->data = buf + l->end;
     req->data_len = vlen;
     return MC_OK;
@@ -252,7 +234,7 @@ static enum mc_status take_data(const char *buf, size_t len, const struct line *
 
 /* Refuse a request and its data block of vlen bytes: consume what of the
  * block is here, swallow the rest as it arrives. */
-static enum mc_status refuse_data(size_t len, const struct line *l, uint32_t vlen,
+enum mc_status mcp_refuse_data(size_t len, const struct line *l, uint32_t vlen,
                                   enum mc_error err, bool silent,
                                   struct mc_request *req, size_t *consumed)
 {
@@ -262,7 +244,7 @@ static enum mc_status refuse_data(size_t len, const struct line *l, uint32_t vle
 
     *consumed = l->end + take;
     req->swallow = block - take;
-    return fail(req, err, silent);
+    return mcp_fail(req, err, silent);
 }
 
 /* ---- Classic commands -------------------------------------------------- */
@@ -289,26 +271,26 @@ static enum mc_status parse_storage(const char *buf, size_t len, const struct li
     int64_t vlen;
 
     if (l->n != base && l->n != base + 1)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
     req->op = storage_op(req->cmd);
-    if (!set_key(req, &l->t[1]))
-        return fail(req, MC_ERR_FORMAT, nr);
+    if (!mcp_set_key(req, &l->t[1]))
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     if (!TOK_U32(&l->t[2], &req->client_flags) || !TOK_I64(&l->t[3], &req->exptime) ||
         !TOK_I64(&l->t[4], &vlen))
-        return fail(req, MC_ERR_FORMAT, nr);
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     if (is_cas) {
         if (!TOK_U64(&l->t[5], &req->cas))
-            return fail(req, MC_ERR_FORMAT, nr);
+            return mcp_fail(req, MC_ERR_FORMAT, nr);
         req->has_cas = true;
     }
     if (vlen < 0 || vlen > (int64_t)MC_DATA_MAX)
-        return fail(req, MC_ERR_FORMAT, nr);
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     if ((uint64_t)vlen > max_value) {
         req->unlink = req->cmd == MC_CMD_SET;
-        return refuse_data(len, l, (uint32_t)vlen, MC_ERR_TOO_LARGE, nr, req, consumed);
+        return mcp_refuse_data(len, l, (uint32_t)vlen, MC_ERR_TOO_LARGE, nr, req, consumed);
     }
-    return take_data(buf, len, l, (uint32_t)vlen, nr, req, consumed);
+    return mcp_take_data(buf, len, l, (uint32_t)vlen, nr, req, consumed);
 }
 
 /* req->args: the rest of the line from the first token after t (if any). */
@@ -327,10 +309,10 @@ static enum mc_status parse_retrieval(const struct line *l, struct mc_request *r
     size_t skip = 1; /* tokens before the keys */
 
     if (l->n < 2)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     if (req->cmd == MC_CMD_GAT || req->cmd == MC_CMD_GATS) {
         if (!TOK_I64(&l->t[1], &req->exptime))
-            return fail(req, MC_ERR_EXPTIME, false);
+            return mcp_fail(req, MC_ERR_EXPTIME, false);
         skip = 2;
     }
     set_args(l, &l->t[skip - 1], req);
@@ -339,7 +321,7 @@ static enum mc_status parse_retrieval(const struct line *l, struct mc_request *r
     const char *k;
     while (mc_args_next(req, &pos, &k, &klen))
         if (!key_ok(k, klen))
-            return fail(req, MC_ERR_FORMAT, false);
+            return mcp_fail(req, MC_ERR_FORMAT, false);
     return MC_OK;
 }
 
@@ -347,13 +329,13 @@ static enum mc_status parse_retrieval(const struct line *l, struct mc_request *r
 static enum mc_status parse_arith(const struct line *l, struct mc_request *req)
 {
     if (l->n != 3 && l->n != 4)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
     req->op = req->cmd == MC_CMD_INCR ? MC_OP_INCR : MC_OP_DECR;
-    if (!set_key(req, &l->t[1]))
-        return fail(req, MC_ERR_FORMAT, nr);
+    if (!mcp_set_key(req, &l->t[1]))
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     if (!TOK_U64(&l->t[2], &req->delta))
-        return fail(req, MC_ERR_DELTA_ARG, nr);
+        return mcp_fail(req, MC_ERR_DELTA_ARG, nr);
     return MC_OK;
 }
 
@@ -361,12 +343,12 @@ static enum mc_status parse_arith(const struct line *l, struct mc_request *req)
 static enum mc_status parse_touch(const struct line *l, struct mc_request *req)
 {
     if (l->n != 3 && l->n != 4)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
-    if (!set_key(req, &l->t[1]))
-        return fail(req, MC_ERR_FORMAT, nr);
+    if (!mcp_set_key(req, &l->t[1]))
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     if (!TOK_I64(&l->t[2], &req->exptime))
-        return fail(req, MC_ERR_EXPTIME, nr);
+        return mcp_fail(req, MC_ERR_EXPTIME, nr);
     return MC_OK;
 }
 
@@ -374,17 +356,17 @@ static enum mc_status parse_touch(const struct line *l, struct mc_request *req)
 static enum mc_status parse_delete(const struct line *l, struct mc_request *req)
 {
     if (l->n < 2 || l->n > 4)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     bool nr = false;
     if (l->n > 2) {
         bool zero = tok_is(&l->t[2], "0", 1);
         nr = req->noreply = is_noreply(&l->t[l->n - 1]);
         bool valid = (l->n == 3 && (zero || nr)) || (l->n == 4 && zero && nr);
         if (!valid)
-            return fail(req, MC_ERR_DELETE_USAGE, nr);
+            return mcp_fail(req, MC_ERR_DELETE_USAGE, nr);
     }
-    if (!set_key(req, &l->t[1]))
-        return fail(req, MC_ERR_FORMAT, nr);
+    if (!mcp_set_key(req, &l->t[1]))
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     return MC_OK;
 }
 
@@ -392,10 +374,10 @@ static enum mc_status parse_delete(const struct line *l, struct mc_request *req)
 static enum mc_status parse_flush_all(const struct line *l, struct mc_request *req)
 {
     if (l->n > 3)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
     if (l->n != (nr ? 2u : 1u) && !TOK_I64(&l->t[1], &req->exptime))
-        return fail(req, MC_ERR_EXPTIME, nr);
+        return mcp_fail(req, MC_ERR_EXPTIME, nr);
     return MC_OK;
 }
 
@@ -404,10 +386,10 @@ static enum mc_status parse_verbosity(const struct line *l, struct mc_request *r
 {
     uint32_t level;
     if (l->n != 2 && l->n != 3)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     const bool nr = req->noreply = is_noreply(&l->t[l->n - 1]);
     if (!TOK_U32(&l->t[1], &level))
-        return fail(req, MC_ERR_FORMAT, nr);
+        return mcp_fail(req, MC_ERR_FORMAT, nr);
     req->delta = level;
     return MC_OK;
 }
@@ -416,207 +398,6 @@ static enum mc_status parse_verbosity(const struct line *l, struct mc_request *r
 static enum mc_status parse_stats(const struct line *l, struct mc_request *req)
 {
     set_args(l, &l->t[0], req);
-    return MC_OK;
-}
-
-/* ---- Meta commands ----------------------------------------------------- */
-
-/* How memcached's flag pre-parser treats each flag byte. */
-enum flag_kind {
-    F_BAD = 0, /* not a flag: "invalid flag" */
-    F_PLAIN,   /* no argument; the rest of the token is ignored */
-    F_B64,     /* b: the key is base64 */
-    F_TTL,     /* N R T: signed number, "bad token" */
-    F_CAS,     /* C E: unsigned 64, "bad token" */
-    F_FLAGS,   /* F: unsigned 32, no message of its own */
-    F_MODE,    /* M: exactly one byte */
-    F_INITIAL, /* J: unsigned 64 */
-    F_DELTA,   /* D: unsigned 64 */
-    F_OPAQUE,  /* O: any token */
-};
-
-/* MC_MF() of a letter, 0 for any other byte (never a known flag). */
-static uint64_t flag_bit(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return MC_MF(c);
-    return 0;
-}
-
-static const uint8_t flag_kinds[128] = {
-    ['b'] = F_B64,
-    ['N'] = F_TTL, ['R'] = F_TTL, ['T'] = F_TTL,
-    ['C'] = F_CAS, ['E'] = F_CAS,
-    ['F'] = F_FLAGS,
-    ['M'] = F_MODE,
-    ['J'] = F_INITIAL,
-    ['D'] = F_DELTA,
-    ['O'] = F_OPAQUE,
-    ['c'] = F_PLAIN, ['f'] = F_PLAIN, ['h'] = F_PLAIN, ['k'] = F_PLAIN,
-    ['l'] = F_PLAIN, ['q'] = F_PLAIN, ['s'] = F_PLAIN, ['t'] = F_PLAIN,
-    ['u'] = F_PLAIN, ['v'] = F_PLAIN, ['x'] = F_PLAIN,
-    ['I'] = F_PLAIN, ['L'] = F_PLAIN, ['P'] = F_PLAIN,
-};
-
-/*
- * Read flags tokens t[0..n) into req, as memcached's pre-parser: a
- * duplicate (or a byte >= 0x7f) or an unknown flag stops at once; a bad
- * argument is remembered (the last message wins, F has none of its own)
- * and reported after all tokens. *mode gets M's byte, *opaque_long whether
- * an O token is too long (checked later by each command). Returns
- * MC_ERR_NONE or the error.
- */
-static enum mc_error meta_flags(const struct tok *t, size_t n, const struct tok *key,
-                                struct mc_request *req, char *mode, bool *opaque_long)
-{
-    enum mc_error bad = MC_ERR_NONE, msg = MC_ERR_FORMAT;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)t[i].p[0];
-        const char *arg = t[i].p + 1;
-        size_t alen = t[i].len - 1;
-
-        if (c >= 0x7f || (req->mflags & flag_bit(c)))
-            return MC_ERR_DUP_FLAG;
-        switch ((enum flag_kind)flag_kinds[c]) {
-        case F_BAD:
-            return MC_ERR_INVALID_FLAG;
-        case F_PLAIN:
-            break;
-        case F_B64: {
-            size_t dec = mc_base64_decode(key->p, key->len, req->key_buf);
-            if (dec == 0) {
-                bad = msg = MC_ERR_DECODE_KEY;
-            } else {
-                req->key = req->key_buf;
-                req->key_len = (uint8_t)dec;
-            }
-            break;
-        }
-        case F_TTL: {
-            int64_t *dst = c == 'N' ? &req->vivify_ttl
-                         : c == 'R' ? &req->recache_ttl : &req->exptime;
-            if (!read_i64(arg, alen, dst))
-                bad = msg = MC_ERR_BAD_TOKEN;
-            break;
-        }
-        case F_CAS:
-            if (!read_u64(arg, alen, c == 'C' ? &req->cas : &req->new_cas))
-                bad = msg = MC_ERR_BAD_TOKEN;
-            break;
-        case F_FLAGS:
-            if (!read_u32(arg, alen, &req->client_flags))
-                bad = msg; /* memcached sets no message of its own here */
-            break;
-        case F_MODE:
-            if (alen != 1)
-                bad = msg = MC_ERR_M_LENGTH;
-            else
-                *mode = arg[0];
-            break;
-        case F_INITIAL:
-            if (!read_u64(arg, alen, &req->initial))
-                bad = msg = MC_ERR_INITIAL;
-            break;
-        case F_DELTA:
-            if (!read_u64(arg, alen, &req->delta))
-                bad = msg = MC_ERR_DELTA_VALUE;
-            break;
-        case F_OPAQUE:
-            if (t[i].len > MC_OPAQUE_MAX + 1) {
-                *opaque_long = true;
-            } else {
-                req->opaque = arg;
-                req->opaque_len = (uint8_t)alen;
-            }
-            break;
-        }
-        req->mflags |= flag_bit(c);
-        req->order[req->nflags++] = (char)c;
-    }
-    return bad;
-}
-
-static enum mc_op ms_mode(char m)
-{
-    switch (m) {
-    case 0: case 'S': case 's': return MC_OP_SET;
-    case 'E': case 'e': return MC_OP_ADD;
-    case 'A': case 'a': return MC_OP_APPEND;
-    case 'P': case 'p': return MC_OP_PREPEND;
-    case 'R': case 'r': return MC_OP_REPLACE;
-    default: return MC_OP_NONE;
-    }
-}
-
-static enum mc_op ma_mode(char m)
-{
-    switch (m) {
-    case 0: case 'I': case 'i': case '+': return MC_OP_INCR;
-    case 'D': case 'd': case '-': return MC_OP_DECR;
-    default: return MC_OP_NONE;
-    }
-}
-
-/* mg|md|ma <key> <flag>* ; ms <key> <datalen> <flag>*\r\n<data>\r\n */
-static enum mc_status parse_meta(const char *buf, size_t len, const struct line *l,
-                                 size_t max_value, struct mc_request *req,
-                                 size_t *consumed)
-{
-    const enum mc_cmd cmd = req->cmd;
-    const bool ms = cmd == MC_CMD_MS;
-    size_t first = 2; /* first flag token */
-    int64_t vlen = 0;
-    char mode = 0;
-    bool opaque_long = false;
-
-    if (l->n < 2)
-        return fail(req, MC_ERR_UNKNOWN, false);
-    if (!set_key(req, &l->t[1]) || (ms && l->n == 2))
-        return fail(req, MC_ERR_FORMAT, false);
-    if (l->n > MC_META_FLAGS_MAX + 2)
-        return fail(req, cmd == MC_CMD_MG ? MC_ERR_MG_FLAGS_LONG : MC_ERR_FLAGS_LONG, false);
-    if (ms) {
-        if (!TOK_I64(&l->t[2], &vlen) || vlen < 0 || vlen > (int64_t)MC_DATA_MAX)
-            return fail(req, MC_ERR_FORMAT, false);
-        first = 3;
-    }
-    if (cmd == MC_CMD_MA)
-        req->delta = 1;
-
-    enum mc_error e = meta_flags(&l->t[first], l->n - first, &l->t[1], req, &mode,
-                                 &opaque_long);
-    req->noreply = mc_has(req, 'q');
-    if (e != MC_ERR_NONE && (cmd == MC_CMD_MD || cmd == MC_CMD_MA))
-        e = MC_ERR_BAD_FLAG;
-    if (e == MC_ERR_NONE && ms) {
-        req->op = ms_mode(mode);
-        if (req->op == MC_OP_NONE)
-            e = MC_ERR_MS_MODE;
-    } else if (e == MC_ERR_NONE && cmd == MC_CMD_MA) {
-        req->op = ma_mode(mode);
-        if (req->op == MC_OP_NONE)
-            e = MC_ERR_MA_MODE;
-    }
-    if (e == MC_ERR_NONE && opaque_long)
-        e = MC_ERR_OPAQUE_LONG;
-    if (e == MC_ERR_NONE && ms && (uint64_t)vlen > max_value) {
-        req->unlink = true; /* in every mode, as memcached */
-        e = MC_ERR_TOO_LARGE;
-    }
-    if (e != MC_ERR_NONE)
-        return ms ? refuse_data(len, l, (uint32_t)vlen, e, false, req, consumed)
-                  : fail(req, e, false);
-
-    req->has_cas = cmd != MC_CMD_MG && mc_has(req, 'C');
-    if (ms && req->has_cas) {
-        if (req->op == MC_OP_SET || req->op == MC_OP_REPLACE)
-            req->op = MC_OP_CAS;
-        else if (req->op == MC_OP_ADD)
-            req->has_cas = false; /* memcached's add ignores C */
-    }
-    if (ms)
-        return take_data(buf, len, l, (uint32_t)vlen, false, req, consumed);
     return MC_OK;
 }
 
@@ -678,9 +459,9 @@ static const char *find_line(const char *buf, size_t len, size_t max_get,
     if (nl != NULL)
         return nl;
     if (len >= limit)
-        fail(req, get ? MC_ERR_LINE_TOO_LONG : MC_ERR_CLOSE, false);
+        mcp_fail(req, get ? MC_ERR_LINE_TOO_LONG : MC_ERR_CLOSE, false);
     else if (len > MC_LINE_MAX && !get)
-        fail(req, MC_ERR_CLOSE, false); /* memcached: junk, not a multiget */
+        mcp_fail(req, MC_ERR_CLOSE, false); /* memcached: junk, not a multiget */
     else
         req->need = len + 1;
     return NULL;
@@ -691,7 +472,7 @@ static enum mc_status dispatch(const char *buf, size_t len, const struct line *l
                                size_t *consumed)
 {
     if (l->n == 0)
-        return fail(req, MC_ERR_UNKNOWN, false);
+        return mcp_fail(req, MC_ERR_UNKNOWN, false);
     req->cmd = lookup(&l->t[0]);
     switch (req->cmd) {
     case MC_CMD_SET: case MC_CMD_ADD: case MC_CMD_REPLACE: case MC_CMD_APPEND:
@@ -707,10 +488,10 @@ static enum mc_status dispatch(const char *buf, size_t len, const struct line *l
     case MC_CMD_STATS: return parse_stats(l, req);
     case MC_CMD_VERSION: case MC_CMD_QUIT: case MC_CMD_MN: return MC_OK;
     case MC_CMD_MG: case MC_CMD_MS: case MC_CMD_MD: case MC_CMD_MA:
-        return parse_meta(buf, len, l, max_value, req, consumed);
+        return mcp_parse_meta(buf, len, l, max_value, req, consumed);
     case MC_CMD_NONE: break;
     }
-    return fail(req, MC_ERR_UNKNOWN, false);
+    return mcp_fail(req, MC_ERR_UNKNOWN, false);
 }
 
 enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim,
@@ -730,7 +511,7 @@ enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim
         return MC_NEED_MORE;
     }
     if ((unsigned char)buf[0] == 0x80)
-        return fail(req, MC_ERR_CLOSE, false); /* binary protocol magic */
+        return mcp_fail(req, MC_ERR_CLOSE, false); /* binary protocol magic */
 
     const char *nl = find_line(buf, len, max_get, req);
     if (nl == NULL)
@@ -776,37 +557,4 @@ bool mc_args_next(const struct mc_request *req, size_t *pos, const char **tok,
     *tok_len = i - s;
     *pos = i;
     return true;
-}
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-size_t mc_base64_decode(const char *src, size_t src_len, char *dst)
-{
-    if (src_len == 0 || src_len % 4 != 0)
-        return 0;
-    size_t pad = src[src_len - 1] == '=' ? (src[src_len - 2] == '=' ? 2 : 1) : 0;
-    size_t data = src_len - pad, w = 0;
-
-    for (size_t i = 0; i < src_len; i += 4) {
-        uint32_t x = 0;
-        for (size_t j = 0; j < 4; j++) {
-            int v = i + j < data ? b64_value((unsigned char)src[i + j]) : 0;
-            if (v < 0)
-                return 0;
-            x = x << 6 | (uint32_t)v;
-        }
-        size_t out = i + 4 <= data ? 3 : 3 - pad;
-        dst[w++] = (char)(x >> 16);
-        if (out > 1) dst[w++] = (char)(x >> 8);
-        if (out > 2) dst[w++] = (char)x;
-    }
-    return w;
 }

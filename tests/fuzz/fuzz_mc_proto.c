@@ -1,6 +1,6 @@
 /*
  * fuzz_mc_proto.c - libFuzzer target for the memcached text protocol
- * (src/mc_proto.c parser, src/mc_reply.c encoder).
+ * (src/mc_proto.c and src/mc_meta.c parser, src/mc_reply.c encoder).
  *
  * One input = the bytes a client sent on one connection (any number of
  * requests, partial or garbage), parsed from an exactly-sized heap copy so
@@ -36,7 +36,7 @@
  *     decodes re-encodes to text that decodes to the same bytes.
  *
  * Built by `make fuzz` / `make fuzz-smoke` with clang
- * -fsanitize=fuzzer,address,undefined straight from the two sources.
+ * -fsanitize=fuzzer,address,undefined straight from the three sources.
  */
 #include <stdint.h>
 #include <stdio.h>
