@@ -198,8 +198,12 @@ enum mc_error {
     MC_ERR_OPAQUE_LONG,    /* CLIENT_ERROR opaque token too long */
     MC_ERR_MG_FLAGS_LONG,  /* CLIENT_ERROR options flags are too long */
     MC_ERR_FLAGS_LONG,     /* CLIENT_ERROR options flags too long */
+    /* mc_parse_auth() only */
+    MC_ERR_UNAUTH,         /* CLIENT_ERROR unauthenticated */
+    MC_ERR_AUTH_END,       /* CLIENT_ERROR bad command line termination */
+    MC_ERR_AUTH_FORMAT,    /* CLIENT_ERROR bad authentication token format */
 };
-#define MC_ERR_COUNT (MC_ERR_FLAGS_LONG + 1)
+#define MC_ERR_COUNT (MC_ERR_AUTH_FORMAT + 1)
 
 /* Bit of meta flag letter c ('A'..'Z', 'a'..'z') in mc_request.mflags. */
 #define MC_MF(c) \
@@ -265,6 +269,31 @@ struct mc_request {
  */
 enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim,
                         struct mc_request *req, size_t *consumed);
+
+/*
+ * Before a connection has authenticated (--password), memcached -Y's
+ * exchange takes the place of mc_parse(): the client must send
+ *
+ *     set <key> <flags> <exptime> <bytes>[ anything]\r\n<user> <password>\r\n
+ *
+ * (key, flags and exptime are not looked at, nor noreply). Returns
+ * MC_NEED_MORE (req->need as mc_parse), MC_OK with req->cmd MC_CMD_SET and
+ * req->args the data block, whose first two tokens (mc_args_next()) are the
+ * user and the password (the serve layer answers STORED and switches to
+ * mc_parse(), or MC_W_AUTH_FAILED), or MC_ERROR with, as memcached 1.6.18:
+ *   "CLIENT_ERROR unauthenticated"                 any other line (only the
+ *                                                  line is consumed)
+ *   "CLIENT_ERROR bad command line termination"    no "\r\n" after the data
+ *                                                  (bytes + 2 consumed)
+ *   "CLIENT_ERROR bad authentication token format" fewer than two tokens
+ *   close, no line                                 over MC_LINE_MAX bytes
+ *                                                  without '\n'
+ * Differences: <bytes> over lim->max_value_len is "unauthenticated" here
+ * (memcached waits for them, and wraps near 2^32); a line with its '\n' is
+ * read up to MC_READ_MAX bytes, as mc_parse().
+ */
+enum mc_status mc_parse_auth(const char *buf, size_t len, const struct mc_limits *lim,
+                             struct mc_request *req, size_t *consumed);
 
 /* The line of an error ("\r\n" included) and its length; NULL for
  * MC_ERR_NONE and MC_ERR_CLOSE (no line) or an unknown value. */

@@ -48,7 +48,6 @@ enum mc_word {
     MC_W_NON_NUMERIC, /* CLIENT_ERROR cannot increment or decrement non-numeric value */
     MC_W_OOM_STORE,   /* SERVER_ERROR out of memory storing object */
     MC_W_OOM,         /* SERVER_ERROR out of memory */
-    MC_W_UNAUTH,      /* CLIENT_ERROR unauthenticated */
     MC_W_AUTH_FAILED, /* CLIENT_ERROR authentication failure */
 };
 #define MC_W_COUNT (MC_W_AUTH_FAILED + 1)

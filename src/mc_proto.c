@@ -61,6 +61,9 @@ static const struct {
     [MC_ERR_OPAQUE_LONG] = LINE("CLIENT_ERROR opaque token too long"),
     [MC_ERR_MG_FLAGS_LONG] = LINE("CLIENT_ERROR options flags are too long"),
     [MC_ERR_FLAGS_LONG] = LINE("CLIENT_ERROR options flags too long"),
+    [MC_ERR_UNAUTH] = LINE("CLIENT_ERROR unauthenticated"),
+    [MC_ERR_AUTH_END] = LINE("CLIENT_ERROR bad command line termination"),
+    [MC_ERR_AUTH_FORMAT] = LINE("CLIENT_ERROR bad authentication token format"),
 };
 
 const char *mc_error_line(enum mc_error err, size_t *len)
@@ -467,6 +470,17 @@ static const char *find_line(const char *buf, size_t len, size_t max_get,
     return NULL;
 }
 
+/* The line ending at nl ('\n'), split into tokens. */
+static void split_line(const char *buf, const char *nl, struct line *l)
+{
+    l->p = buf;
+    l->len = (size_t)(nl - buf);
+    l->end = l->len + 1;
+    if (l->len > 1 && buf[l->len - 1] == '\r')
+        l->len--;
+    tokenize(l);
+}
+
 static enum mc_status dispatch(const char *buf, size_t len, const struct line *l,
                                size_t max_value, struct mc_request *req,
                                size_t *consumed)
@@ -518,13 +532,7 @@ enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim
         return req->need ? MC_NEED_MORE : MC_ERROR;
 
     struct line l;
-    l.p = buf;
-    l.len = (size_t)(nl - buf);
-    l.end = l.len + 1;
-    if (l.len > 1 && buf[l.len - 1] == '\r')
-        l.len--;
-    tokenize(&l);
-
+    split_line(buf, nl, &l);
     *consumed = l.end; /* storage commands move it past their data */
     enum mc_status st = dispatch(buf, len, &l, max_value, req, consumed);
     if (st == MC_NEED_MORE) {
@@ -534,6 +542,54 @@ enum mc_status mc_parse(const char *buf, size_t len, const struct mc_limits *lim
         *consumed = 0;
     }
     return st;
+}
+
+/* ---- Authentication (memcached -Y) ------------------------------------ */
+
+enum mc_status mc_parse_auth(const char *buf, size_t len, const struct mc_limits *lim,
+                             struct mc_request *req, size_t *consumed)
+{
+    size_t max_value = lim ? lim->max_value_len : MC_DEFAULT_MAX_VALUE;
+    uint32_t vlen;
+
+    memset(req, 0, offsetof(struct mc_request, key_buf));
+    *consumed = 0;
+    if (len < 2) { /* memcached waits for two bytes before looking */
+        req->need = 2;
+        return MC_NEED_MORE;
+    }
+    const char *nl = memchr(buf, '\n', len < MC_READ_MAX ? len : MC_READ_MAX);
+    if (nl == NULL) {
+        if (len > MC_LINE_MAX)
+            return mcp_fail(req, MC_ERR_CLOSE, false);
+        req->need = len + 1;
+        return MC_NEED_MORE;
+    }
+    struct line l;
+    split_line(buf, nl, &l);
+    *consumed = l.end;
+    if (l.n < 5 || !tok_is(&l.t[0], "set", 3) || !TOK_U32(&l.t[4], &vlen) ||
+        vlen > max_value)
+        return mcp_fail(req, MC_ERR_UNAUTH, false);
+
+    req->cmd = MC_CMD_SET;
+    enum mc_status st = mcp_take_data(buf, len, &l, vlen, false, req, consumed);
+    if (st == MC_NEED_MORE) {
+        size_t need = req->need;
+        memset(req, 0, offsetof(struct mc_request, key_buf));
+        req->need = need;
+        *consumed = 0;
+        return st;
+    }
+    if (st == MC_ERROR) /* memcached's words for a bad data chunk here */
+        return mcp_fail(req, MC_ERR_AUTH_END, false);
+    req->args = req->data;
+    req->args_len = req->data_len;
+    size_t pos = 0, n;
+    const char *t;
+    if (!mc_args_next(req, &pos, &t, &n) || !mc_args_next(req, &pos, &t, &n))
+        return mcp_fail(req, MC_ERR_AUTH_FORMAT, false);
+    return MC_OK;
 }
 
 /* ---- Helpers ----------------------------------------------------------- */

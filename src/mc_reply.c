@@ -36,7 +36,6 @@ static const struct {
     [MC_W_NON_NUMERIC] = LINE("CLIENT_ERROR cannot increment or decrement non-numeric value"),
     [MC_W_OOM_STORE] = LINE("SERVER_ERROR out of memory storing object"),
     [MC_W_OOM] = LINE("SERVER_ERROR out of memory"),
-    [MC_W_UNAUTH] = LINE("CLIENT_ERROR unauthenticated"),
     [MC_W_AUTH_FAILED] = LINE("CLIENT_ERROR authentication failure"),
 };
 

@@ -34,6 +34,10 @@
  *     k and O echoed in request order.
  *  8. mc_base64_decode() on arbitrary bytes stays in bounds, and what it
  *     decodes re-encodes to text that decodes to the same bytes.
+ *  9. mc_parse_auth() (memcached -Y's exchange) on the same bytes: in
+ *     bounds, only its own errors, an OK always carries a data block ending
+ *     in "\r\n" with at least two tokens, and prefixes decide nothing or
+ *     the same.
  *
  * Built by `make fuzz` / `make fuzz-smoke` with clang
  * -fsanitize=fuzzer,address,undefined straight from the three sources.
@@ -590,6 +594,50 @@ static void check_base64(const uint8_t *data, size_t size)
     free(src);
 }
 
+/* ---- Property 9: authentication exchange ------------------------------- */
+
+static void auth_once(const uint8_t *data, size_t size, struct mc_request *r, size_t *used,
+                      enum mc_status *st)
+{
+    char *buf = dup_exact(data, size);
+    *st = mc_parse_auth(buf, size, &limits[1], r, used);
+    CHECK(size == 0 || memcmp(buf, data, size) == 0);
+    CHECK(*used <= size);
+    if (*st == MC_NEED_MORE) {
+        CHECK(*used == 0 && r->need > size);
+    } else if (*st == MC_ERROR) {
+        CHECK(r->err == MC_ERR_UNAUTH || r->err == MC_ERR_AUTH_END ||
+              r->err == MC_ERR_AUTH_FORMAT || r->err == MC_ERR_CLOSE);
+        CHECK((r->err_line == NULL) == (r->err == MC_ERR_CLOSE));
+        CHECK(r->close == (r->err == MC_ERR_CLOSE) && r->swallow == 0);
+    } else {
+        CHECK(r->cmd == MC_CMD_SET && r->data != NULL && r->data_len <= limits[1].max_value_len);
+        CHECK(r->data >= buf && r->data + r->data_len + 2 == buf + *used);
+        CHECK(memcmp(r->data + r->data_len, "\r\n", 2) == 0);
+        size_t pos = 0, n, count = 0;
+        const char *t;
+        while (mc_args_next(r, &pos, &t, &n))
+            count++;
+        CHECK(count >= 2);
+    }
+    free(buf);
+}
+
+static void check_auth(const uint8_t *data, size_t size)
+{
+    struct mc_request full, r;
+    size_t fused, used;
+    enum mc_status fst, st;
+    auth_once(data, size, &full, &fused, &fst);
+    size_t step = size <= 48 ? 1 : size / 8;
+    for (size_t k = 0; k < size; k += step) {
+        auth_once(data, k, &r, &used, &st);
+        if (st == MC_NEED_MORE || (st == MC_ERROR && r.err == MC_ERR_CLOSE && k > MC_LINE_MAX))
+            continue;
+        CHECK(st == fst && r.err == full.err && used == fused);
+    }
+}
+
 /* ---- Driver ------------------------------------------------------------ */
 
 static void check_one(const uint8_t *data, size_t size, const struct mc_limits *lim)
@@ -636,5 +684,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_one(data, size, &limits[i]);
     check_transcripts(data, size, &limits[size & 1]);
     check_base64(data, size);
+    check_auth(data, size);
     return 0;
 }

@@ -156,6 +156,9 @@ MC_PROTO = {
     "md_bad": b"md k C\r\n",
     "ma": b"ma k MD D5 J10 N60 T30 C3 v t c k O1\r\n",
     "ma_bad_mode": b"ma k MZ\r\n",
+    # authentication exchange (mc_parse_auth, memcached -Y)
+    "auth": b"set k 0 0 12\r\nalice s3cret\r\nget k\r\n",
+    "auth_bad_end": b"set k 0 0 12\r\nalice s3cretXY",
     # pipelines
     "pipeline": b"get a\r\nset k 0 0 1\r\nx\r\nmg a v q\r\nmg b v q\r\nmn\r\n",
     "pipeline_resync": b"set k 0 0 1\r\naxxget k\r\nset j 0 0 1 noreply\r\nab\r\nmn\r\n",

@@ -193,6 +193,10 @@ static void describe(struct sbuf *b, enum mc_status st, const struct mc_request 
 
 static const struct mc_limits table_limits = {.max_value_len = 16, .max_get_line = 0};
 
+/* mc_parse() or mc_parse_auth(). */
+typedef enum mc_status (*parse_fn)(const char *, size_t, const struct mc_limits *,
+                                   struct mc_request *, size_t *);
+
 /* Checks that hold for any result of mc_parse on buf[0..len). */
 static void check_invariants(const char *buf, size_t len, enum mc_status st,
                              const struct mc_request *r, size_t consumed,
@@ -244,15 +248,16 @@ static void check_invariants(const char *buf, size_t len, enum mc_status st,
 }
 
 /* Parse an exact heap copy of in[0..len); describe the result into b. */
-static enum mc_status parse_describe(const char *in, size_t len, const struct mc_limits *lim,
-                                     struct sbuf *b, bool span)
+static enum mc_status parse_describe_with(parse_fn parse, const char *in, size_t len,
+                                          const struct mc_limits *lim, struct sbuf *b,
+                                          bool span)
 {
     char *buf = exact_copy(in, len);
     struct mc_request r;
     size_t consumed = 12345;
 
     memset(&r, 0xa5, sizeof r); /* garbage: the parser must reset it */
-    enum mc_status st = mc_parse(buf, len, lim, &r, &consumed);
+    enum mc_status st = parse(buf, len, lim, &r, &consumed);
     check_invariants(buf, len, st, &r, consumed, lim);
     assert_memory_equal(buf, in, len); /* never writes its input */
     describe(b, st, &r, consumed, len, span);
@@ -260,12 +265,18 @@ static enum mc_status parse_describe(const char *in, size_t len, const struct mc
     return st;
 }
 
+static enum mc_status parse_describe(const char *in, size_t len, const struct mc_limits *lim,
+                                     struct sbuf *b, bool span)
+{
+    return parse_describe_with(mc_parse, in, len, lim, b, span);
+}
+
 /*
  * A connection: the bytes of in arrive in chunks (chunk 0: all at once);
  * every decision is appended to the transcript, one per line, span form.
  */
-static void transcript(const char *in, size_t len, size_t chunk, size_t split,
-                       const struct mc_limits *lim, struct sbuf *out)
+static void transcript(parse_fn parse, const char *in, size_t len, size_t chunk,
+                       size_t split, const struct mc_limits *lim, struct sbuf *out)
 {
     size_t have = 0, off = 0, swallow = 0;
 
@@ -284,7 +295,7 @@ static void transcript(const char *in, size_t len, size_t chunk, size_t split,
             char *buf = exact_copy(in + off, have - off);
             struct mc_request r;
             size_t used;
-            enum mc_status st = mc_parse(buf, have - off, lim, &r, &used);
+            enum mc_status st = parse(buf, have - off, lim, &r, &used);
             check_invariants(buf, have - off, st, &r, used, lim);
             if (st != MC_NEED_MORE) {
                 describe(out, st, &r, used, have - off, true);
@@ -780,27 +791,33 @@ static void test_table_prefixes(void **state)
 }
 
 /* The transcript of a connection does not depend on how bytes arrive. */
-static void check_stream(const char *in, size_t len, const struct mc_limits *lim,
-                         const char *want)
+static void check_stream_with(parse_fn parse, const char *in, size_t len,
+                              const struct mc_limits *lim, const char *want)
 {
     struct sbuf whole = {0};
-    transcript(in, len, 0, 0, lim, &whole);
+    transcript(parse, in, len, 0, 0, lim, &whole);
     if (want != NULL && strcmp(whole.p ? whole.p : "", want) != 0)
         fail_msg("transcript:\n%s\nwant:\n%s", whole.p ? whole.p : "", want);
     const char *w = whole.p ? whole.p : "";
 
     struct sbuf bytes = {0};
-    transcript(in, len, 1, 0, lim, &bytes);
+    transcript(parse, in, len, 1, 0, lim, &bytes);
     assert_string_equal(bytes.p ? bytes.p : "", w);
     for (size_t s = 1; s < len; s++) {
         struct sbuf split = {0};
-        transcript(in, len, 0, s, lim, &split);
+        transcript(parse, in, len, 0, s, lim, &split);
         if (strcmp(split.p ? split.p : "", w) != 0)
             fail_msg("split at %zu:\n%s\nwhole:\n%s", s, split.p ? split.p : "", w);
         free(split.p);
     }
     free(bytes.p);
     free(whole.p);
+}
+
+static void check_stream(const char *in, size_t len, const struct mc_limits *lim,
+                         const char *want)
+{
+    check_stream_with(mc_parse, in, len, lim, want);
 }
 
 static void test_table_streams(void **state)
@@ -1332,6 +1349,73 @@ static void test_request_reset(void **state)
     assert_int_equal(used, 0);
 }
 
+/* memcached -Y's exchange before authentication (answers of memcached
+ * 1.6.18 -Y, except the row marked ours). */
+static void test_auth(void **state)
+{
+    (void)state;
+    static const struct pcase t[] = {
+        C("set k 0 0 12\r\nalice s3cret\r\n",
+          "OK set data=alice s3cret args=[alice s3cret]"),
+        C("set k 0 0 12 noreply\r\nalice s3cret\r\n",
+          "OK set data=alice s3cret args=[alice s3cret]"),
+        C("set k 0 0 12 x y z\r\nalice s3cret\r\n",
+          "OK set data=alice s3cret args=[alice s3cret]"),
+        C("set k 0 0 +12\nalice s3cret\r\n", "OK set data=alice s3cret args=[alice s3cret]"),
+        C("set k 0 0 13\r\nalice  s3cret\r\n",
+          "OK set data=alice  s3cret args=[alice  s3cret]"),
+        C("set k 0 0 14\r\nalice s3cret x\r\n",
+          "OK set data=alice s3cret x args=[alice s3cret x]"),
+        C("get k\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("mn\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("set k 0 0\r\nalice s3cret\r\n", "ERR CLIENT_ERROR unauthenticated used=11"),
+        C("set k 0 0 x\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("set k 0 0 -1\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("SET k 0 0 12\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("set\tk 0 0 12\r\n", "ERR CLIENT_ERROR unauthenticated"),
+        C("set k 0 0 17\r\n", "ERR CLIENT_ERROR unauthenticated"), /* ours: over the limit */
+        C("set k 0 0 5\r\nalice\r\n", "ERR CLIENT_ERROR bad authentication token format"),
+        C("set k 0 0 0\r\n\r\n", "ERR CLIENT_ERROR bad authentication token format"),
+        C("set k 0 0 3\r\n a \r\n", "ERR CLIENT_ERROR bad authentication token format"),
+        C("set k 0 0 12\r\nalice s3cretXY", "ERR CLIENT_ERROR bad command line termination"),
+        C("set k 0 0 1\r\nab\r\n", "ERR CLIENT_ERROR bad command line termination used=16"),
+        C("set k 0 0 2\r\nab\n\n", "ERR CLIENT_ERROR bad command line termination"),
+        C("x", "NEED need=2"),
+        C("xy", "NEED need=3"),
+        C("set k 0 0 12\r\nalice", "NEED need=28"),
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        struct sbuf got = {0};
+        parse_describe_with(mc_parse_auth, t[i].in, t[i].in_len, &table_limits, &got, false);
+        if (strcmp(got.p, t[i].want) != 0)
+            fail_msg("auth case %zu: got [%s] want [%s]", i, got.p, t[i].want);
+        free(got.p);
+        check_stream_with(mc_parse_auth, t[i].in, t[i].in_len, &table_limits, NULL);
+    }
+    /* the user and the password are the first two tokens */
+    char in[] = "set x 1 2 11\r\n bob  pw\x01 x\r\n";
+    struct mc_request r;
+    size_t used, pos = 0, n;
+    const char *tok;
+    assert_int_equal(mc_parse_auth(in, strlen(in), NULL, &r, &used), MC_OK);
+    assert_true(mc_args_next(&r, &pos, &tok, &n));
+    assert_int_equal(n, 3);
+    assert_memory_equal(tok, "bob", 3);
+    assert_true(mc_args_next(&r, &pos, &tok, &n));
+    assert_int_equal(n, 3);
+    assert_memory_equal(tok, "pw\x01", 3);
+    /* junk without '\n': close after MC_LINE_MAX bytes, as memcached */
+    struct sbuf b = {0};
+    sb_rep(&b, "x", MC_LINE_MAX);
+    assert_int_equal(mc_parse_auth(b.p, b.len, NULL, &r, &used), MC_NEED_MORE);
+    sb_str(&b, "x");
+    assert_int_equal(mc_parse_auth(b.p, b.len, NULL, &r, &used), MC_ERROR);
+    assert_true(r.close);
+    assert_null(r.err_line);
+    free(b.p);
+}
+
 /* ---- Encoder ----------------------------------------------------------- */
 
 static void test_words(void **state)
@@ -1355,7 +1439,6 @@ static void test_words(void **state)
         {MC_W_NON_NUMERIC, "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"},
         {MC_W_OOM_STORE, "SERVER_ERROR out of memory storing object\r\n"},
         {MC_W_OOM, "SERVER_ERROR out of memory\r\n"},
-        {MC_W_UNAUTH, "CLIENT_ERROR unauthenticated\r\n"},
         {MC_W_AUTH_FAILED, "CLIENT_ERROR authentication failure\r\n"},
     };
     assert_int_equal(sizeof t / sizeof t[0], MC_W_COUNT);
@@ -1549,6 +1632,7 @@ int main(void)
         cmocka_unit_test(test_meta_flag_letters),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_request_reset),
+        cmocka_unit_test(test_auth),
         cmocka_unit_test(test_words),
         cmocka_unit_test(test_classic_lines),
         cmocka_unit_test(test_meta_replies),
