@@ -299,7 +299,7 @@ enum mc_status mc_parse_auth(const char *buf, size_t len, const struct mc_limits
  * MC_ERR_NONE and MC_ERR_CLOSE (no line) or an unknown value. */
 const char *mc_error_line(enum mc_error err, size_t *len);
 
-/* Does the request carry meta flag c? */
+/* Does the request carry meta flag c (a letter, as MC_MF())? */
 static inline bool mc_has(const struct mc_request *req, char c)
 {
     return (req->mflags & MC_MF(c)) != 0;
