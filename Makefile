@@ -133,13 +133,16 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
               -Wno-unused-parameter $(WERROR) -Iinclude
-FUZZ_NAMES := proto codec resp
+FUZZ_NAMES := proto codec resp mc_proto
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
 $(FUZZ_BUILD)/fuzz_codec: tests/fuzz/fuzz_codec.c src/repl_codec.c include/repl_codec.h
 $(FUZZ_BUILD)/fuzz_resp: tests/fuzz/fuzz_resp.c src/resp.c src/resp_reply.c src/glob.c src/num.c \
                           include/resp.h include/resp_reply.h include/glob.h
+$(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_meta.c \
+                             src/mc_reply.c src/mc_internal.h include/mc_proto.h \
+                             include/mc_reply.h
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@

@@ -9,6 +9,11 @@ files are committed, rerun this only to change the seeds).
                             requests (alone and pipelined), every quoting
                             form, numbers and glob patterns, and every
                             protocol error of resp.h's table.
+  tests/fuzz/corpus/mc_proto/ memcached text-protocol byte streams: every
+                            classic and meta command, noreply and quiet
+                            forms, pipelines, every error memcached answers
+                            (bad numbers, keys, flags, data chunks, too-large
+                            values, long lines) and partial requests.
   tests/fuzz/corpus/codec/  replication batches encoded with the independent
                             Python codec of the e2e tests (vitamin_wire.py):
                             every kind and op, empty and full-size fields,
@@ -139,6 +144,86 @@ RESP = {
 }
 
 
+K250 = b"k" * 250
+
+MC_PROTO = {
+    # classic storage
+    "set": b"set k 0 0 5\r\nhello\r\n",
+    "set_noreply": b"set k 7 60 1 noreply\r\nx\r\n",
+    "set_empty": b"set k 0 0 0\r\n\r\n",
+    "set_crlf_data": b"set k 0 0 4\r\n\r\n\r\n\r\n",
+    "set_lf_only": b"set k 0 0 1\nx\r\n",
+    "set_long_key": b"set " + K250 + b" 0 0 1\r\nx\r\n",
+    "set_key_too_long": b"set " + K250 + b"k 0 0 1\r\nx\r\n",
+    "set_numbers": b"set k +4294967295 -9223372036854775808 1\t\r\nx\r\n",
+    "set_bad_flags": b"set k -1 0 1\r\nx\r\n",
+    "set_bad_len": b"set k 0 0 2147483648\r\n",
+    "set_bad_chunk": b"set k 0 0 1\r\nabcdef\r\n",
+    "set_too_large": b"set k 0 0 2000000\r\n" + b"x" * 64,
+    "set_partial": b"set k 0 0 10\r\nhel",
+    "add": b"add k 0 0 1\r\nx\r\n",
+    "replace": b"replace k 0 0 1\r\nx\r\n",
+    "append": b"append k 0 0 1\r\nx\r\n",
+    "prepend": b"prepend k 0 0 1\r\nx\r\n",
+    "cas": b"cas k 0 0 1 18446744073709551615 noreply\r\nx\r\n",
+    "cas_arity": b"cas k 0 0 1\r\nx\r\n",
+    # retrieval
+    "get": b"get k\r\n",
+    "get_many": b"get a b  c   d\r\n",
+    "gets": b"gets " + b" ".join(b"key%d" % i for i in range(50)) + b"\r\n",
+    "gat": b"gat 60 a b\r\n",
+    "gats_nokeys": b"gats -1\r\n",
+    "get_bad_key": b"get a " + K250 + b"k\r\n",
+    "get_long": b"get " + b"k " * 1200 + b"\r\n",
+    # other classic
+    "incr": b"incr k 18446744073709551615\r\n",
+    "decr_noreply": b"decr k 1 noreply\r\n",
+    "incr_bad": b"incr k -1\r\n",
+    "touch": b"touch k 10 noreply\r\n",
+    "touch_bad": b"touch k abc\r\n",
+    "delete": b"delete k 0 noreply\r\n",
+    "delete_usage": b"delete k 1\r\n",
+    "flush_all": b"flush_all 10 noreply\r\n",
+    "flush_bad": b"flush_all x\r\n",
+    "verbosity": b"verbosity 1\r\n",
+    "version": b"version\r\n",
+    "stats": b"stats detail dump\r\n",
+    "quit": b"quit\r\n",
+    "unknown": b"foo bar\r\n",
+    "empty_line": b"\r\n",
+    "binary_magic": b"\x80\x00\x00\x00\x00\x00\x00\x00",
+    "long_junk": b"x" * 2100,
+    # meta
+    "mn": b"mn\r\n",
+    "mg": b"mg k v\r\n",
+    "mg_all_flags": b"mg k s v t c f h l k O123 q u T30 N10 R5 E9\r\n",
+    "mg_base64": b"mg YWJj b k v\r\n",
+    "mg_bad_base64": b"mg YW=j b\r\n",
+    "mg_dup": b"mg k v v\r\n",
+    "mg_invalid": b"mg k Z\r\n",
+    "mg_bad_token": b"mg k Tx Dx Fx\r\n",
+    "mg_opaque_long": b"mg k O" + b"9" * 40 + b"\r\n",
+    "mg_too_many": b"mg k " + b" ".join(b"%d" % i for i in range(18)) + b"\r\n",
+    "ms": b"ms k 5 T60 F7 c k O1 s I\r\nhello\r\n",
+    "ms_modes": b"ms k 1 ME\r\nx\r\nms k 1 MA C5\r\nx\r\nms k 1 MR C5\r\nx\r\n",
+    "ms_quiet": b"ms k 1 q\r\nx\r\nms j 1 q\r\ny\r\nmn\r\n",
+    "ms_bad_mode": b"ms k 1 MZ\r\nx\r\n",
+    "ms_bad_flag": b"ms k 1 Z\r\nx\r\n",
+    "ms_too_large": b"ms k 99 b\r\n" + b"x" * 20,
+    "ms_base64": b"ms YWJj 1 b k\r\nx\r\n",
+    "md": b"md k q k O5 C9 I T30 x E4\r\n",
+    "md_bad": b"md k C\r\n",
+    "ma": b"ma k MD D5 J10 N60 T30 C3 v t c k O1\r\n",
+    "ma_bad_mode": b"ma k MZ\r\n",
+    # authentication exchange (mc_parse_auth, memcached -Y)
+    "auth": b"set k 0 0 12\r\nalice s3cret\r\nget k\r\n",
+    "auth_bad_end": b"set k 0 0 12\r\nalice s3cretXY",
+    # pipelines
+    "pipeline": b"get a\r\nset k 0 0 1\r\nx\r\nmg a v q\r\nmg b v q\r\nmn\r\n",
+    "pipeline_resync": b"set k 0 0 1\r\naxxget k\r\nset j 0 0 1 noreply\r\nab\r\nmn\r\n",
+}
+
+
 def codec_seeds():
     W, SR, SD, DONE = (vw.KIND_WRITES, vw.KIND_SYNC_REQUEST,
                        vw.KIND_SYNC_DATA, vw.KIND_SYNC_DONE)
@@ -190,14 +275,15 @@ def write_all(directory, files):
 
 def main():
     write_all(os.path.join(HERE, "corpus", "proto"), PROTO)
+    write_all(os.path.join(HERE, "corpus", "mc_proto"), MC_PROTO)
     seeds = codec_seeds()
     for name, body in seeds.items():  # the valid ones must decode
         if not name.startswith("bad_"):
             vw.decode_batch(body)
     write_all(os.path.join(HERE, "corpus", "codec"), seeds)
     write_all(os.path.join(HERE, "corpus", "resp"), RESP)
-    print("proto: %d seeds, codec: %d seeds, resp: %d seeds"
-          % (len(PROTO), len(seeds), len(RESP)))
+    print("proto: %d seeds, mc_proto: %d seeds, codec: %d seeds, resp: %d seeds"
+          % (len(PROTO), len(MC_PROTO), len(seeds), len(RESP)))
 
 
 if __name__ == "__main__":
