@@ -43,6 +43,7 @@
 
 #include "hlc.h"
 #include "log.h"
+#include "record.h"
 #include "reply.h"
 #include "repl_internal.h"
 #include "store.h"
@@ -173,25 +174,6 @@ uint64_t repl_writes_seq(const struct repl *r)
     return r->next_seq;
 }
 
-
-void repl_record_of(const struct item *it, struct rc_record *rec)
-{
-    bool tomb = it->flags & ITEM_F_TOMBSTONE;
-    *rec = (struct rc_record){
-        .op = !tomb ? RC_OP_SET : (it->flags & ITEM_F_EXPIRED) ? RC_OP_EXPIRED : RC_OP_DEL,
-        .key = item_key(it),
-        .key_len = it->key_len,
-        .value = tomb ? NULL : item_value(it),
-        .value_len = tomb ? 0 : it->value_len,
-        .client_flags = tomb ? 0 : it->client_flags,
-        .expire_ms = store_item_expiry(it),
-        .version = it->version,
-        .origin_tag = it->origin,
-        .exp_version = it->exp_version,
-        .exp_origin_tag = it->exp_origin,
-    };
-    if (rec->op != RC_OP_SET && rec->op != RC_OP_EXPIRE) rec->client_flags = 0;
-}
 
 /* ---- outgoing ---- */
 
@@ -434,23 +416,8 @@ static void apply_record(struct repl *r, const struct rc_record *rec, int64_t no
     }
     hlc_observe(r->hlc, rec->version);
     hlc_observe(r->hlc, rec->exp_version);
-    bool tomb = rec->op == RC_OP_DEL || rec->op == RC_OP_EXPIRED;
-    struct store_write w = {
-        .key = rec->key,
-        .key_len = rec->key_len,
-        .has_value = true,
-        .tomb = tomb,
-        .expired = rec->op == RC_OP_EXPIRED,
-        .value = rec->value,
-        .value_len = rec->value_len,
-        .client_flags = rec->client_flags,
-        .version = rec->version,
-        .origin = rec->origin_tag,
-        .has_expiry = true,
-        .expire_ms = rec->expire_ms,
-        .exp_version = rec->exp_version,
-        .exp_origin = rec->exp_origin_tag,
-    };
+    struct store_write w;
+    record_to_write(rec, &w);
     enum store_status st = store_write(r->store, &w, now);
     if (st == STORE_STALE) {
         r->stale++;

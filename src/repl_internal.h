@@ -122,9 +122,6 @@ void repl_peer_covered(struct repl *r, const char *id, size_t len,
 /* Our transfer ended (complete, or no peer exists); first: the first one
  * since start. */
 void repl_transfer_ended(struct repl *r, bool first);
-/* The record that transfers item it (live item: SET; tombstone: DEL or
- * EXPIRED); pointers into the item. */
-void repl_record_of(const struct item *it, struct rc_record *rec);
 
 /* ---- repl_sync.c: state transfer ---- */
 struct repl_sync;

@@ -39,6 +39,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "record.h"
 #include "repl_internal.h"
 #include "reply.h"
 #include "store.h"
@@ -131,17 +132,9 @@ struct stream_visit {
 static void stream_visit(void *arg, const struct item *it)
 {
     struct stream_visit *v = arg;
-    bool tomb = it->flags & ITEM_F_TOMBSTONE;
-    bool dropped = !tomb && it->expire_ms && it->expire_ms <= v->now;
     if (rc_count(&v->st->buf) == 0) stream_begin_msg(v->y, v->st, RC_KIND_SYNC_DATA);
     struct rc_record rec;
-    repl_record_of(it, &rec);
-    if (dropped) { /* expired, not yet collected: send what a tombstone would */
-        rec.op = RC_OP_EXPIRED;
-        rec.value = NULL;
-        rec.value_len = 0;
-        rec.client_flags = 0;
-    }
+    record_of_item(it, v->now, &rec);
     if (rc_append(&v->st->buf, &rec) == 0) v->st->items++;
     if (v->st->buf.len >= REPL_BATCH_MAX_BYTES) stream_send(v->y, v->st);
 }
