@@ -114,6 +114,8 @@ struct store_config {
     size_t memory_limit;          /* bytes for items and index */
     enum store_eviction eviction; /* what to do when a write would pass it */
     int64_t tombstone_ttl_ms;     /* keep delete markers this long; 0 = none */
+    bool range_digests;           /* keep the digest per key range (rdigest.h;
+                                     ~560 KiB, counted in bytes): replication */
 };
 
 struct store_stats {
@@ -264,6 +266,10 @@ size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
                   store_visit_fn fn, void *arg);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
+
+/* The range digest of node index of level L (rdigest.h); the store must
+ * have been created with range_digests. Level 0, index 0 is items_digest. */
+uint64_t store_range_digest(const struct store *s, unsigned level, uint32_t index);
 
 /* Diagnostics (O(slots), for tests and debugging): the longest run of
  * occupied slots, i.e. the worst probe length. */

@@ -120,6 +120,7 @@ int main(int argc, char **argv)
         .memory_limit = s.opts.memory_mib << 20,
         .eviction = s.opts.eviction,
         .tombstone_ttl_ms = s.opts.rabbitmq_host ? (int64_t)s.opts.tombstone_ttl * 1000 : 0,
+        .range_digests = s.opts.rabbitmq_host != NULL,
     };
     s.store = store_create(&sc);
     s.expiry = s.store ? expiry_create(s.loop, s.store) : NULL;

@@ -47,6 +47,7 @@
 #include <xxhash.h>
 
 #include "hlc.h"
+#include "rdigest.h"
 #include "table.h"
 #include "ttlheap.h"
 
@@ -65,6 +66,7 @@ struct store {
     uint64_t expired;       /* see struct store_stats */
     uint64_t evicted;
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
+    struct rdigest rd;      /* the same split by key range (range_digests) */
     uint64_t rng;           /* xorshift state: where LRU eviction samples */
     uint64_t flush_ver;     /* flush watermark stamp (0: never flushed) */
     uint32_t flush_origin;
@@ -196,7 +198,16 @@ int64_t store_item_expiry(const struct item *it)
 
 static uint64_t store_bytes(const struct store *s)
 {
-    return s->item_bytes + table_bytes(&s->tb) + ttlheap_bytes(&s->heap);
+    return s->item_bytes + table_bytes(&s->tb) + ttlheap_bytes(&s->heap) +
+           (s->cfg.range_digests ? rdigest_bytes() : 0);
+}
+
+/* it's digest term enters or leaves the digests. */
+static void digest_toggle(struct store *s, const struct item *it, uint64_t term)
+{
+    s->digest ^= term;
+    if (s->cfg.range_digests)
+        rdigest_xor(&s->rd, rdigest_leaf_of(item_key(it), it->key_len), term);
 }
 
 /* Bytes one more push adds to the heap. */
@@ -230,7 +241,7 @@ static void account(struct store *s, struct item *it)
         s->tombstones++;
     } else {
         s->items++;
-        s->digest ^= digest_of(it);
+        digest_toggle(s, it, digest_of(it));
     }
 }
 
@@ -243,7 +254,7 @@ static void unlink_item(struct store *s, struct item *it)
         s->tombstones--;
     } else {
         s->items--;
-        s->digest ^= digest_of(it);
+        digest_toggle(s, it, digest_of(it));
     }
     it->flags &= (uint8_t)~ITEM_F_LINKED;
     if (it->refcount == 0) free(it);
@@ -502,7 +513,7 @@ static enum store_status retime(struct store *s, struct item *it,
         it->expire_ms = prev;
         return STORE_NOMEM;
     }
-    s->digest ^= before ^ digest_of(it);
+    digest_toggle(s, it, before ^ digest_of(it));
     return STORE_OK;
 }
 
@@ -806,7 +817,12 @@ struct store *store_create(const struct store_config *cfg)
     s->cfg = *cfg;
     ttlheap_init(&s->heap);
     s->rng = store_hash_seed() | 1; /* xorshift state must not be 0 */
+    if (cfg->range_digests && rdigest_init(&s->rd) != 0) {
+        free(s);
+        return NULL;
+    }
     if (table_init(&s->tb, store_hash_seed()) != 0) {
+        rdigest_free(&s->rd);
         free(s);
         return NULL;
     }
@@ -825,7 +841,13 @@ void store_destroy(struct store *s)
     if (s == NULL) return;
     ttlheap_free(&s->heap);
     table_destroy(&s->tb, release_item);
+    rdigest_free(&s->rd);
     free(s);
+}
+
+uint64_t store_range_digest(const struct store *s, unsigned level, uint32_t index)
+{
+    return rdigest_get(&s->rd, level, index);
 }
 
 size_t store_longest_cluster(const struct store *s)

@@ -6,12 +6,17 @@
 #ifndef VITAMIN_TEST_STORE_UTIL_H
 #define VITAMIN_TEST_STORE_UTIL_H
 
-static inline struct store *mk(size_t limit, enum store_eviction ev, int64_t tomb)
+static inline struct store *mk_cfg(const struct store_config *cfg)
 {
-    struct store_config cfg = {limit, ev, tomb};
-    struct store *s = store_create(&cfg);
+    struct store *s = store_create(cfg);
     assert_non_null(s);
     return s;
+}
+
+static inline struct store *mk(size_t limit, enum store_eviction ev, int64_t tomb)
+{
+    struct store_config cfg = {.memory_limit = limit, .eviction = ev, .tombstone_ttl_ms = tomb};
+    return mk_cfg(&cfg);
 }
 
 static inline struct store_stats stats(const struct store *s)
