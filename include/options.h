@@ -54,6 +54,7 @@ struct options {
     enum options_queue_type rabbitmq_queue_type;
     uint32_t rabbitmq_queue_ttl;    /* seconds a node's queue outlives the node */
     size_t rabbitmq_queue_mib;      /* bound of a node's queue */
+    uint32_t anti_entropy_interval; /* seconds between digest rounds; 0 = off */
     const char *rabbitmq_user;
     const char *rabbitmq_password;
     const char *rabbitmq_exchange;

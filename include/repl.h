@@ -56,6 +56,7 @@ struct repl_config {
     bool classic_queue;           /* a classic queue, not a quorum queue */
     uint32_t queue_ttl_s;         /* our queue outlives us this long (x-expires) */
     size_t queue_max_bytes;       /* bound of our queue (x-max-length-bytes) */
+    double anti_entropy_s;        /* seconds between digest rounds; 0 = off */
     const char *user;
     const char *password;
     const char *vhost;

@@ -9,25 +9,30 @@
  *   offset size  field
  *   0      4     magic "VTMB"
  *   4      1     format version = 2 (1 is accepted on input, see below)
- *   5      1     kind: 1 WRITES, 2 SYNC_REQUEST, 3 SYNC_DATA, 4 SYNC_DONE
+ *   5      1     kind: 1 WRITES, 2 SYNC_REQUEST, 3 SYNC_DATA, 4 SYNC_DONE,
+ *                5 DIGESTS, 6 RANGES, 7 ROOT (the last three: version 2)
  *   6      2     origin id length N (1..255)
  *   8      N     origin id (the sending node's --node_id, bytes)
  *   8+N    8     incarnation (random per process start; seq restarts with it)
  *   16+N   8     seq: WRITES: per (origin, incarnation) batch number 1, 2, ...;
  *                SYNC_DATA / SYNC_DONE: per transfer message number 1, 2, ...;
  *                SYNC_REQUEST: 0
- *   24+N   8     aux: SYNC_*: the transfer's session id; WRITES: 0
- *   32+N   8     base: SYNC_DATA / SYNC_DONE: the sender's last WRITES seq
- *                when its transfer began; otherwise 0
+ *                DIGESTS: numbered with the SYNC_DATA of the same transfer
+ *   24+N   8     aux: SYNC_*, DIGESTS, RANGES: the transfer's session id;
+ *                ROOT: 1 if the sender was idle (nothing written or
+ *                applied lately); WRITES: 0
+ *   32+N   8     base: SYNC_DATA / SYNC_DONE / DIGESTS: the sender's last
+ *                WRITES seq when its transfer began; SYNC_REQUEST: the mode
+ *                asked for, 0 full, 1 incremental; otherwise 0
  *   40+N   8     total: SYNC_DONE: records the transfer sent; otherwise 0
  *   48+N   2     target id length T (0..255): SYNC_*: the node asked / the
  *                node the data is for; WRITES: 0
  *   50+N   T     target id
  *   50+N+T 4     record count C
  *   then C records:
- *          1     op: 1 SET, 2 DEL, 3 EXPIRE, 4 FLUSH, 5 EXPIRED
- *          2     key length K (1..1024; FLUSH: 0)
- *          4     value length V (DEL, FLUSH, EXPIRED: 0)
+ *          1     op: 1 SET, 2 DEL, 3 EXPIRE, 4 FLUSH, 5 EXPIRED, 6 NODE
+ *          2     key length K (1..1024; FLUSH: 0; NODE: 5)
+ *          4     value length V (DEL, FLUSH, EXPIRED: 0; NODE: 0, 8 or 128)
  *          4     client flags (memcached's 32-bit flags; 0 unless SET/EXPIRE)
  *          8     expire_ms (int64, absolute unix ms, 0 = never)
  *          8     version: stamp of the value (HLC: unix ms << 16 | logical)
@@ -37,6 +42,13 @@
  *          K     key bytes
  *          V     value bytes
  *   The body ends exactly after the last record; anything else is malformed.
+ *
+ * A NODE record names a node of the range-digest tree (rdigest.h): its key
+ * is the level (1 byte, 0..4) and the index (4 bytes, < 16^level); its
+ * value is empty (RANGES: "this node, please"), its 8-byte digest (ROOT),
+ * or its 16 children's digests (DIGESTS), all little-endian; flags, expiry
+ * and stamps are 0. NODE records appear only in DIGESTS, RANGES and ROOT
+ * messages, and those carry nothing else.
  *
  * Version 1 had no base/total and 27-byte records (op K V expire_ms version
  * origin, no flags and no expiry stamp); a version-1 record is read as one
@@ -61,6 +73,9 @@ enum rc_kind {
     RC_KIND_SYNC_REQUEST = 2,
     RC_KIND_SYNC_DATA = 3,
     RC_KIND_SYNC_DONE = 4,
+    RC_KIND_DIGESTS = 5, /* a peer's digests of the nodes asked for */
+    RC_KIND_RANGES = 6,  /* nodes asked for: their children, or a leaf's items */
+    RC_KIND_ROOT = 7,    /* anti-entropy: a node's root digest */
 };
 
 /* How a receiver merges a record: docs/replication.md, "Merge rules". */
@@ -72,7 +87,11 @@ enum rc_op {
     RC_OP_FLUSH = 4,  /* no key: every value stamped below version dies */
     RC_OP_EXPIRED = 5,/* a value that expired, bytes gone: its stamps and
                          expiry only (state transfer of an expiry's tombstone) */
+    RC_OP_NODE = 6,   /* a range-digest tree node (see above) */
 };
+
+#define RC_NODE_KEY_LEN 5
+#define RC_NODE_LEVELS 5 /* rdigest.h: levels 0..4 */
 
 struct rc_header {
     enum rc_kind kind;
@@ -136,6 +155,7 @@ struct rc_reader {
     size_t pos;       /* next record */
     uint32_t left;    /* records not yet read */
     unsigned version; /* format version of the batch */
+    unsigned kind;    /* its kind */
 };
 
 /*

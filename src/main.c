@@ -136,6 +136,7 @@ int main(int argc, char **argv)
             .classic_queue = s.opts.rabbitmq_queue_type == OPTIONS_QUEUE_CLASSIC,
             .queue_ttl_s = s.opts.rabbitmq_queue_ttl,
             .queue_max_bytes = s.opts.rabbitmq_queue_mib << 20,
+            .anti_entropy_s = s.opts.anti_entropy_interval,
             .user = s.opts.rabbitmq_user,
             .password = s.opts.rabbitmq_password,
             .vhost = s.opts.rabbitmq_vhost,

@@ -26,7 +26,7 @@ enum opt_id {
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
     OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
-    OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE,
+    OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY,
 };
 
 struct opt_doc {
@@ -66,6 +66,7 @@ static const struct opt_doc docs[] = {
     {OPT_RMQ_CERT, "rabbitmq_cert", "PATH", "none", "client certificate (PEM) for the broker; needs --rabbitmq_key"},
     {OPT_RMQ_KEY, "rabbitmq_key", "PATH", "none", "client private key (PEM, unencrypted); needs --rabbitmq_cert"},
     {OPT_RMQ_TLS_VERIFY, "rabbitmq_tls_verify", "yes|no", "yes", "check the broker's certificate and host name"},
+    {OPT_ANTI_ENTROPY, "anti_entropy_interval", "SECONDS", "30", "compare digests with peers this often when idle (0 = off)"},
     {OPT_OUTBOX_SIZE, "outbox_size", "MIB", "64", "writes kept while the broker is away"},
     {OPT_REPLICATION_ACK, "replication_ack", "MODE", "async", "async | confirm (reply after the broker confirms)"},
     {OPT_PASSWORD, "password", "PASS", "unset", "require auth(\"PASS\") from clients (or env VITAMIN_PASSWORD)"},
@@ -108,6 +109,7 @@ static void defaults(struct options *o)
     o->rabbitmq_queue_type = OPTIONS_QUEUE_QUORUM;
     o->rabbitmq_queue_ttl = 3600;
     o->rabbitmq_queue_mib = 1024;
+    o->anti_entropy_interval = 30;
     o->rabbitmq_user = "guest";
     o->rabbitmq_password = "guest";
     o->rabbitmq_exchange = "vitamin";
@@ -299,6 +301,11 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         *why = "seconds, 1..2147483 (the broker's limit)";
         if (parse_uint(v, 1, 2147483, &n)) return -1;
         o->rabbitmq_queue_ttl = (uint32_t)n;
+        return 0;
+    case OPT_ANTI_ENTROPY:
+        *why = "seconds, 0..86400";
+        if (parse_uint(v, 0, 86400, &n)) return -1;
+        o->anti_entropy_interval = (uint32_t)n;
         return 0;
     case OPT_RMQ_QUEUE_SIZE:
         *why = "a size in MiB, 1..1048576";

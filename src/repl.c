@@ -74,6 +74,7 @@ struct repl {
     ev_timer linger;      /* group commit: flushes cur within LINGER_S */
     double last_flush;    /* ev_now of the last flush of cur */
     ev_timer beacon;      /* sends beacons (see above) */
+    double last_traffic;  /* ev_now a batch of writes went out or was applied */
     double last_writes;   /* ev_now a WRITES batch (or beacon) last went out */
     bool tail_due;        /* writes went out since the last beacon */
     struct peer peers[MAX_PEERS];
@@ -147,6 +148,7 @@ static bool outbox_put(struct repl *r, struct rc_buf *b, const char *routing_key
     if (seq && !full) {
         r->last_writes = ev_now(bus->loop);
         r->tail_due = writes > 0;
+        if (writes) r->last_traffic = r->last_writes;
     }
     return !full;
 }
@@ -378,6 +380,16 @@ void repl_peer_covered(struct repl *r, const char *id, size_t len, uint64_t inca
     if (p->unverified && p->unverified <= base + 1) p->unverified = 0;
 }
 
+#define IDLE_S 2.0 /* repl_idle: no writes either way for this long */
+bool repl_idle(struct repl *r)
+{
+    if (ev_now(r->bus.loop) - r->last_traffic < IDLE_S || rc_count(&r->cur)) return false;
+    pthread_mutex_lock(&r->bus.mu);
+    bool empty = !r->bus.outbox.head && !r->bus.inbox.head;
+    pthread_mutex_unlock(&r->bus.mu);
+    return empty;
+}
+
 /* After a transfer ended: peers whose first batches it did not cover. */
 void repl_transfer_ended(struct repl *r, bool first)
 {
@@ -445,12 +457,14 @@ static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
     bool beacon = h.kind == RC_KIND_WRITES && h.count == 0;
     if (repl_is_self(r, h.origin, h.origin_len)) {
         if (!beacon) r->self_skipped++;
-        repl_sync_on_message(r->sync, &h, true);
+        repl_sync_on_message(r->sync, &h, &rd, m->len, true);
         return;
     }
     if (beacon) r->beacons_received++;
     else r->received++;
-    repl_sync_on_message(r->sync, &h, false);
+    if (h.kind == RC_KIND_WRITES && !beacon) r->last_traffic = ev_now(r->bus.loop);
+    struct rc_reader sync_rd = rd; /* records of DIGESTS, RANGES, ROOT */
+    repl_sync_on_message(r->sync, &h, &sync_rd, m->len, false);
     if (h.kind == RC_KIND_WRITES) track_seq(r, &h);
     if (h.kind != RC_KIND_WRITES && h.kind != RC_KIND_SYNC_DATA) return;
     if (h.kind == RC_KIND_SYNC_DATA && h.target_len && !repl_is_self(r, h.target, h.target_len))
@@ -578,7 +592,7 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     pthread_cond_init(&bus->outbox_cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    r->sync = repl_sync_create(r, loop, store);
+    r->sync = repl_sync_create(r, loop, store, cfg->anti_entropy_s);
     if (!r->sync) {
         free(r);
         return NULL;

@@ -138,6 +138,21 @@ static bool value_op(unsigned op)
     return op == RC_OP_SET || op == RC_OP_EXPIRE;
 }
 
+/* The kinds whose records are NODE records (and only those). */
+static bool node_kind(unsigned kind)
+{
+    return kind == RC_KIND_DIGESTS || kind == RC_KIND_RANGES || kind == RC_KIND_ROOT;
+}
+
+/* A NODE record's key and value sizes: a node of the digest tree. */
+static bool node_ok(const unsigned char *key, size_t klen, size_t vlen)
+{
+    if (klen != RC_NODE_KEY_LEN || (vlen != 0 && vlen != 8 && vlen != 128)) return false;
+    unsigned level = key[0];
+    uint32_t index = get_u32(key + 1);
+    return level < RC_NODE_LEVELS && index < (UINT32_C(1) << (4 * level));
+}
+
 static size_t record_fixed(unsigned version)
 {
     return version == 1 ? RC_RECORD_FIXED_V1 : RC_RECORD_FIXED;
@@ -148,7 +163,7 @@ static size_t record_fixed(unsigned version)
  * RC_OK (c moved past it, r filled), RC_ERR_TRUNCATED or RC_ERR_RANGE (c
  * and r unspecified).
  */
-static enum rc_status parse_record(struct cursor *c, unsigned version,
+static enum rc_status parse_record(struct cursor *c, unsigned version, unsigned kind,
                                    struct rc_record *r)
 {
     const unsigned char *f = cur_take(c, record_fixed(version));
@@ -156,13 +171,18 @@ static enum rc_status parse_record(struct cursor *c, unsigned version,
     unsigned op = f[0];
     size_t klen = get_u16(f + 1);
     uint32_t vlen = get_u32(f + 3);
-    unsigned last_op = version == 1 ? RC_OP_EXPIRE : RC_OP_EXPIRED;
+    unsigned last_op = version == 1 ? RC_OP_EXPIRE : RC_OP_NODE;
     if (op < RC_OP_SET || op > last_op) return RC_ERR_RANGE;
+    if ((op == RC_OP_NODE) != node_kind(kind)) return RC_ERR_RANGE;
     if (op == RC_OP_FLUSH ? klen != 0 : (klen < 1 || klen > RC_MAX_KEY_LEN))
         return RC_ERR_RANGE;
-    if (!value_op(op) && vlen != 0) return RC_ERR_RANGE;
+    if (!value_op(op) && op != RC_OP_NODE && vlen != 0) return RC_ERR_RANGE;
     const unsigned char *key = cur_take(c, klen);
     if (!key) return RC_ERR_TRUNCATED;
+    if (op == RC_OP_NODE && (!node_ok(key, klen, vlen) || get_u64(f + 11) ||
+                             get_u64(f + 19) || get_u32(f + 27) || get_u64(f + 31) ||
+                             get_u32(f + 39)))
+        return RC_ERR_RANGE;
     /* vlen (up to 2^32-1) is only ever compared with what remains. */
     if (vlen > cur_left(c)) return RC_ERR_TRUNCATED;
     const unsigned char *value = cur_take(c, vlen);
@@ -204,7 +224,8 @@ static enum rc_status parse_header(struct cursor *c, struct rc_header *h)
     h->version = f[0];
 
     if (!(f = cur_take(c, 1))) return RC_ERR_TRUNCATED;
-    if (f[0] < RC_KIND_WRITES || f[0] > RC_KIND_SYNC_DONE) return RC_ERR_RANGE;
+    if (f[0] < RC_KIND_WRITES || f[0] > (h->version == 1 ? RC_KIND_SYNC_DONE : RC_KIND_ROOT))
+        return RC_ERR_RANGE;
     h->kind = (enum rc_kind)f[0];
 
     if (!(f = cur_take(c, 2))) return RC_ERR_TRUNCATED;
@@ -254,7 +275,7 @@ enum rc_status rc_decode(const char *data, size_t len, struct rc_header *h,
     size_t first = c.pos;
     if (hd.count > cur_left(&c) / record_fixed(hd.version)) return RC_ERR_TRUNCATED;
     for (uint32_t i = 0; i < hd.count; i++)
-        if ((st = parse_record(&c, hd.version, &rec)) != RC_OK) return st;
+        if ((st = parse_record(&c, hd.version, hd.kind, &rec)) != RC_OK) return st;
     if (cur_left(&c) != 0) return RC_ERR_TRAILING;
 
     *h = hd;
@@ -263,6 +284,7 @@ enum rc_status rc_decode(const char *data, size_t len, struct rc_header *h,
     rd->pos = first;
     rd->left = hd.count;
     rd->version = hd.version;
+    rd->kind = hd.kind;
     return RC_OK;
 }
 
@@ -270,7 +292,7 @@ bool rc_next(struct rc_reader *rd, struct rc_record *r)
 {
     if (rd->left == 0 || rd->pos > rd->len) return false;
     struct cursor c = {(const unsigned char *)rd->data, rd->len, rd->pos};
-    if (parse_record(&c, rd->version, r) != RC_OK) { /* only a reader rc_decode refused */
+    if (parse_record(&c, rd->version, rd->kind, r) != RC_OK) { /* only a reader rc_decode refused */
         rd->left = 0;
         return false;
     }
@@ -351,7 +373,7 @@ static size_t count_offset(const struct rc_buf *b)
  */
 int rc_begin(struct rc_buf *b, const struct rc_header *h)
 {
-    if (h->kind < RC_KIND_WRITES || h->kind > RC_KIND_SYNC_DONE ||
+    if (h->kind < RC_KIND_WRITES || h->kind > RC_KIND_ROOT ||
         h->origin_len < 1 || h->origin_len > RC_MAX_ID_LEN || !h->origin ||
         h->target_len > RC_MAX_ID_LEN || (h->target_len && !h->target)) {
         errno = EINVAL;
@@ -389,12 +411,16 @@ int rc_begin(struct rc_buf *b, const struct rc_header *h)
 int rc_append(struct rc_buf *b, const struct rc_record *r)
 {
     size_t off = count_offset(b);
-    bool flush = r->op == RC_OP_FLUSH;
-    if (off == 0 || r->op < RC_OP_SET || r->op > RC_OP_EXPIRED ||
+    bool flush = r->op == RC_OP_FLUSH, node = r->op == RC_OP_NODE;
+    if (off == 0 || r->op < RC_OP_SET || r->op > RC_OP_NODE ||
+        node != node_kind((unsigned char)b->data[5]) ||
         (flush ? r->key_len != 0
                : (r->key_len < 1 || r->key_len > RC_MAX_KEY_LEN || !r->key)) ||
         r->value_len > UINT32_MAX || (r->value_len && !r->value) ||
-        (!value_op(r->op) && (r->value_len != 0 || r->client_flags != 0))) {
+        (!value_op(r->op) && !node && (r->value_len != 0 || r->client_flags != 0)) ||
+        (node && (!node_ok((const unsigned char *)r->key, r->key_len, r->value_len) ||
+                  r->client_flags || r->expire_ms || r->version || r->origin_tag ||
+                  r->exp_version || r->exp_origin_tag))) {
         errno = EINVAL;
         return -1;
     }

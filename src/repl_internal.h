@@ -122,18 +122,41 @@ void repl_peer_covered(struct repl *r, const char *id, size_t len,
 /* Our transfer ended (complete, or no peer exists); first: the first one
  * since start. */
 void repl_transfer_ended(struct repl *r, bool first);
+/* Quiet: nothing written or applied lately, the outbox and inbox empty
+ * (anti-entropy compares digests only then). */
+bool repl_idle(struct repl *r);
 
-/* ---- repl_sync.c: state transfer ---- */
+/* ---- repl_stream.c: state transfer, the serving side ---- */
+struct repl_streams;
+struct repl_streams *repl_streams_create(struct repl *r, struct store *store);
+void repl_streams_destroy(struct repl_streams *ss);
+/* A peer asked (session): a full walk, or (incremental) digests first. */
+void repl_streams_request(struct repl_streams *ss, const char *routing_key, const char *target,
+                          size_t target_len, uint64_t session, bool incremental, double now);
+/* A RANGES message for us from the requester h->origin. */
+void repl_streams_ranges(struct repl_streams *ss, const struct rc_header *h,
+                         struct rc_reader *rd, double now);
+/* Push our store (only the leaves set in the bitmap, if not NULL) to a
+ * node's queue, or to the pool (routing_key ""). Not numbered. */
+void repl_streams_push(struct repl_streams *ss, const char *routing_key, const char *target,
+                       size_t target_len, const uint8_t *leaves, double now);
+/* One bounded step of every walk. Returns true while any is walking. */
+bool repl_streams_step(struct repl_streams *ss, int64_t now_ms, double now);
+void repl_streams_stats(const struct repl_streams *ss, struct reply_queue *q);
+
+/* ---- repl_sync.c: state transfer, the asking side; anti-entropy ---- */
 struct repl_sync;
 struct repl_sync *repl_sync_create(struct repl *r, struct ev_loop *loop,
-                                   struct store *store);
+                                   struct store *store, double anti_entropy_s);
 void repl_sync_destroy(struct repl_sync *y);
 /* Ask the pool for its data (unless a transfer is under way), pushing ours
  * to it if we hold any. */
 void repl_sync_request(struct repl_sync *y, const char *why);
-/* Every valid message, before its records are applied: from another node
- * (self false), or one of our own that came back (self true). */
-void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, bool self);
+/* Every valid message (len bytes; rd reads its records), before its records
+ * are applied: from another node (self false), or one of our own that came
+ * back (self true). DIGESTS, RANGES and ROOT are handled here entirely. */
+void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h,
+                          struct rc_reader *rd, size_t len, bool self);
 /* n records of transfers were applied. */
 void repl_sync_applied(struct repl_sync *y, uint64_t n);
 /* The consumer reconnected (what was in flight may be lost). */

@@ -1,23 +1,27 @@
 /*
- * repl_sync.c - state transfer: answering peers' requests with a walk of
- * the store, and getting the pool's data when this node joins or lost some.
+ * repl_sync.c - state transfer, the asking side: getting the pool's data
+ * when this node joins or lost some, and anti-entropy rounds. The serving
+ * side (walks and digest replies) is repl_stream.c.
  *
- * Owns: the outgoing streams, this node's transfer (session, sources,
- * retries) and the transfer counters. Loop thread only; it reaches the
- * broker through repl_send() and learns about messages through
- * repl_sync_on_message(), both in repl.c.
+ * Owns: this node's transfer (session, sources, retries), the timer that
+ * drives streams and deadlines, the anti-entropy rounds, and the counters.
+ * Loop thread only; it reaches the broker through repl_send() and learns
+ * about messages through repl_sync_on_message(), both in repl.c.
  *
- * Serving. A SYNC_REQUEST from node X starts a stream to X's queue: SYNC_DATA
- * messages numbered 1, 2, ... (the first one at once, even if empty, so X
- * knows who answers), each with `base` = our WRITES sequence number when
- * the walk began, then SYNC_DONE numbered M+1 with `total` = records sent.
- * A stream walks the store a bounded slice per step and pauses while the
- * outbox is half full; a new request from X restarts X's stream.
+ * Requesting. Our SYNC_REQUEST goes to the fanout: every peer answers
+ * (repl_stream.c). A node with an empty store asks for a full transfer; a
+ * node with data asks for an incremental one: the peer sends its digests
+ * of the range tree's top (rdigest.h), we compare them with ours and ask
+ * (RANGES) for the children of the nodes that differ, level by level,
+ * then for the items of the leaves that differ - and push ours of the same
+ * leaves to that peer, so newer versions travel both ways (LWW decides per
+ * key). If more than a quarter of all leaves differ, a full transfer is
+ * cheaper: we ask for everything and push everything.
  *
- * Requesting. Our request goes to the fanout; RabbitMQ brings it back to our
- * own queue too (the echo), which proves the round trip works. Per answering
- * peer (a source) we check that its messages arrive numbered without a hole
- * and that SYNC_DONE's total matches the records received. The transfer is
+ * Completion. RabbitMQ brings our request back to our own queue too (the
+ * echo), which proves the round trip works. Per answering peer (a source)
+ * we check that its messages arrive numbered without a hole and that
+ * SYNC_DONE's total matches the records received. The transfer is
  *   complete  when the echo came back, every source finished intact, and no
  *             new source started for SYNC_GRACE_S after the echo;
  *   retried   (new session, backoff 1 s doubling to 16 s) when a source has
@@ -25,12 +29,18 @@
  *             reconnected meanwhile, or no answer came although peers exist;
  *   over with no peer only when nothing from any other node has ever been
  *             seen, while our own messages kept coming back (the echo and
- *             at least SYNC_ALONE_ECHOES beacons over SYNC_WAIT_S): the
+ *             more than SYNC_ALONE_ECHOES beacons over SYNC_WAIT_S): the
  *             pool's first node. A silent link proves nothing and is waited
  *             out. Data from an incomplete transfer is kept (it merges by
  *             LWW); only the completion is withheld.
  * On completion, each source's (incarnation, base) tells repl.c which of
  * that peer's batches the transfer covered (repl_peer_covered).
+ *
+ * Anti-entropy. Every anti_entropy_s, a node that is idle (repl_idle)
+ * publishes its root digest (ROOT). A node that is idle too and finds its
+ * root different from a peer's for two rounds in a row runs an incremental
+ * transfer: whatever made them diverge, it heals in bounded time. Repairs
+ * are counted and logged; a healthy pool repairs nothing.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,12 +49,11 @@
 #include <sys/random.h>
 
 #include "log.h"
-#include "record.h"
+#include "rdigest.h"
 #include "repl_internal.h"
 #include "reply.h"
 #include "store.h"
 
-#define SYNC_SLICE 2048          /* items a stream sends per step */
 #define SYNC_STREAM_PERIOD 0.001 /* s between steps while streaming */
 #define SYNC_IDLE_PERIOD 0.25    /* s between checks otherwise */
 #define SYNC_WAIT_S 3.0          /* with no answer at all, wait this long */
@@ -53,22 +62,9 @@
 #define SYNC_ALONE_ECHOES 2      /* own beacons back before "no peer" */
 #define SYNC_BACKOFF_MIN 1.0
 #define SYNC_BACKOFF_MAX 16.0
-#define MAX_STREAMS 8
 #define MAX_SOURCES 32
-
-/* One outgoing transfer: a walk of the store sent as SYNC_DATA. */
-struct stream {
-    bool active;
-    bool begun;            /* the walk has started (cursor 0 is also the end) */
-    char routing_key[RC_MAX_ID_LEN + 258]; /* requester's queue, "" = fanout */
-    char target[RC_MAX_ID_LEN + 1]; /* requester's node id, "" for a push */
-    uint64_t session;      /* the requester's session id (aux) */
-    uint64_t base;         /* our WRITES seq when the walk began */
-    uint64_t cursor;       /* store_scan position */
-    uint64_t msgs;         /* messages sent so far (their seq) */
-    uint64_t items;        /* records sent so far */
-    struct rc_buf buf;     /* batch being filled */
-};
+#define MAX_AE_PEERS 64
+#define AE_ROUNDS 2              /* rounds a root must differ before a repair */
 
 /* A peer answering our current request. */
 struct source {
@@ -80,136 +76,54 @@ struct source {
     bool done, failed;
 };
 
+/* A peer's anti-entropy state: rounds its root differed from ours. */
+struct ae_peer {
+    char id[RC_MAX_ID_LEN + 1];
+    unsigned differed;
+};
+
 struct repl_sync {
     struct repl *r;
     struct ev_loop *loop;
     struct store *store;
-    ev_timer timer;        /* drives streams and the transfer's deadlines */
-    struct stream streams[MAX_STREAMS];
+    struct repl_streams *streams;
+    ev_timer timer;        /* drives streams, the transfer's deadlines, rounds */
+    double ae_interval;    /* seconds between anti-entropy rounds; 0 = off */
+    double ae_next;        /* ev_now of the next round */
     /* this node's transfer */
     bool waiting;          /* a request is out and not yet complete */
+    bool incremental;      /* it asked for digests first */
     bool synced_once;      /* the first transfer after start has ended */
     bool need_push;        /* our writes were dropped: push our store */
     bool reconnected;      /* the consumer reconnected during the wait */
     uint64_t session;
     double requested_at, echo_at; /* echo_at 0: not yet seen */
+    double started_at;     /* the first request of this transfer */
     double backoff, retry_at;     /* retry_at 0: no retry scheduled */
     unsigned echoes;       /* own messages back since the request */
     bool peer_seen;        /* any other node's message, ever */
     struct source sources[MAX_SOURCES];
     size_t nsources;
+    struct ae_peer ae[MAX_AE_PEERS];
+    size_t nae;
+    uint8_t *leaves;       /* scratch: leaves that differ (bitmap) */
     /* counters */
-    uint64_t started, completed, retried, failed, alone, items, served;
+    uint64_t started, completed, retried, failed, alone, items;
+    uint64_t full, incr, compared, requested_leaves, bytes_received, last_ms;
+    uint64_t ae_rounds, ae_repairs;
 };
 
-/* ---- serving: streams ---------------------------------------------------- */
-
-static void stream_send(struct repl_sync *y, struct stream *st)
-{
-    repl_send(y->r, &st->buf, st->routing_key, 0);
-}
-
-static void stream_begin_msg(struct repl_sync *y, struct stream *st, enum rc_kind kind)
-{
-    struct rc_header h;
-    repl_header(y->r, kind, &h);
-    h.seq = ++st->msgs;
-    h.aux = st->session;
-    h.base = st->base;
-    h.total = kind == RC_KIND_SYNC_DONE ? st->items : 0;
-    h.target = st->target;
-    h.target_len = strlen(st->target);
-    st->buf.len = 0;
-    rc_begin(&st->buf, &h);
-}
-
-struct stream_visit {
-    struct repl_sync *y;
-    struct stream *st;
-    int64_t now;
-};
-
-static void stream_visit(void *arg, const struct item *it)
-{
-    struct stream_visit *v = arg;
-    if (rc_count(&v->st->buf) == 0) stream_begin_msg(v->y, v->st, RC_KIND_SYNC_DATA);
-    struct rc_record rec;
-    record_of_item(it, v->now, &rec);
-    if (rc_append(&v->st->buf, &rec) == 0) v->st->items++;
-    if (v->st->buf.len >= REPL_BATCH_MAX_BYTES) stream_send(v->y, v->st);
-}
-
-static void streams_kick(struct repl_sync *y)
+static void kick(struct repl_sync *y)
 {
     ev_timer_set(&y->timer, 0.0, SYNC_STREAM_PERIOD);
     ev_timer_again(y->loop, &y->timer);
 }
 
-/* Start (or restart) a stream to routing_key; "" = a push to the pool. */
-static void stream_start(struct repl_sync *y, const char *routing_key, const char *target,
-                         size_t target_len, uint64_t session)
-{
-    struct stream *st = NULL;
-    for (int i = 0; i < MAX_STREAMS; i++) { /* a new request restarts its stream */
-        if (y->streams[i].active && strcmp(y->streams[i].routing_key, routing_key) == 0) {
-            st = &y->streams[i];
-            break;
-        }
-    }
-    for (int i = 0; !st && i < MAX_STREAMS; i++)
-        if (!y->streams[i].active) st = &y->streams[i];
-    if (!st) {
-        log_warn("replication: too many state transfers at once; dropping a request");
-        return;
-    }
-    rc_buf_free(&st->buf);
-    memset(st, 0, sizeof *st);
-    st->active = true;
-    snprintf(st->routing_key, sizeof st->routing_key, "%s", routing_key);
-    memcpy(st->target, target, target_len);
-    st->target[target_len] = '\0';
-    st->session = session;
-    st->base = repl_writes_seq(y->r);
-    /* the first message at once: the requester learns who answers */
-    stream_begin_msg(y, st, RC_KIND_SYNC_DATA);
-    stream_send(y, st);
-    streams_kick(y);
-}
-
-/* Send one bounded slice of every active stream. */
-static void streams_step(struct repl_sync *y, int64_t now)
-{
-    if (repl_outbox_backed_up(y->r)) return; /* let the publisher catch up */
-    for (int i = 0; i < MAX_STREAMS; i++) {
-        struct stream *st = &y->streams[i];
-        if (!st->active) continue;
-        struct stream_visit v = {y, st, now};
-        if (!st->begun || st->cursor != 0) {
-            st->begun = true;
-            store_scan(y->store, &st->cursor, SYNC_SLICE, stream_visit, &v);
-        }
-        if (st->cursor != 0) continue;
-        if (rc_count(&st->buf)) stream_send(y, st);
-        stream_begin_msg(y, st, RC_KIND_SYNC_DONE);
-        stream_send(y, st);
-        log_info("replication: sent %" PRIu64 " items to %s", st->items,
-                 st->target[0] ? st->target : "the pool");
-        st->active = false;
-        rc_buf_free(&st->buf);
-    }
-}
-
-static bool streams_active(const struct repl_sync *y)
-{
-    for (int i = 0; i < MAX_STREAMS; i++)
-        if (y->streams[i].active) return true;
-    return false;
-}
-
-/* ---- requesting: this node's transfer ------------------------------------ */
+/* ---- this node's transfer ------------------------------------------------ */
 
 static void finish(struct repl_sync *y, bool alone)
 {
+    double now = ev_now(y->loop);
     y->waiting = false;
     y->retry_at = 0;
     y->backoff = 0;
@@ -219,11 +133,13 @@ static void finish(struct repl_sync *y, bool alone)
                  "(our own messages come back, nobody else's): starting as its first node");
     } else {
         y->completed++;
+        y->last_ms = (uint64_t)((now - y->started_at) * 1000.0);
         for (size_t i = 0; i < y->nsources; i++) {
             const struct source *so = &y->sources[i];
             repl_peer_covered(y->r, so->id, strlen(so->id), so->incarnation, so->base);
         }
-        log_info("replication: state transfer complete (%zu peers answered)", y->nsources);
+        log_info("replication: %s state transfer complete (%zu peers answered, %" PRIu64
+                 " ms)", y->incremental ? "incremental" : "full", y->nsources, y->last_ms);
     }
     bool first = !y->synced_once;
     y->synced_once = true;
@@ -240,24 +156,30 @@ static void send_request(struct repl_sync *y, double now)
     y->reconnected = false;
     y->retry_at = 0;
     y->nsources = 0;
-    y->started++;
+    struct store_stats ss;
+    store_get_stats(y->store, &ss);
+    y->incremental = ss.curr_items + ss.tombstones > 0;
+    if (y->incremental) y->incr++;
+    else y->full++;
     struct rc_header h;
     repl_header(y->r, RC_KIND_SYNC_REQUEST, &h);
     h.aux = y->session;
+    h.base = y->incremental;
     struct rc_buf b = {0};
     if (rc_begin(&b, &h) == 0) repl_send(y->r, &b, "", 0);
-    streams_kick(y);
+    kick(y);
 }
 
 void repl_sync_request(struct repl_sync *y, const char *why)
 {
     if (y->waiting) return; /* the transfer under way covers it */
+    double now = ev_now(y->loop);
     log_info("replication: state transfer requested (%s)", why);
-    struct store_stats ss;
-    store_get_stats(y->store, &ss);
-    if (ss.curr_items + ss.tombstones > 0 || y->need_push) stream_start(y, "", "", 0, 0);
+    y->started++;
+    y->started_at = now;
+    if (y->need_push) repl_streams_push(y->streams, "", "", 0, NULL, now);
     y->need_push = false;
-    send_request(y, ev_now(y->loop));
+    send_request(y, now);
 }
 
 /* Give up on the current attempt and ask again after a backoff. */
@@ -285,12 +207,95 @@ static struct source *source_find(struct repl_sync *y, const char *id, size_t le
     return so;
 }
 
-/* A SYNC_DATA or SYNC_DONE of our session from a peer (records counted
- * by the caller as they are applied: n of them in this message). */
-static void on_answer(struct repl_sync *y, const struct rc_header *h)
+static void source_failed(struct repl_sync *y, struct source *so)
+{
+    so->failed = true;
+    y->failed++;
+}
+
+/* A RANGES message to source so: the nodes in nodes[0..n) of level, or
+ * (everything) the whole store. */
+static void send_ranges(struct repl_sync *y, const struct source *so, unsigned level,
+                        const uint32_t *nodes, size_t n, bool everything)
+{
+    char queue[REPL_QUEUE_MAX];
+    if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) != 0) return;
+    struct rc_header h;
+    repl_header(y->r, RC_KIND_RANGES, &h);
+    h.aux = y->session;
+    h.base = everything;
+    h.target = so->id;
+    h.target_len = strlen(so->id);
+    struct rc_buf b = {0};
+    if (rc_begin(&b, &h) != 0) return;
+    for (size_t i = 0; i < n && !everything; i++) {
+        char key[RC_NODE_KEY_LEN] = {(char)level, (char)nodes[i], (char)(nodes[i] >> 8),
+                                     (char)(nodes[i] >> 16), (char)(nodes[i] >> 24)};
+        struct rc_record rec = {.op = RC_OP_NODE, .key = key, .key_len = sizeof key};
+        rc_append(&b, &rec);
+    }
+    repl_send(y->r, &b, queue, 0);
+}
+
+/* The peer's digests of some nodes' children: ask for the children that
+ * differ from ours, one level down; at the leaves, for their items (and
+ * push ours of the same leaves to it). */
+static void on_digests(struct repl_sync *y, struct source *so, struct rc_reader *rd)
+{
+    size_t cap = 0, n = 0;
+    uint32_t *diff = NULL;
+    unsigned child_level = 0;
+    struct rc_record rec;
+    while (rc_next(rd, &rec)) {
+        const unsigned char *k = (const unsigned char *)rec.key;
+        const unsigned char *v = (const unsigned char *)rec.value;
+        unsigned level = k[0];
+        uint32_t index = (uint32_t)k[1] | (uint32_t)k[2] << 8 | (uint32_t)k[3] << 16 |
+                         (uint32_t)k[4] << 24;
+        if (level >= RDIGEST_LEAF_LEVEL || rec.value_len != RDIGEST_FANOUT * 8) continue;
+        child_level = level + 1;
+        for (uint32_t c = 0; c < RDIGEST_FANOUT; c++) {
+            uint64_t theirs = 0;
+            for (int b = 7; b >= 0; b--) theirs = theirs << 8 | v[c * 8 + (unsigned)b];
+            uint32_t child = index * RDIGEST_FANOUT + c;
+            y->compared++;
+            if (store_range_digest(y->store, child_level, child) == theirs) continue;
+            if (n == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                uint32_t *nd = realloc(diff, ncap * sizeof *nd);
+                if (!nd) break;
+                diff = nd;
+                cap = ncap;
+            }
+            diff[n++] = child;
+        }
+    }
+    char queue[REPL_QUEUE_MAX];
+    double now = ev_now(y->loop);
+    if (child_level < RDIGEST_LEAF_LEVEL || n == 0) {
+        send_ranges(y, so, child_level, diff, n, false);
+    } else if (n > RDIGEST_LEAVES / 4) { /* most of it differs: copy it all */
+        send_ranges(y, so, 0, NULL, 0, true);
+        if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) == 0)
+            repl_streams_push(y->streams, queue, so->id, strlen(so->id), NULL, now);
+    } else {
+        y->requested_leaves += n;
+        send_ranges(y, so, child_level, diff, n, false);
+        memset(y->leaves, 0, RDIGEST_LEAVES / 8);
+        for (size_t i = 0; i < n; i++) y->leaves[diff[i] >> 3] |= (uint8_t)(1u << (diff[i] & 7));
+        if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) == 0)
+            repl_streams_push(y->streams, queue, so->id, strlen(so->id), y->leaves, now);
+    }
+    free(diff);
+}
+
+/* A DIGESTS, SYNC_DATA or SYNC_DONE message of our session from a peer. */
+static void on_answer(struct repl_sync *y, const struct rc_header *h, struct rc_reader *rd,
+                      size_t len)
 {
     struct source *so = source_find(y, h->origin, h->origin_len);
     if (!so || so->done || so->failed) return;
+    y->bytes_received += len;
     so->last_msg = ev_now(y->loop);
     so->incarnation = h->incarnation;
     so->base = h->base;
@@ -300,18 +305,17 @@ static void on_answer(struct repl_sync *y, const struct rc_header *h)
         return;
     }
     if (h->seq != so->next_seq) {
-        so->failed = true;
-        y->failed++;
+        source_failed(y, so);
         log_warn("replication: state transfer from %s lost messages (got #%" PRIu64
                  ", expected #%" PRIu64 ")", so->id, h->seq, so->next_seq);
         return;
     }
     so->next_seq++;
+    if (h->kind == RC_KIND_DIGESTS) return on_digests(y, so, rd);
     so->records += h->count;
     if (h->kind != RC_KIND_SYNC_DONE) return;
     if (so->records != h->total) {
-        so->failed = true;
-        y->failed++;
+        source_failed(y, so);
         log_warn("replication: state transfer from %s incomplete: %" PRIu64 " of %" PRIu64
                  " records arrived", so->id, so->records, h->total);
         return;
@@ -319,7 +323,62 @@ static void on_answer(struct repl_sync *y, const struct rc_header *h)
     so->done = true;
 }
 
-void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, bool self)
+/* ---- anti-entropy ---------------------------------------------------------- */
+
+static void send_root(struct repl_sync *y)
+{
+    uint64_t root = store_range_digest(y->store, 0, 0);
+    unsigned char v[8];
+    for (int b = 0; b < 8; b++) v[b] = (unsigned char)(root >> (8 * b));
+    char key[RC_NODE_KEY_LEN] = {0};
+    struct rc_record rec = {.op = RC_OP_NODE, .key = key, .key_len = sizeof key,
+                            .value = (const char *)v, .value_len = sizeof v};
+    struct rc_header h;
+    repl_header(y->r, RC_KIND_ROOT, &h);
+    h.aux = 1; /* sent only while idle */
+    struct rc_buf b = {0};
+    if (rc_begin(&b, &h) == 0 && rc_append(&b, &rec) == 0) repl_send(y->r, &b, "", 0);
+    else rc_buf_free(&b);
+    y->ae_rounds++;
+}
+
+static struct ae_peer *ae_find(struct repl_sync *y, const char *id, size_t len)
+{
+    for (size_t i = 0; i < y->nae; i++)
+        if (strlen(y->ae[i].id) == len && memcmp(y->ae[i].id, id, len) == 0) return &y->ae[i];
+    if (y->nae == MAX_AE_PEERS) return NULL;
+    struct ae_peer *p = &y->ae[y->nae++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->id, id, len);
+    return p;
+}
+
+/* A peer's root digest: compare when both sides are quiet. */
+static void on_root(struct repl_sync *y, const struct rc_header *h, struct rc_reader *rd)
+{
+    struct rc_record rec;
+    struct ae_peer *p = ae_find(y, h->origin, h->origin_len);
+    if (!p || !rc_next(rd, &rec) || rec.value_len != 8) return;
+    if (h->aux != 1 || y->waiting || !repl_idle(y->r)) return; /* not comparable now */
+    const unsigned char *v = (const unsigned char *)rec.value;
+    uint64_t theirs = 0;
+    for (int b = 7; b >= 0; b--) theirs = theirs << 8 | v[b];
+    if (theirs == store_range_digest(y->store, 0, 0)) {
+        p->differed = 0;
+        return;
+    }
+    if (++p->differed < AE_ROUNDS) return;
+    p->differed = 0;
+    y->ae_repairs++;
+    log_warn("replication: anti-entropy: our data has differed from %s's for %d rounds "
+             "while both were idle; repairing by an incremental transfer", p->id, AE_ROUNDS);
+    repl_sync_request(y, "anti-entropy");
+}
+
+/* ---- messages, timer ------------------------------------------------------- */
+
+void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, struct rc_reader *rd,
+                          size_t len, bool self)
 {
     if (self) {
         if (!y->waiting) return;
@@ -329,17 +388,32 @@ void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, bool s
         return;
     }
     y->peer_seen = true;
-    if (h->kind == RC_KIND_SYNC_REQUEST) {
-        char key[RC_MAX_ID_LEN + 258]; /* the requester's queue */
-        if (repl_queue_of(y->r, h->origin, h->origin_len, key, sizeof key) != 0) return;
-        y->served++;
-        stream_start(y, key, h->origin, h->origin_len, h->aux);
+    double now = ev_now(y->loop);
+    bool for_me = repl_is_self(y->r, h->target, h->target_len);
+    switch (h->kind) {
+    case RC_KIND_SYNC_REQUEST: {
+        char queue[REPL_QUEUE_MAX]; /* the requester's queue */
+        if (repl_queue_of(y->r, h->origin, h->origin_len, queue, sizeof queue) != 0) return;
+        repl_streams_request(y->streams, queue, h->origin, h->origin_len, h->aux,
+                             h->base == 1, now);
+        kick(y);
         return;
     }
-    if (h->kind != RC_KIND_SYNC_DATA && h->kind != RC_KIND_SYNC_DONE) return;
-    if (!y->waiting || h->aux != y->session || !repl_is_self(y->r, h->target, h->target_len))
+    case RC_KIND_RANGES:
+        if (for_me) repl_streams_ranges(y->streams, h, rd, now);
+        kick(y);
         return;
-    on_answer(y, h);
+    case RC_KIND_ROOT:
+        on_root(y, h, rd);
+        return;
+    case RC_KIND_DIGESTS:
+    case RC_KIND_SYNC_DATA:
+    case RC_KIND_SYNC_DONE:
+        if (y->waiting && h->aux == y->session && for_me) on_answer(y, h, rd, len);
+        return;
+    case RC_KIND_WRITES:
+        return;
+    }
 }
 
 void repl_sync_applied(struct repl_sync *y, uint64_t items)
@@ -391,23 +465,39 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct repl_sync *y = w->data;
+    double now = ev_now(loop);
     if (y->need_push && !y->waiting && repl_link_up(y->r))
         repl_sync_request(y, "own writes were dropped");
-    streams_step(y, (int64_t)(ev_now(loop) * 1000.0));
-    if (y->waiting) check_transfer(y, ev_now(loop));
-    w->repeat = streams_active(y) ? SYNC_STREAM_PERIOD : SYNC_IDLE_PERIOD;
+    bool streaming = repl_streams_step(y->streams, (int64_t)(now * 1000.0), now);
+    if (y->waiting) check_transfer(y, now);
+    if (y->ae_interval > 0 && now >= y->ae_next) {
+        y->ae_next = now + y->ae_interval;
+        if (!y->waiting && !streaming && repl_idle(y->r) && repl_link_up(y->r)) send_root(y);
+    }
+    w->repeat = streaming ? SYNC_STREAM_PERIOD : SYNC_IDLE_PERIOD;
     ev_timer_again(loop, w);
 }
 
-/* ---- lifecycle and stats -------------------------------------------------- */
+/* ---- lifecycle and stats --------------------------------------------------- */
 
-struct repl_sync *repl_sync_create(struct repl *r, struct ev_loop *loop, struct store *store)
+struct repl_sync *repl_sync_create(struct repl *r, struct ev_loop *loop, struct store *store,
+                                   double anti_entropy_s)
 {
     struct repl_sync *y = calloc(1, sizeof *y);
     if (!y) return NULL;
+    y->streams = repl_streams_create(r, store);
+    y->leaves = malloc(RDIGEST_LEAVES / 8);
+    if (!y->streams || !y->leaves) {
+        repl_streams_destroy(y->streams);
+        free(y->leaves);
+        free(y);
+        return NULL;
+    }
     y->r = r;
     y->loop = loop;
     y->store = store;
+    y->ae_interval = anti_entropy_s;
+    y->ae_next = ev_now(loop) + anti_entropy_s;
     ev_init(&y->timer, on_timer);
     y->timer.data = y;
     y->timer.repeat = SYNC_IDLE_PERIOD;
@@ -421,17 +511,28 @@ void repl_sync_destroy(struct repl_sync *y)
     if (!y) return;
     ev_ref(y->loop);
     ev_timer_stop(y->loop, &y->timer);
-    for (int i = 0; i < MAX_STREAMS; i++) rc_buf_free(&y->streams[i].buf);
+    repl_streams_destroy(y->streams);
+    free(y->leaves);
     free(y);
 }
 
 void repl_sync_stats(const struct repl_sync *y, struct reply_queue *q)
 {
-    reply_printf(q, "STAT sync_started %" PRIu64 "\n", y->started);
-    reply_printf(q, "STAT sync_completed %" PRIu64 "\n", y->completed);
-    reply_printf(q, "STAT sync_retried %" PRIu64 "\n", y->retried);
-    reply_printf(q, "STAT sync_failed %" PRIu64 "\n", y->failed);
-    reply_printf(q, "STAT sync_alone %" PRIu64 "\n", y->alone);
-    reply_printf(q, "STAT sync_items %" PRIu64 "\n", y->items);
-    reply_printf(q, "STAT sync_served %" PRIu64 "\n", y->served);
+#define STAT_U(name, v) reply_printf(q, "STAT " name " %" PRIu64 "\n", (uint64_t)(v))
+    STAT_U("sync_started", y->started);
+    STAT_U("sync_completed", y->completed);
+    STAT_U("sync_retried", y->retried);
+    STAT_U("sync_failed", y->failed);
+    STAT_U("sync_alone", y->alone);
+    STAT_U("sync_full", y->full);
+    STAT_U("sync_incremental", y->incr);
+    STAT_U("sync_items", y->items);
+    STAT_U("sync_ranges_compared", y->compared);
+    STAT_U("sync_leaves_requested", y->requested_leaves);
+    STAT_U("sync_bytes_received", y->bytes_received);
+    STAT_U("sync_last_ms", y->last_ms);
+    STAT_U("anti_entropy_rounds", y->ae_rounds);
+    STAT_U("anti_entropy_repairs", y->ae_repairs);
+#undef STAT_U
+    repl_streams_stats(y->streams, q);
 }
