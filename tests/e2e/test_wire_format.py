@@ -1,7 +1,12 @@
 """Self-check of tests/e2e/vitamin_wire.py against the worked examples of
 docs/replication.md. The same golden hex is pinned in
 tests/unit/test_repl_codec.c, so the C codec and this one agree byte for
-byte on the documented format, version 2 and version 1. Needs no server."""
+byte on the documented format, version 2 and version 1; the last tests read
+the examples out of docs/replication.md itself, so the document shows these
+very bytes. Needs no server."""
+
+import os
+import re
 
 import pytest
 
@@ -347,3 +352,51 @@ def test_is_beacon():
         vw.encode_batch(vw.KIND_WRITES, b"n", 1, 9, [])))
     assert not vw.is_beacon(vw.decode_batch(GOLDEN_WRITES))
     assert not vw.is_beacon(vw.decode_batch(GOLDEN_SYNC_REQUEST))
+
+
+# ---- the worked examples of docs/replication.md are these bytes ---------
+
+DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                   "docs", "replication.md")
+
+
+def _doc_blocks():
+    with open(DOC) as f:
+        text = f.read()
+    return re.findall(r"^```\n(.*?)^```", text, re.S | re.M)
+
+
+def _hex_block(block):
+    """A grouped-hex block: hex groups, then (after 3+ blanks) a comment."""
+    out = b""
+    for line in block.splitlines():
+        line = re.split(r"\s{3,}", line.strip())[0]
+        if line:
+            out += bytes.fromhex(line)
+    return out
+
+
+def test_doc_offset_table_is_the_golden_writes():
+    """The offset table of worked example 1: every offset is where the
+    previous bytes end, and the bytes are GOLDEN_WRITES."""
+    table = [b for b in _doc_blocks() if b.startswith("offset")]
+    assert len(table) == 1
+    body, end = b"", None
+    for line in table[0].splitlines()[1:]:
+        cols = re.split(r"\s{2,}", line.strip())
+        if not cols[0].isdigit():
+            continue                       # "-- record n --"
+        assert int(cols[0]) == len(body), line
+        if cols[1] == "(end)":
+            end = int(cols[0])
+            continue
+        body += bytes.fromhex(cols[1])
+    assert end == len(body) == 245
+    assert body == GOLDEN_WRITES
+
+
+def test_doc_hex_blocks_are_the_goldens():
+    blocks = [_hex_block(b) for b in _doc_blocks()
+              if b.startswith("56544d42")]
+    assert blocks == [GOLDEN_WRITES, GOLDEN_SYNC_DATA, GOLDEN_SYNC_DONE,
+                      GOLDEN_SYNC_REQUEST, GOLDEN_V1_WRITES]
