@@ -8,9 +8,10 @@
  * repl_sync_on_message(), both in repl.c.
  *
  * Serving. A SYNC_REQUEST from node X starts a stream to X's queue: SYNC_DATA
- * messages numbered 1, 2, ... (the first one at once, even if empty, so X
- * knows who answers), each with `base` = our WRITES sequence number when
- * the walk began, then SYNC_DONE numbered M+1 with `total` = records sent.
+ * messages numbered 1, 2, ... (the first one at once, so X knows who
+ * answers; it holds our flush watermark as a FLUSH record if we have one,
+ * else nothing), each with `base` = our WRITES sequence number when the
+ * walk began, then SYNC_DONE numbered M+1 with `total` = records sent.
  * A stream walks the store a bounded slice per step and pauses while the
  * outbox is half full; a new request from X restarts X's stream.
  *
@@ -177,8 +178,21 @@ static void stream_start(struct repl_sync *y, const char *routing_key, const cha
     st->target[target_len] = '\0';
     st->session = session;
     st->base = repl_writes_seq(y->r);
-    /* the first message at once: the requester learns who answers */
+    /* the first message at once: the requester learns who answers. It
+     * carries our flush watermark, if any: the requester may have missed
+     * that FLUSH (it joins after it, or it was lost), and the walk sends
+     * items below the watermark as they are (a pending delayed flush, or
+     * not swept yet), which it then refuses or lets die on time as we do */
     stream_begin_msg(y, st, RC_KIND_SYNC_DATA);
+    uint64_t flush_ver;
+    uint32_t flush_origin;
+    store_flush_stamp(y->store, &flush_ver, &flush_origin);
+    if (flush_ver) {
+        struct rc_record rec = {.op = RC_OP_FLUSH, .version = flush_ver,
+                                .origin_tag = flush_origin, .exp_version = flush_ver,
+                                .exp_origin_tag = flush_origin};
+        if (rc_append(&st->buf, &rec) == 0) st->items++;
+    }
     stream_send(y, st);
     streams_kick(y);
 }

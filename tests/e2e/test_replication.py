@@ -580,6 +580,44 @@ def test_v2_records_merge_over_the_wire(pool, broker):
     cl.wait_converged()
 
 
+def test_state_transfer_carries_the_flush_watermark(pool, broker):
+    """A node that joins after a FLUSH (here a delayed one, still pending)
+    learns the watermark from its state transfer: the items the transfer
+    brings it die at the watermark's time as they do on the node that
+    served them, and the pool converges."""
+    import vitamin_wire as vw
+    c = pool(1)
+    a = c[0]
+    for i in range(50):
+        assert a.c.set("fw:%d" % i, "v%d" % i) == "v%d" % i
+    time.sleep(0.01)
+    delay_ms = 4000
+    w = (int(time.time() * 1000) + delay_ms) << 16
+    rabbit.publish(broker, c.exchange, [_foreign_batch(vw, b"flusher", 1, [
+        dict(op=vw.OP_FLUSH, version=w, origin_tag=4)])])
+    poll(lambda: int(a.stats()["repl_flushes"]) == 1,
+         what="node1 applied the delayed FLUSH")
+    assert a.c.get("fw:7") == "v7"  # not yet
+
+    b = rabbit.Node("node2", broker.port, c.exchange)
+    c.nodes.append(b)  # stopped (and checked for exit 0) with the pool
+    b.start(timeout=30)
+    poll(lambda: int(b.stats()["sync_completed"]) >= 1, timeout=20,
+         what="node2's state transfer")
+    assert b.c.get("fw:7") == "v7"  # before the watermark's time: alive
+    # the watermark's time passes: gone on both nodes
+    while int(time.time() * 1000) <= (w >> 16) + 50:
+        time.sleep(0.05)
+    for nd in c.nodes:
+        wait_value(nd, "fw:7", NOT_FOUND, timeout=5)
+    try:
+        c.wait_converged(timeout=5)
+    except rabbit.Timeout:
+        _fail(c, "node2 kept flushed items: node1 curr_items=%s, node2 "
+              "curr_items=%s" % (a.stat("curr_items"), b.stat("curr_items")))
+    assert int(b.stat("curr_items")) == 0
+
+
 # --------------------------------------------------------------------------
 # 4. no loops
 
