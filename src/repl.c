@@ -161,7 +161,9 @@ bool repl_link_up(const struct repl *r)
 
 uint64_t repl_writes_seq(const struct repl *r)
 {
-    return r->next_seq;
+    /* not the batch being filled: writes appended to it after a transfer
+     * began may be missed by that transfer's walk */
+    return r->next_seq - (rc_count(&r->cur) > 0);
 }
 
 

@@ -10,8 +10,9 @@
  * Serving. A SYNC_REQUEST from node X starts a stream to X's queue: SYNC_DATA
  * messages numbered 1, 2, ... (the first one at once, so X knows who
  * answers; it holds our flush watermark as a FLUSH record if we have one,
- * else nothing), each with `base` = our WRITES sequence number when the
- * walk began, then SYNC_DONE numbered M+1 with `total` = records sent.
+ * else nothing), each with `base` = the number of our last WRITES batch
+ * closed when the walk began (repl_writes_seq), then SYNC_DONE numbered
+ * M+1 with `total` = records sent.
  * A stream walks the store a bounded slice per step and pauses while the
  * outbox is half full; a new request from X restarts X's stream.
  *
@@ -63,7 +64,7 @@ struct stream {
     char routing_key[RC_MAX_ID_LEN + 258]; /* requester's queue, "" = fanout */
     char target[RC_MAX_ID_LEN + 1]; /* requester's node id, "" for a push */
     uint64_t session;      /* the requester's session id (aux) */
-    uint64_t base;         /* our WRITES seq when the walk began */
+    uint64_t base;         /* our last closed WRITES seq when the walk began */
     uint64_t cursor;       /* store_scan position */
     uint64_t msgs;         /* messages sent so far (their seq) */
     uint64_t items;        /* records sent so far */
