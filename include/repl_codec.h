@@ -25,8 +25,9 @@
  *                WRITES seq when its transfer began; SYNC_REQUEST: the mode
  *                asked for, 0 full, 1 incremental; otherwise 0
  *   40+N   8     total: SYNC_DONE: records the transfer sent; otherwise 0
- *   48+N   2     target id length T (0..255): SYNC_*: the node asked / the
- *                node the data is for; WRITES: 0
+ *   48+N   2     target id length T (0..255): SYNC_DATA, SYNC_DONE,
+ *                DIGESTS, RANGES: the node the message is for (SYNC_DATA of
+ *                a push to the pool: 0); WRITES, SYNC_REQUEST, ROOT: 0
  *   50+N   T     target id
  *   50+N+T 4     record count C
  *   then C records:

@@ -213,16 +213,18 @@ enum store_status store_expire(struct store *s, const char *key,
                                int64_t now_ms);
 
 /*
- * Flush: every item whose value stamp is below (version, origin) dies once
- * now_ms reaches hlc time of version (at once for a stamp from the HLC; a
- * stamp in the future is memcached's delayed flush_all), and writes stamped
- * below it are refused from then on. Keeps the greatest watermark seen.
- * Returns true if the watermark moved.
+ * Flush: every item whose value stamp is below `version` dies once now_ms
+ * reaches the hlc time of version - at once for a stamp from the HLC; a
+ * stamp in the future is memcached's delayed flush_all - and writes
+ * stamped below it are refused from then on. The store keeps the greatest
+ * watermark in effect and the greatest one still pending (an immediate
+ * flush does not wait for a pending delayed one). Returns true if either
+ * moved.
  */
-bool store_flush(struct store *s, uint64_t version, uint32_t origin);
-/* The watermark (0, 0 when never flushed), for state transfer. */
-void store_flush_stamp(const struct store *s, uint64_t *version,
-                       uint32_t *origin);
+bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now_ms);
+/* The watermarks (in effect, then pending) into version/origin; returns
+ * how many (0..2). For state transfer. */
+size_t store_flush_stamps(const struct store *s, uint64_t version[2], uint32_t origin[2]);
 
 /*
  * The expiry register of an item: its expire_ms when live, the time kept

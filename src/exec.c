@@ -64,7 +64,7 @@ static enum exec_status of_store(enum store_status st)
     case STORE_OK: return EXEC_OK;
     case STORE_NOT_FOUND: return EXEC_NOT_FOUND;
     case STORE_TOO_LARGE: return EXEC_TOO_LARGE;
-    default: return EXEC_NOMEM; /* a local stamp is never stale */
+    default: return EXEC_NOMEM; /* NOMEM (a fresh local stamp is never stale) */
     }
 }
 
@@ -79,20 +79,37 @@ static void published(struct exec *x, const struct store_write *w, bool touch,
     if (x->cfg.confirm) res->confirm_seq = seq;
 }
 
+/* Stamp w with a fresh tick and apply it. A fresh tick beats everything the
+ * store holds, except a flush watermark the clock has not seen (a delayed
+ * flush that came due): then the clock moves past it and the write is
+ * stamped again. */
+static enum store_status stamp_and_write(struct exec *x, struct store_write *w, int64_t now_ms)
+{
+    for (int attempt = 0;; attempt++) {
+        uint64_t stamp = hlc_tick(x->cfg.hlc, now_ms);
+        if (w->has_value) {
+            w->version = stamp;
+            w->origin = x->cfg.origin;
+        }
+        if (w->has_expiry) {
+            w->exp_version = stamp;
+            w->exp_origin = x->cfg.origin;
+        }
+        enum store_status st = store_write(x->cfg.store, w, now_ms);
+        if (st != STORE_STALE || attempt == 1) return st;
+        uint64_t ver[2];
+        uint32_t origin[2];
+        size_t n = store_flush_stamps(x->cfg.store, ver, origin);
+        for (size_t i = 0; i < n; i++)
+            if (hlc_physical_ms(ver[i]) <= now_ms) hlc_observe(x->cfg.hlc, ver[i]);
+    }
+}
+
 /* Apply a local write and hand it on. w's stamps are set here. */
 static struct exec_result commit(struct exec *x, struct store_write *w, int64_t now_ms)
 {
     if (!gate_open(x)) return result(EXEC_REFUSED);
-    uint64_t stamp = hlc_tick(x->cfg.hlc, now_ms);
-    if (w->has_value) {
-        w->version = stamp;
-        w->origin = x->cfg.origin;
-    }
-    if (w->has_expiry) {
-        w->exp_version = stamp;
-        w->exp_origin = x->cfg.origin;
-    }
-    struct exec_result res = result(of_store(store_write(x->cfg.store, w, now_ms)));
+    struct exec_result res = result(of_store(stamp_and_write(x, w, now_ms)));
     if (res.status != EXEC_OK) {
         if (res.status == EXEC_NOMEM || res.status == EXEC_TOO_LARGE) x->stats.set_refused++;
         return res;
@@ -319,7 +336,7 @@ struct exec_result exec_flush(struct exec *x, int64_t delay_ms, int64_t now_ms)
      * stamp of that future time (the clock is not moved to it) */
     uint64_t stamp = delay_ms > 0 ? (uint64_t)(now_ms + delay_ms) << HLC_LOGICAL_BITS
                                   : hlc_tick(x->cfg.hlc, now_ms);
-    store_flush(x->cfg.store, stamp, x->cfg.origin);
+    store_flush(x->cfg.store, stamp, x->cfg.origin, now_ms);
     expiry_note(x->cfg.expiry, hlc_physical_ms(stamp));
     struct exec_result res = result(EXEC_OK);
     if (x->cfg.repl) {

@@ -173,7 +173,9 @@ bool repl_link_up(const struct repl *r)
 
 uint64_t repl_writes_seq(const struct repl *r)
 {
-    return r->next_seq;
+    /* not the batch being filled: writes appended to it after a transfer
+     * began may be missed by that transfer's walk */
+    return r->next_seq - (rc_count(&r->cur) > 0);
 }
 
 
@@ -417,7 +419,10 @@ static void apply_record(struct repl *r, const struct rc_record *rec, int64_t no
 {
     const struct repl_config *cfg = &r->bus.cfg;
     if (rec->op == RC_OP_FLUSH) {
-        if (!store_flush(r->store, rec->version, rec->origin_tag)) {
+        /* a flush in effect moves our clock past it (a local write made
+         * after it must beat it); a delayed one's future stamp must not */
+        if (hlc_physical_ms(rec->version) <= now) hlc_observe(r->hlc, rec->version);
+        if (!store_flush(r->store, rec->version, rec->origin_tag, now)) {
             r->stale++;
             return;
         }

@@ -114,7 +114,8 @@ void repl_send(struct repl *r, struct rc_buf *b, const char *routing_key, uint64
 bool repl_outbox_backed_up(struct repl *r);
 /* Is the publisher connected? */
 bool repl_link_up(const struct repl *r);
-/* Our latest WRITES batch number (of the batch being filled, if any). */
+/* The number of our last WRITES batch closed (handed to the publisher):
+ * every write in batches up to it is in the store. */
 uint64_t repl_writes_seq(const struct repl *r);
 /* A transfer from peer id covered its batches up to base of incarnation. */
 void repl_peer_covered(struct repl *r, const char *id, size_t len,

@@ -7,8 +7,12 @@
  * their counters. Loop thread only; messages leave through repl_send().
  *
  * A stream's messages to its requester are numbered 1, 2, ... (seq) and
- * carry the requester's session (aux) and our WRITES seq when the stream
- * began (base); the requester checks the numbering (repl_sync.c).
+ * carry the requester's session (aux) and the number of our last WRITES
+ * batch closed when the stream began (base); the requester checks the
+ * numbering (repl_sync.c). Every stream ends with our flush watermarks
+ * (FLUSH records, if we have any) before SYNC_DONE, whatever else it sent:
+ * the requester may have missed that FLUSH (it joined after it, or it was
+ * lost), and items below a pending delayed flush travel as they are.
  *
  *   full:         SYNC_DATA #1 (at once, maybe empty) ... SYNC_DONE (total)
  *   incremental:  DIGESTS #1: the root's 16 children
@@ -80,6 +84,23 @@ static void begin_msg(struct repl_streams *ss, struct stream *st, enum rc_kind k
     h.target_len = strlen(st->target);
     st->buf.len = 0;
     rc_begin(&st->buf, &h);
+}
+
+/* The last messages: our flush watermark, then SYNC_DONE with the total. */
+static void stream_finish(struct repl_streams *ss, struct stream *st)
+{
+    uint64_t ver[2];
+    uint32_t origin[2];
+    size_t n = store_flush_stamps(ss->store, ver, origin);
+    for (size_t i = 0; i < n; i++) {
+        if (rc_count(&st->buf) == 0) begin_msg(ss, st, RC_KIND_SYNC_DATA);
+        struct rc_record rec = {.op = RC_OP_FLUSH, .version = ver[i], .origin_tag = origin[i],
+                                .exp_version = ver[i], .exp_origin_tag = origin[i]};
+        if (rc_append(&st->buf, &rec) == 0) st->items++;
+    }
+    if (rc_count(&st->buf)) stream_send(ss, st);
+    begin_msg(ss, st, RC_KIND_SYNC_DONE);
+    stream_send(ss, st);
 }
 
 static void stream_end(struct stream *st)
@@ -239,8 +260,7 @@ void repl_streams_ranges(struct repl_streams *ss, const struct rc_header *h,
     } else if (leaves) {
         st->phase = PHASE_WALK;
     } else { /* nothing differs: the transfer is over */
-        begin_msg(ss, st, RC_KIND_SYNC_DONE);
-        stream_send(ss, st);
+        stream_finish(ss, st);
         stream_end(st);
     }
 }
@@ -261,9 +281,7 @@ bool repl_streams_step(struct repl_streams *ss, int64_t now_ms, double now)
             store_scan(ss->store, &st->cursor, SYNC_SLICE, visit, &v);
         }
         if (st->cursor != 0) continue;
-        if (rc_count(&st->buf)) stream_send(ss, st);
-        begin_msg(ss, st, RC_KIND_SYNC_DONE);
-        stream_send(ss, st);
+        stream_finish(ss, st);
         log_info("replication: sent %" PRIu64 " items to %s%s", st->items,
                  st->target[0] ? st->target : "the pool",
                  st->leaves ? " (the ranges that differ)" : "");

@@ -34,7 +34,8 @@
  *             out. Data from an incomplete transfer is kept (it merges by
  *             LWW); only the completion is withheld.
  * On completion, each source's (incarnation, base) tells repl.c which of
- * that peer's batches the transfer covered (repl_peer_covered).
+ * that peer's batches the transfer covered (repl_peer_covered). A request
+ * made while a transfer runs (a gap past what it covers) is run after it.
  *
  * Anti-entropy. Every anti_entropy_s, a node that is idle (repl_idle)
  * publishes its root digest (ROOT). A node that is idle too and finds its
@@ -96,6 +97,8 @@ struct repl_sync {
     bool synced_once;      /* the first transfer after start has ended */
     bool need_push;        /* our writes were dropped: push our store */
     bool reconnected;      /* the consumer reconnected during the wait */
+    const char *again;     /* why another transfer is needed once this one
+                              ends (a gap past its base), or NULL */
     uint64_t session;
     double requested_at, echo_at; /* echo_at 0: not yet seen */
     double started_at;     /* the first request of this transfer */
@@ -144,6 +147,9 @@ static void finish(struct repl_sync *y, bool alone)
     bool first = !y->synced_once;
     y->synced_once = true;
     repl_transfer_ended(y->r, first);
+    const char *again = y->again;
+    y->again = NULL;
+    if (again && !y->waiting) repl_sync_request(y, again);
 }
 
 static void send_request(struct repl_sync *y, double now)
@@ -172,7 +178,10 @@ static void send_request(struct repl_sync *y, double now)
 
 void repl_sync_request(struct repl_sync *y, const char *why)
 {
-    if (y->waiting) return; /* the transfer under way covers it */
+    if (y->waiting) { /* it may not cover what made this one needed: later */
+        y->again = why;
+        return;
+    }
     double now = ev_now(y->loop);
     log_info("replication: state transfer requested (%s)", why);
     y->started++;
@@ -299,11 +308,6 @@ static void on_answer(struct repl_sync *y, const struct rc_header *h, struct rc_
     so->last_msg = ev_now(y->loop);
     so->incarnation = h->incarnation;
     so->base = h->base;
-    if (h->version == 1) { /* an old node: no numbering, trust SYNC_DONE */
-        so->records += h->count;
-        if (h->kind == RC_KIND_SYNC_DONE) so->done = true;
-        return;
-    }
     if (h->seq != so->next_seq) {
         source_failed(y, so);
         log_warn("replication: state transfer from %s lost messages (got #%" PRIu64

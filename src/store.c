@@ -68,8 +68,10 @@ struct store {
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
     struct rdigest rd;      /* the same split by key range (range_digests) */
     uint64_t rng;           /* xorshift state: where LRU eviction samples */
-    uint64_t flush_ver;     /* flush watermark stamp (0: never flushed) */
+    uint64_t flush_ver;     /* flush watermark in effect (0: never flushed) */
     uint32_t flush_origin;
+    uint64_t pend_ver;      /* a delayed flush's watermark, not yet due */
+    uint32_t pend_origin;
     bool sweep_due;         /* items below the watermark may still be linked */
     bool sweep_old;         /* the sweep's position: array (old or cur), */
     uint32_t sweep_gen;     /* its generation, */
@@ -128,11 +130,13 @@ static bool newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
     return v > cur_v || (v == cur_v && o > cur_o);
 }
 
-/* A value stamped (v, o) is below a flush watermark that is in effect. */
+/* A value stamped v is below a flush watermark that is in effect (by
+ * version alone: a write stamped exactly at a delayed flush's time lives). */
 static bool flushed(const struct store *s, uint64_t v, uint32_t o, int64_t now_ms)
 {
-    return s->flush_ver && newer(v, o, s->flush_ver, s->flush_origin) &&
-           now_ms >= hlc_physical_ms(s->flush_ver);
+    (void)o;
+    return v < s->flush_ver ||
+           (s->pend_ver && v < s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver));
 }
 
 /* Both registers of a key, as a write leaves them. */
@@ -646,20 +650,36 @@ enum store_status store_expire(struct store *s, const char *key,
     return store_write(s, &w, now_ms);
 }
 
-bool store_flush(struct store *s, uint64_t version, uint32_t origin)
+bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now_ms)
 {
     if (!newer(s->flush_ver, s->flush_origin, version, origin)) return false;
+    if (hlc_physical_ms(version) > now_ms) { /* delayed: keep the latest one */
+        if (!newer(s->pend_ver, s->pend_origin, version, origin)) return false;
+        s->pend_ver = version;
+        s->pend_origin = origin;
+        return true;
+    }
     s->flush_ver = version;
     s->flush_origin = origin;
+    if (!newer(s->flush_ver, s->flush_origin, s->pend_ver, s->pend_origin))
+        s->pend_ver = s->pend_origin = 0; /* a pending one is now moot */
     s->sweep_due = true; /* (re)start the sweep from the beginning */
     s->sweep_gen = 0;
     return true;
 }
 
-void store_flush_stamp(const struct store *s, uint64_t *version, uint32_t *origin)
+size_t store_flush_stamps(const struct store *s, uint64_t version[2], uint32_t origin[2])
 {
-    *version = s->flush_ver;
-    *origin = s->flush_origin;
+    size_t n = 0;
+    if (s->flush_ver) {
+        version[n] = s->flush_ver;
+        origin[n++] = s->flush_origin;
+    }
+    if (s->pend_ver) {
+        version[n] = s->pend_ver;
+        origin[n++] = s->pend_origin;
+    }
+    return n;
 }
 
 /*
@@ -672,7 +692,9 @@ void store_flush_stamp(const struct store *s, uint64_t *version, uint32_t *origi
  */
 static size_t sweep_flushed(struct store *s, int64_t now_ms, size_t max)
 {
-    if (!s->sweep_due || now_ms < hlc_physical_ms(s->flush_ver)) return 0;
+    if (s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver)) /* it is due now */
+        store_flush(s, s->pend_ver, s->pend_origin, now_ms);
+    if (!s->sweep_due) return 0;
     size_t removed = 0;
     while (max > 0) {
         struct table_array *a = s->sweep_old ? &s->tb.old : &s->tb.cur;
@@ -767,10 +789,9 @@ int64_t store_next_expiry(const struct store *s)
 {
     const struct item *it = ttlheap_peek(&s->heap);
     int64_t next = it ? it->expire_ms : 0;
-    if (s->sweep_due) {
-        int64_t at = hlc_physical_ms(s->flush_ver);
-        if (next == 0 || at < next) next = at;
-    }
+    int64_t at = s->sweep_due ? hlc_physical_ms(s->flush_ver)
+                 : s->pend_ver ? hlc_physical_ms(s->pend_ver) : 0;
+    if (at && (next == 0 || at < next)) next = at;
     return next;
 }
 

@@ -376,9 +376,19 @@ def test_convergence_concurrent_writers(pool):
         assert s["repl_self_skipped"] > 0, (nd.node_id, s)
 
 
-def _foreign_batch(vw, origin, seq, records, inc=None):
-    inc = inc if inc is not None else (random.getrandbits(63) | 1)
-    return vw.encode_batch(vw.KIND_WRITES, origin, inc, seq, records)
+_foreign_incarnations = {}
+
+
+def _foreign_batch(vw, origin, seq, records, inc=None, version=2):
+    """A WRITES batch of another program (a foreign node `origin`). Each
+    origin keeps one incarnation for the module, so that its batches
+    numbered 1, 2, ... are one sequence without a gap (a new incarnation
+    whose first batch is not seq 1 is a gap, and asks for a transfer)."""
+    if inc is None:
+        inc = _foreign_incarnations.setdefault(
+            origin, random.getrandbits(63) | 1)
+    return vw.encode_batch(vw.KIND_WRITES, origin, inc, seq, records,
+                           version=version)
 
 
 def test_lww_order_independent_and_deletes_stick(pool, broker):
@@ -463,24 +473,174 @@ def test_failed_del_does_not_change_replicated_state(pool, broker):
     assert b.c.get("never-existed") == "from-peer3"
 
 
+def test_v1_batch_from_an_old_node_is_applied(pool, broker):
+    """Mixed-version pool during an upgrade: a batch in wire format
+    version 1, as a node of the previous release publishes it, is read and
+    merged (client flags 0, the expiry stamped like its value)."""
+    import vitamin_wire as vw
+    cl = pool(2)
+    m0 = [counters(nd) for nd in cl]
+    now = int(time.time() * 1000)
+    st = lambda dt: (now + dt) << 16  # noqa: E731
+    b1 = _foreign_batch(vw, b"old-node", 1, [
+        dict(op=vw.OP_SET, key=b"v1:a", value=b"from-v1", version=st(0),
+             origin_tag=3),
+        dict(op=vw.OP_SET, key=b"v1:b", value=b"bee",
+             expire_ms=now + 600000, version=st(1), origin_tag=3),
+        dict(op=vw.OP_SET, key=b"v1:c", value=b"doomed", version=st(2),
+             origin_tag=3)], version=1)
+    # version 1's EXPIRE re-stamped the value (one stamp for both)
+    b2 = _foreign_batch(vw, b"old-node", 2, [
+        dict(op=vw.OP_DEL, key=b"v1:c", version=st(3), origin_tag=3),
+        dict(op=vw.OP_EXPIRE, key=b"v1:b", value=b"bee",
+             expire_ms=now + 300000, version=st(4), origin_tag=3)],
+        version=1)
+    assert b1[4] == 1 and b2[4] == 1
+    assert vw.decode_batch(b2)["records"][1]["exp_version"] == st(4)
+    rabbit.publish(broker, cl.exchange, [b1, b2])
+    for nd in cl:
+        wait_value(nd, "v1:a", "from-v1")
+        wait_value(nd, "v1:c", NOT_FOUND)
+        assert nd.c.get("v1:b") == "bee"
+        assert 290 <= int(nd.c.ttl("v1:b")) <= 300, nd.c.ttl("v1:b")
+    for nd, c0 in zip(cl, m0):
+        c = counters(nd)
+        assert c["repl_malformed"] == c0["repl_malformed"], (nd.node_id, c)
+        assert c["repl_gaps"] == c0["repl_gaps"], (nd.node_id, c)
+        assert c["repl_applied"] >= c0["repl_applied"] + 5, (nd.node_id, c)
+    # the pool's own (version 2) replication still works on top
+    assert cl[0].c.set("v1:a", "now-v2") == "now-v2"
+    wait_value(cl[1], "v1:a", "now-v2")
+    cl.wait_converged()
+
+
+def test_v2_records_merge_over_the_wire(pool, broker):
+    """Records of wire format version 2 published by another program merge
+    as docs/replication.md says: an EXPIRE made on an older value changes
+    the expiry but not the newer value; a FLUSH kills every value stamped
+    below it and nothing newer; an expiry's tombstone (EXPIRED) comes back
+    to life with the same value and a newer expiry."""
+    import vitamin_wire as vw
+    cl = pool(2)
+    a, b = cl
+    now = int(time.time() * 1000)
+    st = lambda dt: (now + dt) << 16  # noqa: E731
+    peer = b"peer-v2"
+
+    # EXPIRE made on a node that held the older value: the newer value stays
+    rabbit.publish(broker, cl.exchange, [_foreign_batch(vw, peer, 1, [
+        dict(op=vw.OP_SET, key=b"x:k", value=b"old", version=st(-20),
+             origin_tag=4),
+        dict(op=vw.OP_SET, key=b"x:k", value=b"new", version=st(-10),
+             origin_tag=4),
+        dict(op=vw.OP_EXPIRE, key=b"x:k", value=b"old",
+             expire_ms=now + 100000, version=st(-20), origin_tag=4,
+             exp_version=st(-5), exp_origin_tag=5)])])
+    for nd in cl:
+        wait_value(nd, "x:k", "new")
+        assert 90 <= int(nd.c.ttl("x:k")) <= 100, nd.c.ttl("x:k")
+
+    # an expiry's tombstone, then the same value with a newer expiry
+    rabbit.publish(broker, cl.exchange, [_foreign_batch(vw, peer, 2, [
+        dict(op=vw.OP_EXPIRED, key=b"x:e", expire_ms=now - 1000,
+             version=st(-30), origin_tag=4)])])
+    for nd in cl:
+        poll(lambda: counters(nd)["repl_applied"] >= 4,
+             what="%s applied the EXPIRED record" % nd.node_id)
+        assert nd.c.get("x:e") == NOT_FOUND
+    rabbit.publish(broker, cl.exchange, [_foreign_batch(vw, peer, 3, [
+        dict(op=vw.OP_EXPIRE, key=b"x:e", value=b"back",
+             expire_ms=now + 200000, version=st(-30), origin_tag=4,
+             exp_version=st(-2), exp_origin_tag=4)])])
+    for nd in cl:
+        wait_value(nd, "x:e", "back")
+
+    # FLUSH: the pool's own writes before it die, a write stamped above it
+    # (in the same batch) and writes made after it live
+    assert a.c.set("f:before", "1") == "1"
+    wait_value(b, "f:before", "1")
+    time.sleep(0.01)
+    w = int(time.time() * 1000) << 16
+    rabbit.publish(broker, cl.exchange, [_foreign_batch(vw, peer, 4, [
+        dict(op=vw.OP_FLUSH, version=w, origin_tag=4),
+        dict(op=vw.OP_SET, key=b"f:newer", value=b"2", version=w + 1,
+             origin_tag=4)])])
+    for nd in cl:
+        wait_value(nd, "f:before", NOT_FOUND)
+        wait_value(nd, "f:newer", "2")
+        assert nd.c.get("x:k") == NOT_FOUND  # older than the flush too
+        assert int(nd.stats()["repl_flushes"]) == 1
+    time.sleep(0.01)
+    assert b.c.set("f:after", "3") == "3"
+    wait_value(a, "f:after", "3")
+    for nd in cl:
+        c = counters(nd)
+        assert c["repl_malformed"] == 0 and c["repl_gaps"] == 0, \
+            (nd.node_id, c)
+    cl.wait_converged()
+
+
+def test_state_transfer_carries_the_flush_watermark(pool, broker):
+    """A node that joins after a FLUSH (here a delayed one, still pending)
+    learns the watermark from its state transfer: the items the transfer
+    brings it die at the watermark's time as they do on the node that
+    served them, and the pool converges."""
+    import vitamin_wire as vw
+    c = pool(1)
+    a = c[0]
+    for i in range(50):
+        assert a.c.set("fw:%d" % i, "v%d" % i) == "v%d" % i
+    time.sleep(0.01)
+    delay_ms = 4000
+    w = (int(time.time() * 1000) + delay_ms) << 16
+    rabbit.publish(broker, c.exchange, [_foreign_batch(vw, b"flusher", 1, [
+        dict(op=vw.OP_FLUSH, version=w, origin_tag=4)])])
+    poll(lambda: int(a.stats()["repl_flushes"]) == 1,
+         what="node1 applied the delayed FLUSH")
+    assert a.c.get("fw:7") == "v7"  # not yet
+
+    b = rabbit.Node("node2", broker.port, c.exchange)
+    c.nodes.append(b)  # stopped (and checked for exit 0) with the pool
+    b.start(timeout=30)
+    poll(lambda: int(b.stats()["sync_completed"]) >= 1, timeout=20,
+         what="node2's state transfer")
+    assert b.c.get("fw:7") == "v7"  # before the watermark's time: alive
+    # the watermark's time passes: gone on both nodes
+    while int(time.time() * 1000) <= (w >> 16) + 50:
+        time.sleep(0.05)
+    for nd in c.nodes:
+        wait_value(nd, "fw:7", NOT_FOUND, timeout=5)
+    try:
+        c.wait_converged(timeout=5)
+    except rabbit.Timeout:
+        _fail(c, "node2 kept flushed items: node1 curr_items=%s, node2 "
+              "curr_items=%s" % (a.stat("curr_items"), b.stat("curr_items")))
+    assert int(b.stat("curr_items")) == 0
+
+
 # --------------------------------------------------------------------------
 # 4. no loops
 
+# Counters a beacon (an empty WRITES batch: after a burst, a reconnect, or
+# while a transfer waits) does not move: beacons are counted apart, in
+# repl_beacons_sent and repl_beacons_received.
 LOOP_COUNTERS = ("repl_published", "repl_received",
                  "repl_applied", "repl_stale", "repl_self_skipped",
                  "repl_malformed", "repl_gaps")
 
 
-def is_beacon(body):
-    """An empty WRITES batch: a node announcing its sequence number (after a
-    burst of writes, a reconnect, or while it waits for a transfer). It
-    carries no write, so it is no loop."""
-    import vitamin_wire as vw
-    try:
-        d = vw.decode_batch(body)
-    except ValueError:
-        return False
-    return d["kind"] == vw.KIND_WRITES and not d["records"]
+def _wait_no_writes(tap, vw, quiet=1.0, timeout=15.0):
+    """Drain the tap until `quiet` seconds pass with nothing but beacons;
+    returns the drained bodies."""
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = tap.collect(quiet)
+        out += got
+        if all(vw.is_beacon(vw.decode_batch(m)) for m in got):
+            return out
+    raise rabbit.Timeout("the exchange carried more than beacons for %.0f s"
+                         % timeout)
 
 
 def test_no_replication_loops(pool, broker):
@@ -489,7 +649,7 @@ def test_no_replication_loops(pool, broker):
     a, b, c = cl
     tap = rabbit.Tap(broker, cl.exchange)
     try:
-        startup = tap.wait_quiet(quiet=1.0, timeout=15.0)
+        startup = _wait_no_writes(tap, vw)
         print("messages before the test write:", len(startup))
         before = {nd.node_id: counters(nd) for nd in cl}
 
@@ -507,27 +667,40 @@ def test_no_replication_loops(pool, broker):
                  grew(nd, "repl_received", 1),
                  what="%s repl_applied+1, repl_received+1" % nd.node_id)
 
-        msgs = tap.wait_for(1, timeout=10)
+        msgs = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and all(
+                vw.is_beacon(vw.decode_batch(m)) for m in msgs):
+            msgs += tap.collect(0.05)
         mid = {nd.node_id: counters(nd) for nd in cl}
-        # the next 2 s: nothing moves, nothing is published
+        # the next 2 s: nothing moves, nothing but beacons is published
         msgs += tap.collect(2.0)
         after = {nd.node_id: counters(nd) for nd in cl}
         msgs += tap.get_all()
-        msgs = [m for m in msgs if not is_beacon(m)]
 
-        decoded = []
+        decoded, beacons = [], []
         for m in msgs:
             try:
                 d = vw.decode_batch(m)
-                decoded.append((d["kind"], d["origin"], d["seq"],
-                                [(r["op"], r["key"]) for r in d["records"]]))
             except ValueError as e:
                 decoded.append(("undecodable", str(e)))
-        assert len(msgs) == 1, "expected exactly 1 message on the exchange " \
-            "for one set, got %d: %r" % (len(msgs), decoded)
+                continue
+            if vw.is_beacon(d):
+                beacons.append(d)
+                continue
+            decoded.append((d["kind"], d["origin"], d["seq"],
+                            [(r["op"], r["key"]) for r in d["records"]]))
+        assert len(decoded) == 1, "expected exactly 1 message but beacons " \
+            "on the exchange for one set, got %d: %r" % (len(decoded),
+                                                        decoded)
         kind, origin, _seq, recs = decoded[0]
         assert (kind, origin, recs) == (vw.KIND_WRITES, b"node1",
                                         [(vw.OP_SET, b"loop")]), decoded
+        # beacons come from the nodes themselves, never more than about
+        # one a second each (2 s watched, plus the wait for the write)
+        assert {d["origin"] for d in beacons} <= {b"node1", b"node2",
+                                                   b"node3"}, beacons
+        assert len(beacons) <= 3 * 5, "%d beacons" % len(beacons)
 
         for nd in cl:
             for name in LOOP_COUNTERS:
@@ -551,7 +724,6 @@ def test_no_replication_loops(pool, broker):
                 delta(nd, "repl_beacons_sent")
             assert delta(nd, "repl_received") == 1, nd.node_id
             assert delta(nd, "repl_applied") == 1, nd.node_id
-            assert delta(nd, "repl_self_skipped") == 0, nd.node_id
         for nd in cl:
             assert delta(nd, "repl_stale") == 0, nd.node_id
             assert delta(nd, "repl_malformed") == 0, nd.node_id
@@ -585,14 +757,19 @@ def test_bad_messages_are_dropped_and_counted(pool, broker):
     inc = random.getrandbits(63) | 1
     valid = vw.encode_batch(vw.KIND_WRITES, b"pytest-peer", inc, 1, recs)
     assert vw.decode_batch(valid)["records"][1]["value"] == b"fv2"
-    hdr = 38 + len(b"pytest-peer")
-    rec0 = 27 + len(b"foreign:k1") + len(b"fv1")
+    hdr = vw.header_size(len(b"pytest-peer"), 0)          # 54 + N + T
+    fixed = vw.RECORD_FIXED                               # 43
+    rec0 = vw.record_size(len(b"foreign:k1"), len(b"fv1"))
+    assert hdr == 65 and rec0 == 56
 
     # K = 0xFFFF claimed, only 10 key bytes present
     short_k = bytearray(valid)
     short_k[hdr + 1:hdr + 3] = (0xFFFF).to_bytes(2, "little")
     bad_version = bytearray(valid)
-    bad_version[4] = 2
+    bad_version[4] = 3
+    # version-2 bytes labelled version 1 (read with the old layout)
+    as_v1 = bytearray(valid)
+    as_v1[4] = 1
     rnd = random.Random(5)
     garbage = [bytes(rnd.getrandbits(8) for _ in range(n))
                for n in (1, 7, 64, 1000)]
@@ -602,9 +779,9 @@ def test_bad_messages_are_dropped_and_counted(pool, broker):
         "garbage": garbage,
         "hello": [b"hello"],
         "truncated": [valid[:n] for n in
-                      (0, 3, 4, 5, 8, 20, hdr - 1, hdr, hdr + 1, hdr + 26,
-                       hdr + 27, hdr + rec0 - 1, hdr + rec0, hdr + rec0 + 5,
-                       len(valid) - 1)],
+                      (0, 3, 4, 5, 8, 20, hdr - 1, hdr, hdr + 1,
+                       hdr + fixed - 1, hdr + fixed, hdr + rec0 - 1,
+                       hdr + rec0, hdr + rec0 + 5, len(valid) - 1)],
         "count too large": [vw.encode_batch(vw.KIND_WRITES, b"pytest-peer",
                                             inc, 2, recs, count=3),
                             vw.encode_batch(vw.KIND_WRITES, b"pytest-peer",
@@ -620,7 +797,7 @@ def test_bad_messages_are_dropped_and_counted(pool, broker):
                             check=False),
             bytes(short_k)],
         "trailing byte": [valid + b"\x00"],
-        "bad version": [bytes(bad_version)],
+        "bad version": [bytes(bad_version), bytes(as_v1)],
         "key length 0": [vw.encode_batch(vw.KIND_WRITES, b"pytest-peer", inc,
                                          7, [dict(op=vw.OP_SET, key=b"",
                                                   value=b"v")], check=False)],
@@ -634,6 +811,24 @@ def test_bad_messages_are_dropped_and_counted(pool, broker):
         "value length 2^32-1": [vw.encode_batch(
             vw.KIND_WRITES, b"pytest-peer", inc, 10, recs)[:hdr + 3] +
             b"\xff\xff\xff\xff" + valid[hdr + 7:]],
+        # version 2's own constraints
+        "DEL with client flags": [vw.encode_batch(
+            vw.KIND_WRITES, b"pytest-peer", inc, 11,
+            [dict(op=vw.OP_DEL, key=b"keep:1", client_flags=1,
+                  version=(now_ms + 60000) << 16)], check=False)],
+        "FLUSH with a key": [vw.encode_batch(
+            vw.KIND_WRITES, b"pytest-peer", inc, 12,
+            [dict(op=vw.OP_FLUSH, key=b"keep:1",
+                  version=(now_ms + 60000) << 16)], check=False)],
+        "EXPIRED with a value": [vw.encode_batch(
+            vw.KIND_WRITES, b"pytest-peer", inc, 13,
+            [dict(op=vw.OP_EXPIRED, key=b"keep:1", value=b"v",
+                  version=(now_ms + 60000) << 16)], check=False)],
+        # version 1 has no FLUSH
+        "FLUSH in version 1": [vw.encode_batch(
+            vw.KIND_WRITES, b"pytest-peer", inc, 14,
+            [dict(op=vw.OP_FLUSH, key=b"keep:1",
+                  version=(now_ms + 60000) << 16)], check=False, version=1)],
     }
     for name, bodies in bad.items():
         for body in bodies:
@@ -689,17 +884,27 @@ def test_pika_consumer_decodes_published_batches(pool, broker):
     a, b = cl
     tap = rabbit.Tap(broker, cl.exchange)
     try:
-        tap.wait_quiet(quiet=0.5, timeout=15.0)
+        _wait_no_writes(tap, vw, quiet=0.5)
+        last_seq = {}  # origin -> (incarnation, seq) of its last batch
 
         def next_records(origin, key, timeout=10.0):
-            """Wait for a WRITES batch from origin with a record for key."""
+            """Wait for a WRITES batch from origin with a record for key.
+            Every WRITES batch of a node, beacons included, must take the
+            next number of its sequence."""
             deadline = time.monotonic() + timeout
             seen = []
             while time.monotonic() < deadline:
                 for m in tap.collect(0.05):
                     d = vw.decode_batch(m)
+                    assert d["version"] == 2, d
                     seen.append((d["kind"], d["origin"], len(d["records"])))
-                    if d["kind"] == vw.KIND_WRITES and d["origin"] == origin:
+                    if d["kind"] != vw.KIND_WRITES:
+                        continue
+                    prev = last_seq.get(d["origin"])
+                    if prev and prev[0] == d["incarnation"]:
+                        assert d["seq"] == prev[1] + 1, (prev, d["seq"])
+                    last_seq[d["origin"]] = (d["incarnation"], d["seq"])
+                    if d["origin"] == origin:
                         rs = [r for r in d["records"] if r["key"] == key]
                         if rs:
                             return d, rs
@@ -722,7 +927,12 @@ def test_pika_consumer_decodes_published_batches(pool, broker):
             % (r["expire_ms"], t_ms + 60000)
         assert abs((r["version"] >> 16) - t_ms) < 2000, \
             "version %#x: physical part is not close to now" % r["version"]
-        seq1, inc = d["seq"], d["incarnation"]
+        # a set stamps both registers alike; the Vitamin protocol has no
+        # client flags
+        assert (r["exp_version"], r["exp_origin_tag"]) == \
+            (r["version"], r["origin_tag"]), r
+        assert r["client_flags"] == 0
+        seq1, inc, set_rec = d["seq"], d["incarnation"], r
 
         t_ms = int(time.time() * 1000)
         assert b.c.expire(b"interop:k", 120) == "OK"
@@ -731,14 +941,20 @@ def test_pika_consumer_decodes_published_batches(pool, broker):
         assert r["op"] == vw.OP_EXPIRE
         assert r["value"] == val, "EXPIRE must carry the value"
         assert abs(r["expire_ms"] - (t_ms + 120000)) < 2000, r
+        # the value keeps its own stamp; only the expiry gets a new one
+        assert (r["version"], r["origin_tag"]) == \
+            (set_rec["version"], set_rec["origin_tag"]), (r, set_rec)
+        assert r["exp_version"] > set_rec["version"], r
         assert d["incarnation"] == inc
-        assert d["seq"] == seq1 + 1, "seq %d after %d" % (d["seq"], seq1)
+        assert d["seq"] > seq1, "seq %d after %d" % (d["seq"], seq1)
 
         assert b.c.delete(b"interop:k") == "OK"
         d, rs = next_records(b"node2", b"interop:k")
         r = rs[-1]
         assert r["op"] == vw.OP_DEL and r["value"] == b""
-        assert d["seq"] == seq1 + 2
+        assert r["client_flags"] == 0 and r["expire_ms"] == 0
+        assert r["version"] > set_rec["version"]
+        assert d["seq"] > seq1 + 1
 
         # a write without TTL carries expire_ms 0; node1's batches are
         # tagged node1

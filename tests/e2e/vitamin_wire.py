@@ -1,28 +1,43 @@
-"""Vitamin replication wire format, version 1, in pure Python (stdlib only).
+"""Vitamin replication wire format, version 2 (and version 1), in pure
+Python (stdlib only).
 
 Written from docs/replication.md alone, as an independent implementation:
 interop tests use it to read what Vitamin publishes and to publish batches
-of their own, including deliberately malformed ones.
+of their own, including deliberately malformed ones and version-1 batches
+of an old node.
 
-  decode_batch(body) -> dict(kind, origin, incarnation, seq, aux, target,
-                             records=[dict(op, key, value, expire_ms,
-                                           version, origin_tag)])
-      raises ValueError (message starts with the status name Vitamin would
-      count: bad_magic, bad_version, truncated, out_of_range, trailing_bytes)
-  encode_batch(kind, origin, incarnation, seq, records, aux=0, target=b"")
-      -> bytes; record dicts may omit value (b""), expire_ms, version and
-      origin_tag (0).
+  decode_batch(body) -> dict(version, kind, origin, incarnation, seq, aux,
+                             base, total, target,
+                             records=[dict(op, key, value, client_flags,
+                                           expire_ms, version, origin_tag,
+                                           exp_version, exp_origin_tag)])
+      Reads version 2 and version 1. A version-1 batch is returned as
+      version 2 reads it: base = total = 0, and every record has
+      client_flags 0 and its expiry stamped like its value (exp_version =
+      version, exp_origin_tag = origin_tag).
+      Raises ValueError whose message starts with the status name Vitamin
+      would count: bad_magic, bad_version, truncated, out_of_range,
+      trailing_bytes (the same status Vitamin reports for the same bytes).
+  encode_batch(kind, origin, incarnation, seq, records, aux=0, target=b"",
+               base=0, total=0, version=2) -> bytes
+      Record dicts may omit value (b""), client_flags, expire_ms, version
+      and origin_tag (0); exp_version and exp_origin_tag default to the
+      record's version and origin_tag (one stamp for both registers, as a
+      set makes them). version=1 writes the old layout, as a version-1 node
+      would; fields that layout cannot carry (base, total, client flags, an
+      expiry stamp different from the value stamp) raise ValueError.
 
 For crafting bad input, encode_batch(..., check=False) skips the range
-checks (key length 0, DEL with a value, op 9, ...) and count=... writes a
-count that differs from the records given. Lengths that do not fit their
-field still raise.
+checks (key length 0, DEL with a value, op 9, flags on a DEL, ...) and
+count=... writes a count that differs from the records given. Lengths and
+numbers that do not fit their field still raise.
 """
 
 import struct
 
 MAGIC = b"VTMB"
-VERSION = 1
+VERSION = 2            # what encode_batch writes by default
+VERSIONS = (1, 2)      # what decode_batch reads
 
 KIND_WRITES = 1
 KIND_SYNC_REQUEST = 2
@@ -33,19 +48,41 @@ KINDS = (KIND_WRITES, KIND_SYNC_REQUEST, KIND_SYNC_DATA, KIND_SYNC_DONE)
 OP_SET = 1
 OP_DEL = 2
 OP_EXPIRE = 3
-OPS = (OP_SET, OP_DEL, OP_EXPIRE)
+OP_FLUSH = 4     # version 2 only
+OP_EXPIRED = 5   # version 2 only
+OPS = {1: (OP_SET, OP_DEL, OP_EXPIRE),
+       2: (OP_SET, OP_DEL, OP_EXPIRE, OP_FLUSH, OP_EXPIRED)}
+VALUE_OPS = (OP_SET, OP_EXPIRE)   # the ops that carry a value and flags
 
 MAX_ID_LEN = 255
 MAX_KEY_LEN = 1024
 
 # "<" = little-endian, no padding.
+_U8 = struct.Struct("<B")
+_U16 = struct.Struct("<H")
 _HEAD1 = struct.Struct("<4sBBH")     # magic, version, kind, origin length
-_HEAD2 = struct.Struct("<QQQH")      # incarnation, seq, aux, target length
+_INC_SEQ_AUX = struct.Struct("<QQQ")
+_BASE_TOTAL = struct.Struct("<QQ")   # version 2 only
 _COUNT = struct.Struct("<I")
-_RECORD = struct.Struct("<BHIqQI")   # op, K, V, expire_ms, version, tag
-RECORD_FIXED = _RECORD.size          # 27
+# op, K, V, client flags, expire_ms, version, origin tag, exp_version,
+# exp origin tag
+_RECORD2 = struct.Struct("<BHIIqQIQI")
+# op, K, V, expire_ms, version, origin tag
+_RECORD1 = struct.Struct("<BHIqQI")
+RECORD_FIXED = _RECORD2.size          # 43
+RECORD_FIXED_V1 = _RECORD1.size       # 27
+_RECORD = {1: _RECORD1, 2: _RECORD2}
 
-assert _HEAD1.size == 8 and _HEAD2.size == 26 and RECORD_FIXED == 27
+assert RECORD_FIXED == 43 and RECORD_FIXED_V1 == 27
+
+
+def header_size(origin_len, target_len, version=VERSION):
+    """Bytes before the first record."""
+    return (54 if version == 2 else 38) + origin_len + target_len
+
+
+def record_size(key_len, value_len, version=VERSION):
+    return _RECORD[version].size + key_len + value_len
 
 
 def _bytes(x):
@@ -74,6 +111,39 @@ class _Reader:
         return st.unpack(self.take(st.size, what))
 
 
+def _decode_record(rd, version, i):
+    """One record, checked in the order of docs/replication.md."""
+    if version == 1:
+        op, klen, vlen, expire_ms, ver, tag = rd.unpack(_RECORD1,
+                                                        "record %d" % i)
+        flags, exp_ver, exp_tag = 0, ver, tag
+    else:
+        (op, klen, vlen, flags, expire_ms, ver, tag, exp_ver,
+         exp_tag) = rd.unpack(_RECORD2, "record %d" % i)
+    if op not in OPS[version]:
+        raise ValueError("out_of_range: record %d op %d (version %d)"
+                         % (i, op, version))
+    if op == OP_FLUSH:
+        if klen != 0:
+            raise ValueError("out_of_range: record %d FLUSH with key "
+                             "length %d" % (i, klen))
+    elif not 1 <= klen <= MAX_KEY_LEN:
+        raise ValueError("out_of_range: record %d key length %d" % (i, klen))
+    if op not in VALUE_OPS and vlen != 0:
+        raise ValueError("out_of_range: record %d op %d with value length %d"
+                         % (i, op, vlen))
+    key = rd.take(klen, "record %d key" % i)
+    value = rd.take(vlen, "record %d value" % i)
+    # checked after the key and value are known to be there (as Vitamin
+    # does), although the field comes before them
+    if op not in VALUE_OPS and flags != 0:
+        raise ValueError("out_of_range: record %d op %d with client flags "
+                         "%#x" % (i, op, flags))
+    return dict(op=op, key=key, value=value, client_flags=flags,
+                expire_ms=expire_ms, version=ver, origin_tag=tag,
+                exp_version=exp_ver, exp_origin_tag=exp_tag)
+
+
 def decode_batch(body):
     """Validate the whole batch, then return it as a dict (see module doc)."""
     body = bytes(body)
@@ -83,46 +153,36 @@ def decode_batch(body):
     if head != MAGIC[:len(head)]:
         raise ValueError("bad_magic: body starts with %r" % head)
     rd.take(4, "magic")
-    (version,) = rd.unpack(struct.Struct("<B"), "version")
-    if version != VERSION:
+    (version,) = rd.unpack(_U8, "version")
+    if version not in VERSIONS:
         raise ValueError("bad_version: %d" % version)
-    (kind,) = rd.unpack(struct.Struct("<B"), "kind")
+    (kind,) = rd.unpack(_U8, "kind")
     if kind not in KINDS:
         raise ValueError("out_of_range: kind %d" % kind)
-    (n,) = rd.unpack(struct.Struct("<H"), "origin length")
+    (n,) = rd.unpack(_U16, "origin length")
     if not 1 <= n <= MAX_ID_LEN:
         raise ValueError("out_of_range: origin length %d" % n)
     origin = rd.take(n, "origin id")
-    incarnation, seq, aux, t = rd.unpack(_HEAD2, "incarnation/seq/aux/T")
+    incarnation, seq, aux = rd.unpack(_INC_SEQ_AUX, "incarnation/seq/aux")
+    base = total = 0
+    if version == 2:
+        base, total = rd.unpack(_BASE_TOTAL, "base/total")
+    (t,) = rd.unpack(_U16, "target length")
     if t > MAX_ID_LEN:
         raise ValueError("out_of_range: target length %d" % t)
     target = rd.take(t, "target id")
     (count,) = rd.unpack(_COUNT, "count")
-    if count > rd.left() // RECORD_FIXED:
+    if count > rd.left() // _RECORD[version].size:
         raise ValueError("truncated: count %d cannot fit in %d bytes"
                          % (count, rd.left()))
 
-    records = []
-    for i in range(count):
-        op, klen, vlen, expire_ms, ver, tag = rd.unpack(_RECORD,
-                                                        "record %d" % i)
-        if op not in OPS:
-            raise ValueError("out_of_range: record %d op %d" % (i, op))
-        if not 1 <= klen <= MAX_KEY_LEN:
-            raise ValueError("out_of_range: record %d key length %d"
-                             % (i, klen))
-        if op == OP_DEL and vlen != 0:
-            raise ValueError("out_of_range: record %d DEL with value length %d"
-                             % (i, vlen))
-        key = rd.take(klen, "record %d key" % i)
-        value = rd.take(vlen, "record %d value" % i)
-        records.append(dict(op=op, key=key, value=value, expire_ms=expire_ms,
-                            version=ver, origin_tag=tag))
+    records = [_decode_record(rd, version, i) for i in range(count)]
     if rd.left():
         raise ValueError("trailing_bytes: %d after record %d"
                          % (rd.left(), count))
-    return dict(kind=kind, origin=origin, incarnation=incarnation, seq=seq,
-                aux=aux, target=target, records=records)
+    return dict(version=version, kind=kind, origin=origin,
+                incarnation=incarnation, seq=seq, aux=aux, base=base,
+                total=total, target=target, records=records)
 
 
 def _check(ok, msg):
@@ -131,17 +191,19 @@ def _check(ok, msg):
 
 
 def encode_batch(kind, origin, incarnation, seq, records, aux=0, target=b"",
-                 count=None, check=True):
-    """Encode one batch; see the module doc for count= and check=."""
+                 base=0, total=0, count=None, check=True, version=VERSION):
+    """Encode one batch; see the module doc for count=, check= and
+    version=."""
     try:
         return _encode(kind, origin, incarnation, seq, records, aux, target,
-                       count, check)
+                       base, total, count, check, version)
     except struct.error as e:  # a number or length too big for its field
         raise ValueError(str(e)) from None
 
 
-def _encode(kind, origin, incarnation, seq, records, aux, target, count,
-            check):
+def _encode(kind, origin, incarnation, seq, records, aux, target, base,
+            total, count, check, version):
+    _check(version in VERSIONS, "cannot encode version %r" % (version,))
     origin = _bytes(origin)
     target = _bytes(target)
     if check:
@@ -149,20 +211,50 @@ def _encode(kind, origin, incarnation, seq, records, aux, target, count,
         _check(1 <= len(origin) <= MAX_ID_LEN, "origin length %d"
                % len(origin))
         _check(len(target) <= MAX_ID_LEN, "target length %d" % len(target))
-    out = [_HEAD1.pack(MAGIC, VERSION, kind, len(origin)), origin,
-           _HEAD2.pack(incarnation, seq, aux, len(target)), target,
-           _COUNT.pack(len(records) if count is None else count)]
+    out = [_HEAD1.pack(MAGIC, version, kind, len(origin)), origin,
+           _INC_SEQ_AUX.pack(incarnation, seq, aux)]
+    if version == 2:
+        out.append(_BASE_TOTAL.pack(base, total))
+    else:
+        _check(base == 0 and total == 0,
+               "version 1 has no base/total fields")
+    out += [_U16.pack(len(target)), target,
+            _COUNT.pack(len(records) if count is None else count)]
     for r in records:
         op = r["op"]
-        key = _bytes(r["key"])
+        key = _bytes(r.get("key", b""))
         value = _bytes(r.get("value", b""))
+        flags = r.get("client_flags", 0)
+        ver = r.get("version", 0)
+        tag = r.get("origin_tag", 0)
+        exp_ver = r.get("exp_version", ver)
+        exp_tag = r.get("exp_origin_tag", tag)
         if check:
-            _check(op in OPS, "op %r" % (op,))
-            _check(1 <= len(key) <= MAX_KEY_LEN, "key length %d" % len(key))
-            _check(op != OP_DEL or not value, "DEL with a value")
-        out.append(_RECORD.pack(op, len(key), len(value),
-                                r.get("expire_ms", 0), r.get("version", 0),
-                                r.get("origin_tag", 0)))
+            _check(op in OPS[version], "op %r in version %d" % (op, version))
+            if op == OP_FLUSH:
+                _check(not key, "FLUSH with a key")
+            else:
+                _check(1 <= len(key) <= MAX_KEY_LEN,
+                       "key length %d" % len(key))
+            _check(op in VALUE_OPS or not value, "op %d with a value" % op)
+            _check(op in VALUE_OPS or not flags,
+                   "op %d with client flags" % op)
+        if version == 1:
+            _check(flags == 0, "version 1 has no client flags")
+            _check((exp_ver, exp_tag) == (ver, tag),
+                   "version 1 has no separate expiry stamp")
+            out.append(_RECORD1.pack(op, len(key), len(value),
+                                     r.get("expire_ms", 0), ver, tag))
+        else:
+            out.append(_RECORD2.pack(op, len(key), len(value), flags,
+                                     r.get("expire_ms", 0), ver, tag,
+                                     exp_ver, exp_tag))
         out.append(key)
         out.append(value)
     return b"".join(out)
+
+
+def is_beacon(d):
+    """A decoded batch that is a beacon: an empty WRITES batch, which only
+    takes the next sequence number."""
+    return d["kind"] == KIND_WRITES and not d["records"]

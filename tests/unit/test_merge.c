@@ -397,9 +397,9 @@ static void test_flush_watermark(void **state)
                                    v, 1, NOW), STORE_OK);
     }
     uint64_t w = stamp_at(NOW, 0);
-    assert_true(store_flush(s, w, 1));
-    assert_false(store_flush(s, w, 1)); /* the same flush again: no change */
-    assert_false(store_flush(s, w - 1, 9));
+    assert_true(store_flush(s, w, 1, NOW));
+    assert_false(store_flush(s, w, 1, NOW)); /* the same flush again: no change */
+    assert_false(store_flush(s, w - 1, 9, NOW));
     /* newer writes survive, older ones are refused */
     assert_int_equal(store_set(s, "new", 3, "n", 1, 0, w + 1, 2, NOW), STORE_OK);
     assert_int_equal(store_set(s, "old", 3, "o", 1, 0, w - 1, 2, NOW), STORE_STALE);
@@ -422,7 +422,7 @@ static void test_delayed_flush(void **state)
     (void)state;
     struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
     assert_int_equal(store_set(s, "a", 1, "1", 1, 0, stamp_at(NOW, 0), 1, NOW), STORE_OK);
-    assert_true(store_flush(s, stamp_at(NOW + 1000, 0), 1));
+    assert_true(store_flush(s, stamp_at(NOW + 1000, 0), 1, NOW));
     assert_int_equal(store_next_expiry(s), NOW + 1000);
     assert_non_null(store_get(s, "a", 1, NOW + 999));
     assert_int_equal(store_set(s, "b", 1, "2", 1, 0, stamp_at(NOW + 500, 0), 1, NOW + 500),
@@ -436,6 +436,38 @@ static void test_delayed_flush(void **state)
     store_destroy(s);
 }
 
+/* An immediate flush while a delayed one is pending takes effect at once;
+ * the delayed one still comes at its time. */
+static void test_flush_now_during_delayed(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    assert_int_equal(store_set(s, "a", 1, "1", 1, 0, stamp_at(NOW, 0), 1, NOW), STORE_OK);
+    assert_true(store_flush(s, stamp_at(NOW + 5000, 0), 1, NOW)); /* flush_all 5 */
+    assert_int_equal(store_set(s, "b", 1, "2", 1, 0, stamp_at(NOW + 10, 0), 1, NOW + 10),
+                     STORE_OK);
+    assert_true(store_flush(s, stamp_at(NOW + 20, 0), 2, NOW + 20)); /* flush_all */
+    assert_null(store_get(s, "a", 1, NOW + 20));
+    assert_null(store_get(s, "b", 1, NOW + 20));
+    assert_int_equal(store_set(s, "c", 1, "3", 1, 0, stamp_at(NOW + 30, 0), 1, NOW + 30),
+                     STORE_OK);
+    assert_non_null(store_get(s, "c", 1, NOW + 4999));
+    assert_int_equal(store_next_expiry(s) <= NOW + 5000, true);
+    while (store_next_expiry(s) && store_next_expiry(s) <= NOW + 5000)
+        store_expire_due(s, NOW + 5000, 256);
+    assert_null(store_get(s, "c", 1, NOW + 5000)); /* older than the delayed flush */
+    /* a write stamped exactly at the delayed flush's time lives */
+    assert_int_equal(store_set(s, "d", 1, "4", 1, 0, stamp_at(NOW + 5000, 0), 1, NOW + 5000),
+                     STORE_OK);
+    assert_non_null(store_get(s, "d", 1, NOW + 5000));
+    uint64_t v[2];
+    uint32_t o[2];
+    assert_int_equal(store_flush_stamps(s, v, o), 1);
+    assert_int_equal(v[0], stamp_at(NOW + 5000, 0));
+    check_digest(s);
+    store_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_revive_after_expiry),
         cmocka_unit_test(test_flush_watermark),
         cmocka_unit_test(test_delayed_flush),
+        cmocka_unit_test(test_flush_now_during_delayed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,7 +88,7 @@ static void test_tree_follows_every_change(void **state)
         }
         now += 100;
         store_expire_due(s, now, 100000);
-        if (round == 10) store_flush(s, ver++, 3);
+        if (round == 10) store_flush(s, ver++, 3, now);
         check_tree(s);
     }
     store_destroy(s);
