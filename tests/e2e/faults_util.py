@@ -2,7 +2,9 @@
 
   TcpProxy   a small threaded TCP proxy on 127.0.0.1 (node -> proxy -> broker)
              that can be cut (every open connection is closed on both sides
-             at once and new ones are reset) and healed.
+             at once and new ones are reset) and healed, or frozen (every
+             connection stays open but nothing is forwarded either way) and
+             thawed.
   HAProxy    a real haproxy process running a config derived from
              haproxy/haproxy.cfg: the same defaults, check and backend
              settings, with the bind and server lines rewritten to free
@@ -45,7 +47,8 @@ class _Pair:
     """One proxied connection: the accepted client socket and its upstream
     socket. kill() shuts both down (the pumps then see EOF and exit); the
     last pump to exit closes both sockets, so no fd is closed while another
-    thread still reads it."""
+    thread still reads it. An EOF in one direction is passed on as a FIN
+    and the other direction goes on until its own EOF."""
 
     def __init__(self, a, b):
         self.a, self.b = a, b
@@ -69,15 +72,19 @@ class _Pair:
                 pass
 
     def pump_done(self):
+        """Called by each pump as it exits; the last one closes both
+        sockets and returns True."""
         with self.lock:
             self.pumps -= 1
             last = self.pumps == 0
+            self.dead = self.dead or last
         if last:
             for s in (self.a, self.b):
                 try:
                     s.close()
                 except OSError:
                     pass
+        return last
 
 
 class TcpProxy:
@@ -87,6 +94,25 @@ class TcpProxy:
             to the upstream, so both ends notice at once) and, until heal(),
             resets every new connection right after accepting it.
     heal(): forwards new connections again.
+    freeze(): from now on nothing is forwarded, in either direction, on any
+            connection (open ones and ones accepted while frozen), and no
+            close is passed on: both ends see a link that is up and silent
+            (their kernels still ACK, so TCP keeps the connection open; only
+            the application-level heartbeat could notice, after 2 x 10 s).
+            Bytes are HELD, not dropped: the pumps stop reading, so data
+            waits in the kernel buffers (and at most one chunk per direction
+            in the pump), and TCP flow control stops the sender when they
+            are full. An EOF or a reset seen while frozen is held too.
+    thaw(): delivers everything held, in order, then any held EOF/reset,
+            and forwards normally again.
+            Why hold and not drop: a TCP byte stream cannot lose bytes in
+            the middle without corrupting the AMQP framing, so dropping would
+            turn a freeze into a protocol error (a different fault, noticed
+            at once on thaw), and any data the test sees lost would then be
+            lost by the proxy, not by the system under test. Holding is what
+            a stalled path does to TCP (retransmissions deliver later, in
+            order); data lost meanwhile is lost by the broker or the nodes,
+            which is what the tests are about.
     close(): stops everything."""
 
     def __init__(self, target_port):
@@ -101,6 +127,9 @@ class TcpProxy:
         self.pairs = set()
         self.is_cut = False
         self.closed = False
+        self.frozen = False
+        self.freezes = 0
+        self.flow = threading.Condition(self.lock)
         self.accepted = 0
         self.refused = 0
         self.cuts = 0
@@ -161,20 +190,47 @@ class TcpProxy:
                 threading.Thread(target=self._pump, args=(pair, src, dst),
                                  daemon=True).start()
 
+    def _hold(self, pair):
+        """Block while the proxy is frozen (returns at once otherwise, or
+        when the pair is killed or the proxy closed)."""
+        with self.flow:
+            while self.frozen and not pair.dead and not self.closed:
+                self.flow.wait(0.2)
+
     def _pump(self, pair, src, dst):
+        """Forward src -> dst. An EOF from src is passed on as a FIN to dst
+        (shutdown for writing) and the other direction goes on until its own
+        EOF, so that nothing read before the EOF is lost (this matters on
+        thaw, when both directions deliver what they held at once); a reset
+        or a failed send kills the pair (both sides closed at once)."""
         try:
             while True:
-                data = src.recv(1 << 16)
+                self._hold(pair)           # frozen: do not even read
+                if pair.dead:
+                    break
+                try:
+                    data = src.recv(1 << 16)
+                except OSError:
+                    data = None            # a reset
+                self._hold(pair)           # froze meanwhile: hold what we got
+                if pair.dead:
+                    break
+                if data is None:
+                    pair.kill()
+                    break
                 if not data:
+                    try:
+                        dst.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pair.kill()
                     break
                 dst.sendall(data)
         except OSError:
-            pass
-        finally:
-            with self.lock:
-                self.pairs.discard(pair)
             pair.kill()
-            pair.pump_done()
+        finally:
+            if pair.pump_done():
+                with self.lock:
+                    self.pairs.discard(pair)
 
     def open_connections(self):
         with self.lock:
@@ -189,17 +245,33 @@ class TcpProxy:
         self.killed_on_cut += len(pairs)
         for p in pairs:
             p.kill()
+        with self.flow:
+            self.flow.notify_all()     # frozen pumps of killed pairs exit
         return len(pairs)
 
     def heal(self):
         with self.lock:
             self.is_cut = False
 
+    def freeze(self):
+        """Stop forwarding on every connection, keeping them open; returns
+        the number of open connections frozen."""
+        with self.flow:
+            self.frozen = True
+            self.freezes += 1
+            return len(self.pairs)
+
+    def thaw(self):
+        with self.flow:
+            self.frozen = False
+            self.flow.notify_all()
+
     def close(self):
         with self.lock:
             self.closed = True
             pairs = list(self.pairs)
             self.pairs.clear()
+            self.flow.notify_all()
         for p in pairs:
             p.kill()
         try:
