@@ -3,7 +3,11 @@
   Broker   a private rabbitmq-server in a temporary folder on free loopback
            ports (see /work/shared/MACHINE-NOTES.md); start/stop/kill/
            sigstop/sigcont/restart on the same data folder; cleanup() removes
-           everything, and is also registered with atexit.
+           everything, and is also registered with atexit. start() is
+           launch() + wait_ready(), so several brokers can boot in parallel
+           (cluster.py does). Every beam it starts carries its owner's pid in
+           VITAMIN_TEST_OWNER; reap_orphan_brokers() kills the beams whose
+           owner is gone (a test run killed before its cleanup ran).
   Node     one vitamin process with replication on (or off), log captured.
   Cluster  N Nodes on one broker and one exchange (node1 .. nodeN).
   LineClient  a tiny line client for the text protocol.
@@ -31,6 +35,8 @@ HOST = "127.0.0.1"
 BIN = os.environ.get("VITAMIN_BIN", "/work/main/build/vitamin")
 RABBITMQ_SERVER = "/usr/sbin/rabbitmq-server"
 RABBITMQCTL = "/usr/sbin/rabbitmqctl"
+RABBITMQ_CLI_DIR = "/usr/sbin"   # rabbitmqctl, rabbitmq-queues, -diagnostics
+OWNER_VAR = "VITAMIN_TEST_OWNER"
 
 _counter = itertools.count(1)
 
@@ -84,31 +90,139 @@ def port_accepts(port, timeout=0.5):
         return False
 
 
-def _beam_pids(patterns):
-    """pids of beam.smp processes whose command line, or one of whose
-    RABBITMQ_* environment variables, contains any of the given strings
-    (rabbitmq 3.10 passes the node name in the environment only)."""
+def _proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (state first),
+    or None if there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2:].split()
+
+
+def proc_state(pid):
+    """'R', 'S', 'T' (stopped, e.g. by SIGSTOP), 'Z'... or None."""
+    fields = _proc_stat(pid)
+    return fields[0].decode() if fields else None
+
+
+def _proc_start_time(pid):
+    """Start time of pid in clock ticks since boot (field 22 of
+    /proc/PID/stat), or None if there is no such process (or only its
+    zombie)."""
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()
+
+
+def _owner_tag():
+    """pid:starttime of this process, so that a recycled pid is not taken
+    for the owner."""
+    return "%d:%s" % (os.getpid(), _proc_start_time(os.getpid()))
+
+
+def _beam_env(pid):
+    try:
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            return f.read().split(b"\0")
+    except OSError:
+        return []
+
+
+def _all_beam_pids():
     pids = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv0 = f.read().split(b"\0", 1)[0]
+        except OSError:
+            continue
+        if argv0.endswith(b"beam.smp"):
+            pids.append(int(d))
+    return pids
+
+
+def reap_orphan_brokers():
+    """SIGKILL every beam.smp started by these helpers (it has
+    VITAMIN_TEST_OWNER=pid:starttime in its environment) whose owner
+    process is gone, e.g. a pytest killed by a timeout before its cleanup
+    ran. Beams of live test runs, and beams not started by these helpers,
+    are left alone. Returns the pids killed."""
+    killed, folders = [], set()
+    prefix = OWNER_VAR.encode() + b"="
+    for pid in _all_beam_pids():
+        env = _beam_env(pid)
+        tag = next((e[len(prefix):].decode() for e in env
+                    if e.startswith(prefix)), None)
+        if not tag or ":" not in tag:
+            continue
+        opid, ostart = tag.split(":", 1)
+        if _proc_start_time(int(opid)) == ostart:
+            continue    # the owner is alive
+        try:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            continue
+        # its folder (and a cluster's folder around it), if it is ours
+        for e in env:
+            if e.startswith(b"RABBITMQ_MNESIA_BASE="):
+                d = os.path.dirname(e.split(b"=", 1)[1].decode())
+                if os.path.basename(d).startswith("vitamin-rabbit-"):
+                    folders.add(d)
+                    up = os.path.dirname(d)
+                    if os.path.basename(up).startswith("vitamin-rcluster-"):
+                        folders.add(up)
+    if killed:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(
+                os.path.exists("/proc/%d" % p) for p in killed):
+            time.sleep(0.05)
+        for d in sorted(folders, key=len, reverse=True):
+            shutil.rmtree(d, ignore_errors=True)
+    return killed
+
+
+def chown_rabbitmq(*paths):
+    """Give paths (recursively for folders) to the rabbitmq user, which
+    rabbitmq-server drops to when started as root."""
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam("rabbitmq")
+    for top in paths:
+        todo = [top]
+        if os.path.isdir(top):
+            for root, dirs, files in os.walk(top):
+                todo += [os.path.join(root, x) for x in dirs + files]
+        for n in todo:
+            os.chown(n, pw.pw_uid, pw.pw_gid)
+
+
+def _beam_pids(patterns):
+    """pids of beam.smp processes whose command line, or one of whose
+    RABBITMQ_* environment variables, contains any of the given strings
+    (rabbitmq 3.10 passes the node name in the environment only). CLI
+    tools (rabbitmqctl & co. run by ctl() with the same environment) are
+    beams too, and are left out."""
+    pids = []
+    for d in _all_beam_pids():
+        try:
+            with open("/proc/%d/cmdline" % d, "rb") as f:
                 cmd = f.read()
         except OSError:
             continue
-        argv0 = cmd.split(b"\0", 1)[0]
-        if not argv0.endswith(b"beam.smp"):
+        if b"\0-escript\0" in cmd:
             continue
-        try:
-            with open("/proc/%s/environ" % d, "rb") as f:
-                env = f.read().split(b"\0")
-        except OSError:
-            env = []
+        env = _beam_env(d)
         if any(p.encode() in cmd for p in patterns) or any(
                 e.startswith(b"RABBITMQ_") and
                 any(p.encode() in e for p in patterns) for e in env):
-            pids.append(int(d))
+            pids.append(d)
     return pids
 
 
@@ -117,22 +231,21 @@ def _beam_pids(patterns):
 
 class Broker:
     """A private RabbitMQ broker. All state lives in self.dir, which
-    rabbitmq owns; restart() boots it again on the same folder and ports."""
+    rabbitmq owns; restart() boots it again on the same folder and ports.
+    parent: the folder to create self.dir in (default: the system's temp
+    folder). Subclasses add settings by overriding env() (see
+    write_file() for files the broker must read)."""
 
-    def __init__(self, name=None, start=True, timeout=60.0):
+    def __init__(self, name=None, start=True, timeout=60.0, parent=None):
         self.name = name or "vtest%dx%d" % (os.getpid(), next(_counter))
         self.nodename = "%s@localhost" % self.name
-        self.dir = tempfile.mkdtemp(prefix="vitamin-rabbit-")
+        self.dir = tempfile.mkdtemp(prefix="vitamin-rabbit-", dir=parent)
         os.chmod(self.dir, 0o755)
         for sub in ("mnesia", "log"):
             os.mkdir(os.path.join(self.dir, sub))
         with open(os.path.join(self.dir, "enabled_plugins"), "w") as f:
             f.write("[].\n")
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("rabbitmq")
-            for root, dirs, files in os.walk(self.dir):
-                for n in [root] + [os.path.join(root, x) for x in dirs + files]:
-                    os.chown(n, pw.pw_uid, pw.pw_gid)
+        chown_rabbitmq(self.dir)
         # Below the usual ephemeral range (32768+), so that outgoing
         # connections do not take them while the broker is down.
         self.port = free_port(20000, 30000)
@@ -161,12 +274,29 @@ class Broker:
             RABBITMQ_FEATURE_FLAGS_FILE=os.path.join(d, "feature_flags"),
             RABBITMQ_PID_FILE=os.path.join(d, "pid"),
         )
+        e[OWNER_VAR] = _owner_tag()
         return e
+
+    def write_file(self, name, text, mode=0o644):
+        """Write self.dir/name (owned by rabbitmq); returns its path."""
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        chown_rabbitmq(path)
+        return path
 
     def url(self):
         return "amqp://guest:guest@%s:%d/%%2F" % (HOST, self.port)
 
     def start(self, timeout=60.0):
+        """Boot and wait until it accepts AMQP and has fully started."""
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self):
+        """Start rabbitmq-server and return at once (see wait_ready)."""
+        reap_orphan_brokers()
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError("broker already started")
         if self.beam_pids():
@@ -179,6 +309,12 @@ class Broker:
                                      stdin=subprocess.DEVNULL,
                                      stdout=self.out, stderr=self.out,
                                      start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout=60.0):
+        """After launch(): wait until the AMQP port accepts and
+        `rabbitmqctl await_startup` succeeds; on failure kill the broker
+        and raise RuntimeError with the end of its logs."""
         deadline = time.monotonic() + timeout
         while not port_accepts(self.port):
             if self.proc.poll() is not None:
@@ -202,8 +338,15 @@ class Broker:
     def ctl(self, *args, timeout=30.0):
         """Run rabbitmqctl -n NODE args...; returns a CompletedProcess
         (text). Never raises on a non-zero exit or timeout."""
+        return self.cli("rabbitmqctl", *args, timeout=timeout)
+
+    def cli(self, tool, *args, timeout=30.0):
+        """Run a RabbitMQ CLI tool (rabbitmqctl, rabbitmq-queues,
+        rabbitmq-diagnostics...) as `tool -n NODE args...`, like ctl()."""
+        path = RABBITMQCTL if tool == "rabbitmqctl" else \
+            os.path.join(RABBITMQ_CLI_DIR, tool)
         try:
-            return subprocess.run([RABBITMQCTL, "-n", self.nodename] +
+            return subprocess.run([path, "-n", self.nodename] +
                                   list(args), env=self.env(),
                                   stdin=subprocess.DEVNULL,
                                   capture_output=True, text=True,
@@ -238,6 +381,10 @@ class Broker:
 
     def running(self):
         return bool(self.beam_pids())
+
+    def frozen(self):
+        """Is the beam stopped (SIGSTOP)?"""
+        return any(proc_state(p) in ("T", "t") for p in self.beam_pids())
 
     def _reap(self, timeout=10.0):
         if self.proc is not None:
