@@ -73,7 +73,7 @@ struct repl {
     ev_prepare flush_prepare;
     ev_timer linger;      /* group commit: flushes cur within LINGER_S */
     double last_flush;    /* ev_now of the last flush of cur */
-    ev_timer beacon;      /* sends beacons (see above) */
+    ev_timer beacon;      /* every WAIT_BEACON_S: beacons (see above), watchdog */
     double last_traffic;  /* ev_now a batch of writes went out or was applied */
     double last_writes;   /* ev_now a WRITES batch (or beacon) last went out */
     bool tail_due;        /* writes went out since the last beacon */
@@ -316,6 +316,7 @@ static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
     if (idle >= period && (waiting || r->tail_due) && rc_count(&r->cur) == 0 &&
         repl_link_up(r))
         send_beacon(r);
+    repl_watchdog(&r->bus);
     w->repeat = WAIT_BEACON_S;
     ev_timer_again(loop, w);
 }
@@ -590,6 +591,7 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     atomic_store(&bus->pub_broker, bus->first_broker);
     atomic_store(&bus->con_broker, bus->first_broker);
 
+    bus->pub_fd = bus->con_fd = -1;
     pthread_mutex_init(&bus->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -733,6 +735,7 @@ void repl_stats(const struct repl *r, struct reply_queue *q)
     STAT_U("repl_outbox_dropped", r->outbox_dropped);
     STAT_U("repl_reconnects", atomic_load(&bus->reconnects));
     STAT_U("repl_failovers", atomic_load(&bus->failovers));
+    STAT_U("repl_watchdog_resets", atomic_load(&bus->watchdog_resets));
     STAT_U("repl_duplicates", r->duplicates);
     STAT_U("repl_lag_ms_last", r->lag_last_ms);
     STAT_U("repl_lag_ms_avg", r->lag_count ? r->lag_sum_ms / r->lag_count : 0);

@@ -84,6 +84,13 @@ struct repl_bus {
     _Atomic uint64_t queue_losses;  /* connections that found the queue missing */
     _Atomic uint64_t pub_events;    /* publisher connections made */
     _Atomic int pub_up, con_up, ever_up;
+    /* the watchdog (repl_watchdog): each thread's socket while connected
+     * (-1 otherwise; written and shut down under mu, so a closed and reused
+     * descriptor is never touched) and when its current library call began
+     * (ms on CLOCK_MONOTONIC, 0 = not in one) */
+    int pub_fd, con_fd;
+    _Atomic int64_t pub_busy_ms, con_busy_ms;
+    _Atomic uint64_t watchdog_resets;
     _Atomic size_t pub_broker, con_broker; /* index of the broker in use */
     _Atomic uint64_t failovers;     /* moves to another broker of the list */
     _Atomic uint64_t queue_type_mismatch; /* our queue exists with the other type */
@@ -92,6 +99,10 @@ struct repl_bus {
 /* ---- repl_link.c: the broker threads ---- */
 int repl_link_start(struct repl_bus *b);
 void repl_link_stop(struct repl_bus *b);
+/* Loop thread, periodically: a broker thread stuck in one library call for
+ * more than ~2 heartbeats (rabbitmq-c can block for ever on a frozen broker
+ * inside a publish) gets its socket shut down, which makes the call fail. */
+void repl_watchdog(struct repl_bus *b);
 /* list helpers (caller holds mu where the list is shared) */
 void repl_list_push(struct repl_list *l, struct repl_msg *m);
 struct repl_msg *repl_list_pop(struct repl_list *l);

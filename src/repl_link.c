@@ -17,7 +17,13 @@
  *
  * Both threads call into rabbitmq-c at least every POLL_MS, which services
  * heartbeats, so a broker that stops answering without closing the socket
- * (SIGSTOP, a black hole) is left after 2-3 heartbeat intervals.
+ * (SIGSTOP, a black hole) is left after 2-3 heartbeat intervals. The
+ * publisher reads (zero timeout) before each burst, where a missed
+ * heartbeat shows. rabbitmq-c can still block for ever inside a publish to
+ * a frozen broker (waiting for a byte once the heartbeat deadline passed,
+ * or on a full send buffer); each thread marks when its current call began
+ * and repl_watchdog(), run by the loop, shuts down the socket of a call
+ * stuck for longer than 2 heartbeats + WATCHDOG_SLACK_MS.
  *
  * Brokers. --rabbitmq_host may list the nodes of a RabbitMQ cluster. Both
  * threads start at the same random entry (so a pool spreads over the
@@ -37,12 +43,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
 #include "repl_internal.h"
 
 #define CONNECT_TIMEOUT_S 2
+#define WATCHDOG_SLACK_MS 1000
 #define RPC_TIMEOUT_S 5
 #define PUB_WINDOW 256
 #define PREFETCH 256
@@ -96,6 +104,49 @@ void repl_msg_free(struct repl_msg *m)
 }
 
 /* ---- helpers ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A thread starts (or ends: ms 0) a library call that may block. */
+static void busy(_Atomic int64_t *since, bool on)
+{
+    atomic_store(since, on ? mono_ms() : 0);
+}
+
+/* A thread's socket for the watchdog: conn's, or none (-1) just before
+ * conn is destroyed. */
+static void watch_fd(struct repl_bus *r, int *slot, amqp_connection_state_t conn)
+{
+    pthread_mutex_lock(&r->mu);
+    *slot = conn ? amqp_get_sockfd(conn) : -1;
+    pthread_mutex_unlock(&r->mu);
+}
+
+void repl_watchdog(struct repl_bus *r)
+{
+    int64_t limit = 2 * (int64_t)r->cfg.heartbeat_s * 1000 + WATCHDOG_SLACK_MS;
+    int64_t now = mono_ms();
+    struct { _Atomic int64_t *since; int *fd; const char *who; } t[2] = {
+        {&r->pub_busy_ms, &r->pub_fd, "publisher"}, {&r->con_busy_ms, &r->con_fd, "consumer"}};
+    for (int i = 0; i < 2; i++) {
+        int64_t since = atomic_load(t[i].since);
+        if (!since || now - since <= limit) continue;
+        pthread_mutex_lock(&r->mu);
+        int fd = *t[i].fd;
+        if (fd >= 0) shutdown(fd, SHUT_RDWR); /* the stuck call fails; the thread reconnects */
+        pthread_mutex_unlock(&r->mu);
+        if (fd < 0) continue;
+        atomic_store(t[i].since, 0);
+        atomic_fetch_add(&r->watchdog_resets, 1);
+        log_warn("replication: %s stuck in a broker call for %lld ms (broker frozen?): "
+                 "dropping the link", t[i].who, (long long)(now - since));
+    }
+}
 
 static bool stopping(struct repl_bus *r)
 {
@@ -312,6 +363,7 @@ static void pub_drop(struct pub *p, const char *why)
     if (p->conn) {
         log_warn("replication: publisher lost the link to broker %s (%s); reconnecting",
                  broker_name(r, atomic_load(&r->pub_broker)), why);
+        watch_fd(r, &r->pub_fd, NULL);
         amqp_destroy_connection(p->conn);
         p->conn = NULL;
         atomic_store(&r->pub_up, 0);
@@ -407,6 +459,7 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
         return false;
     }
     p->conn = conn;
+    watch_fd(r, &r->pub_fd, conn);
     p->next_tag = 1;
     *backoff = BACKOFF_MIN_MS;
     *was_down = false;
@@ -440,8 +493,10 @@ static void *pub_main(void *arg)
         if (!p.conn) {
             if (!pub_connect(&p, &backoff, &was_down)) continue;
         }
+        busy(&r->pub_busy_ms, true);
+        pub_read_frames(&p, 0); /* acks; and a missed heartbeat shows here */
         /* publish up to the window */
-        while (p.inflight.count < PUB_WINDOW) {
+        while (p.conn && p.inflight.count < PUB_WINDOW) {
             pthread_mutex_lock(&r->mu);
             struct repl_msg *m = repl_list_pop(&r->outbox);
             pthread_mutex_unlock(&r->mu);
@@ -460,22 +515,32 @@ static void *pub_main(void *arg)
                 break;
             }
         }
-        if (!p.conn) continue;
+        if (!p.conn) {
+            busy(&r->pub_busy_ms, false);
+            continue;
+        }
         if (p.inflight.head) {
             pthread_mutex_lock(&r->mu);
             bool more = r->outbox.head != NULL && p.inflight.count < PUB_WINDOW;
             pthread_mutex_unlock(&r->mu);
             pub_read_frames(&p, more ? 0 : 20);
+            busy(&r->pub_busy_ms, false);
             continue;
         }
+        busy(&r->pub_busy_ms, false);
         /* idle: wait for work, but call into the library every POLL_MS so
          * heartbeats are sent and a dead link is noticed */
         nap(r, POLL_MS);
         pthread_mutex_lock(&r->mu);
         bool work = r->outbox.head != NULL;
         pthread_mutex_unlock(&r->mu);
-        if (!work && p.conn) pub_read_frames(&p, 0);
+        if (!work && p.conn) {
+            busy(&r->pub_busy_ms, true);
+            pub_read_frames(&p, 0);
+            busy(&r->pub_busy_ms, false);
+        }
     }
+    watch_fd(r, &r->pub_fd, NULL);
     if (p.conn) link_close(p.conn, true);
     atomic_store(&r->pub_up, 0);
     pthread_mutex_lock(&r->mu);
@@ -551,29 +616,29 @@ static bool precondition_failed(amqp_rpc_reply_t rep)
 }
 
 /*
- * Declare our queue as configured. If it exists with another type (a
- * classic queue after an upgrade to quorum, or the reverse), the broker
- * closes channel 1 with 406: then it is declared again, on a new channel,
- * with the other type, and kept until it expires or an operator deletes it
- * (logged once per process). Returns the reply of the declare that counts.
+ * Declare our queue as configured. If it exists with other arguments (a
+ * classic queue after an upgrade to quorum, a changed --rabbitmq_queue_ttl
+ * or size...), the broker closes channel 1 with 406: then the queue is used
+ * as it is (passive declare on a reopened channel), with one log line per
+ * process quoting the broker. Returns the reply of the declare that counts.
  */
 static amqp_rpc_reply_t declare_own_queue(amqp_connection_state_t conn, struct repl_bus *r)
 {
-    bool classic = r->cfg.classic_queue;
-    amqp_rpc_reply_t rep = declare_queue(conn, 1, r, classic);
+    amqp_rpc_reply_t rep = declare_queue(conn, 1, r, r->cfg.classic_queue);
     if (!precondition_failed(rep)) return rep;
+    const amqp_channel_close_t *m = rep.reply.decoded;
+    if (atomic_fetch_add(&r->queue_type_mismatch, 1) == 0)
+        log_warn("replication: queue '%s' exists with other settings than ours (%s queue; "
+                 "broker: %.*s): using it as it is; delete it (rabbitmqctl delete_queue %s) "
+                 "while this node is stopped to apply ours", r->queue,
+                 r->cfg.classic_queue ? "classic" : "quorum", (int)m->reply_text.len,
+                 (const char *)m->reply_text.bytes, r->queue);
     amqp_channel_close_ok_t ok;
     if (amqp_send_method(conn, 1, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) != AMQP_STATUS_OK) return rep;
     amqp_channel_open(conn, 1);
     if (amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) return rep;
-    amqp_rpc_reply_t again = declare_queue(conn, 1, r, !classic);
-    if (again.reply_type == AMQP_RESPONSE_NORMAL &&
-        atomic_fetch_add(&r->queue_type_mismatch, 1) == 0)
-        log_warn("replication: queue '%s' already exists as a %s queue, not %s: using it as it "
-                 "is; delete it (rabbitmqctl delete_queue %s) while this node is stopped to "
-                 "change its type", r->queue, classic ? "quorum" : "classic",
-                 classic ? "classic" : "quorum", r->queue);
-    return again;
+    amqp_queue_declare(conn, 1, amqp_cstring_bytes(r->queue), 1, 0, 0, 0, amqp_empty_table);
+    return amqp_get_rpc_reply(conn);
 }
 
 /* Connect to the current broker and start consuming this node's queue;
@@ -592,7 +657,10 @@ static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why,
     *existed = ex == 1;
     amqp_bytes_t q = amqp_cstring_bytes(r->queue);
     amqp_rpc_reply_t rep = declare_own_queue(conn, r);
-    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
+    /* an existing queue is bound already (a durable binding); binding again
+     * can block for as long as the cluster takes to declare a frozen node
+     * down, so it is skipped */
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL && !*existed) {
         amqp_queue_bind(conn, 1, q, amqp_cstring_bytes(r->exchange), amqp_empty_bytes,
                         amqp_empty_table);
         rep = amqp_get_rpc_reply(conn);
@@ -638,6 +706,7 @@ static void *con_main(void *arg)
                 backoff = next_backoff(backoff);
                 continue;
             }
+            watch_fd(r, &r->con_fd, conn);
             gen++;
             acked = 0;
             delivered = 0;
@@ -655,6 +724,7 @@ static void *con_main(void *arg)
         pthread_mutex_lock(&r->mu);
         uint64_t tag = r->ack_gen == gen ? r->ack_tag : 0;
         pthread_mutex_unlock(&r->mu);
+        busy(&r->con_busy_ms, true);
         if (tag > acked) {
             amqp_basic_ack(conn, 1, tag, 1);
             acked = tag;
@@ -665,6 +735,7 @@ static void *con_main(void *arg)
          * them, or a full prefetch window stalls delivery for POLL_MS */
         struct timeval tv = {0, delivered > acked ? 1000 : POLL_MS * 1000};
         amqp_rpc_reply_t res = amqp_consume_message(conn, &env, &tv, 0);
+        busy(&r->con_busy_ms, false);
         if (res.reply_type == AMQP_RESPONSE_NORMAL) {
             struct repl_msg *m = calloc(1, sizeof *m);
             char *data = m ? malloc(env.message.body.len ? env.message.body.len : 1) : NULL;
@@ -705,12 +776,14 @@ static void *con_main(void *arg)
                  broker_name(r, atomic_load(&r->con_broker)),
                  res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
                      ? amqp_error_string2(res.library_error) : reply_error(res));
+        watch_fd(r, &r->con_fd, NULL);
         amqp_destroy_connection(conn);
         conn = NULL;
         atomic_store(&r->con_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
         failover(r, &r->con_broker);
     }
+    watch_fd(r, &r->con_fd, NULL);
     if (conn) link_close(conn, true);
     atomic_store(&r->con_up, 0);
     return NULL;
