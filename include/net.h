@@ -71,6 +71,10 @@ struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
 void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *arg);
 void net_destroy(struct net *n);
 const struct net_stats *net_get_stats(const struct net *n);
+/* New limits (a reload): they apply to the next accept and the next idle
+ * check of each connection (an idle timer started with 0 = never stays
+ * off until the client reconnects). */
+void net_set_limits(struct net *n, uint32_t max_connections, uint32_t idle_timeout);
 /* Start listening and accepting clients (net_create only binds, so until
  * then connections are refused). */
 void net_start(struct net *n);

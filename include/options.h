@@ -8,6 +8,7 @@
 #ifndef VITAMIN_OPTIONS_H
 #define VITAMIN_OPTIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,8 @@ struct options_broker {
 };
 
 enum options_queue_type { OPTIONS_QUEUE_QUORUM = 0, OPTIONS_QUEUE_CLASSIC };
+
+#define OPTIONS_MAX_FLAGS 64
 
 enum options_replication_ack { OPTIONS_ACK_ASYNC = 0, OPTIONS_ACK_CONFIRM };
 
@@ -69,8 +72,14 @@ struct options {
     int rabbitmq_tls_verify;        /* check the broker's certificate and name */
     const char *password;           /* clients must auth() first; NULL = open */
 
+    const char *config;             /* --config FILE, or NULL */
+
     char node_id_buf[320];          /* storage for the default node id */
     char password_buf[1024];        /* storage for --password_file */
+    char *config_text;              /* the config file's settings (owned) */
+    /* each setting as last given (file, then command line), by flag;
+     * NULL = default. What a reload compares. */
+    const char *given[OPTIONS_MAX_FLAGS];
 };
 
 enum options_result {
@@ -79,8 +88,17 @@ enum options_result {
     OPTIONS_EXIT_USAGE, /* an error was printed: exit 2 */
 };
 
-/* Fill o from defaults, environment and argv. Prints help, version or the
- * error itself. */
+/* Fill o from defaults, environment, the --config file (if given) and
+ * argv, in that order (the command line wins). Prints help, version or the
+ * error itself (a file's error as FILE:LINE). */
 enum options_result options_parse(struct options *o, int argc, char **argv);
+/* Free what options_parse allocated. */
+void options_free(struct options *o);
+
+/* Settings that differ between two parses (a reload): fn(name, live) for
+ * each, live = it can change without a restart (log_level, password,
+ * password_file, idle_timeout, max_connections). */
+void options_diff(const struct options *a, const struct options *b,
+                  void (*fn)(void *arg, const char *name, bool live), void *arg);
 
 #endif

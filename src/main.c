@@ -44,7 +44,9 @@ struct server {
     struct vt_serve *vt;
     struct serve_proto vt_proto;
     struct stats_sources stats;
-    ev_signal sigterm, sigint;
+    ev_signal sigterm, sigint, sighup;
+    int argc;
+    char **argv;
 };
 
 static void stats_body(void *arg, struct reply_queue *q, int64_t now_ms)
@@ -89,6 +91,54 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     net_shutdown(s->net, SHUTDOWN_TIMEOUT_S, on_shutdown_done, s);
 }
 
+struct reload {
+    struct server *s;
+    const struct options *fresh;
+};
+
+static void on_changed(void *arg, const char *name, bool live)
+{
+    struct reload *rl = arg;
+    struct server *s = rl->s;
+    const struct options *n = rl->fresh;
+    if (!live) {
+        log_warn("reload: '%s' changed; it takes effect at the next restart", name);
+        return;
+    }
+    if (!strcmp(name, "log_level")) {
+        log_set_level(n->log_level);
+        s->opts.log_level = n->log_level;
+    } else if (!strcmp(name, "password") || !strcmp(name, "password_file")) {
+        if (!auth_set(&s->auth, n->password)) {
+            log_warn("reload: the new password is too long; the old one stays");
+            return;
+        }
+    } else if (!strcmp(name, "idle_timeout") || !strcmp(name, "max_connections")) {
+        s->opts.idle_timeout = n->idle_timeout;
+        s->opts.max_connections = n->max_connections;
+        net_set_limits(s->net, n->max_connections, n->idle_timeout);
+    }
+    log_info("reload: '%s' changed", name);
+}
+
+/* SIGHUP: read the settings again (file and command line) and apply what
+ * can change live; say what cannot. */
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct server *s = w->data;
+    struct options fresh;
+    log_info("signal %d: reloading %s", w->signum, s->opts.config ? s->opts.config : "the settings");
+    if (options_parse(&fresh, s->argc, s->argv) != OPTIONS_RUN) {
+        log_warn("reload: the settings are not valid (see above); nothing changed");
+    } else {
+        struct reload rl = {s, &fresh};
+        options_diff(&s->opts, &fresh, on_changed, &rl);
+    }
+    options_free(&fresh);
+}
+
 /* Let the process hold max_connections sockets plus its own descriptors. */
 static void raise_fd_limit(uint32_t max_connections)
 {
@@ -105,6 +155,8 @@ static void raise_fd_limit(uint32_t max_connections)
 int main(int argc, char **argv)
 {
     static struct server s;
+    s.argc = argc;
+    s.argv = argv;
     switch (options_parse(&s.opts, argc, argv)) {
     case OPTIONS_RUN: break;
     case OPTIONS_EXIT_OK: return 0;
@@ -203,9 +255,11 @@ int main(int argc, char **argv)
 
     ev_signal_init(&s.sigterm, on_signal, SIGTERM);
     ev_signal_init(&s.sigint, on_signal, SIGINT);
-    s.sigterm.data = s.sigint.data = &s;
+    ev_signal_init(&s.sighup, on_sighup, SIGHUP);
+    s.sigterm.data = s.sigint.data = s.sighup.data = &s;
     ev_signal_start(s.loop, &s.sigterm);
     ev_signal_start(s.loop, &s.sigint);
+    ev_signal_start(s.loop, &s.sighup);
 
     log_info("vitamin %s listening on %s:%u (node %s, memory %zu MiB, eviction %s, %s)",
              VITAMIN_VERSION, s.opts.host, s.opts.port, s.opts.node_id,
@@ -224,6 +278,7 @@ int main(int argc, char **argv)
     expiry_destroy(s.expiry);
     store_destroy(s.store);
     ev_loop_destroy(s.loop);
+    options_free(&s.opts);
     log_info("shutdown complete");
     return 0;
 }

@@ -313,6 +313,10 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct conn *c = w->data;
     double timeout = c->net->cfg.idle_timeout;
+    if (timeout <= 0) { /* turned off by a reload */
+        ev_timer_stop(loop, w);
+        return;
+    }
     double left = c->last_active + timeout - ev_now(loop);
     if (left > 0) { /* activity since the timer was armed: sleep the rest */
         w->repeat = left;
@@ -508,6 +512,12 @@ void net_destroy(struct net *n)
 }
 
 const struct net_stats *net_get_stats(const struct net *n) { return &n->stats; }
+
+void net_set_limits(struct net *n, uint32_t max_connections, uint32_t idle_timeout)
+{
+    n->cfg.max_connections = max_connections;
+    n->cfg.idle_timeout = idle_timeout;
+}
 
 void net_start(struct net *n)
 {

@@ -2,12 +2,17 @@
  * options.c - defaults, getopt_long parsing and validation of every flag.
  *
  * Each flag is one row of the table below (name, default shown by --help,
- * help text); parse_one() converts and range-checks its value. A bad flag
- * or value prints one line naming it, then a usage hint, and the caller
- * exits 2. Secrets may come from the environment so they need not show in
- * `ps`: VITAMIN_RABBITMQ_PASSWORD.
+ * help text); parse_one() converts and range-checks its value. The same
+ * names work in a config file (config.h: `name = value`; a flag without a
+ * value takes yes/no there), read before the command line so that flags
+ * given there win. A bad flag or value prints one line naming it (FILE:LINE
+ * for the file), then a usage hint, and the caller exits 2. Secrets may
+ * come from the environment so they need not show in `ps`:
+ * VITAMIN_RABBITMQ_PASSWORD, VITAMIN_PASSWORD.
  */
 #include "options.h"
+
+#include "config.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -26,7 +31,7 @@ enum opt_id {
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
     OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
-    OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY,
+    OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY, OPT_CONFIG,
 };
 
 struct opt_doc {
@@ -72,10 +77,19 @@ static const struct opt_doc docs[] = {
     {OPT_PASSWORD, "password", "PASS", "unset", "require auth(\"PASS\") from clients (or env VITAMIN_PASSWORD)"},
     {OPT_PASSWORD_FILE, "password_file", "PATH", "unset", "read the client password from a file"},
     {OPT_SYNC_BEFORE_SERVE, "sync_before_serve", NULL, NULL, "accept clients only after the first state transfer"},
+    {OPT_CONFIG, "config", "FILE", "none", "read settings from FILE (name = value lines); flags given here win"},
     {OPT_HELP, "help", NULL, NULL, "print this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "print the version and exit"},
 };
 #define NDOCS (sizeof docs / sizeof docs[0])
+_Static_assert(NDOCS <= OPTIONS_MAX_FLAGS, "raise OPTIONS_MAX_FLAGS");
+
+/* Settings that a reload (SIGHUP) applies without a restart. */
+static bool live_flag(enum opt_id id)
+{
+    return id == OPT_LOG_LEVEL || id == OPT_PASSWORD || id == OPT_PASSWORD_FILE ||
+           id == OPT_IDLE_TIMEOUT || id == OPT_MAX_CONNECTIONS;
+}
 
 static void print_usage(FILE *f, const char *prog)
 {
@@ -352,6 +366,9 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
     case OPT_PASSWORD_FILE:
         *why = "a readable file holding a non-empty password";
         return read_password_file(o, v);
+    case OPT_CONFIG:
+        o->config = v;
+        return 0;
     case OPT_HELP:
     case OPT_VERSION:
         return 0;
@@ -394,6 +411,114 @@ static int check_names(const struct options *o)
     return -1;
 }
 
+static int doc_index(enum opt_id id)
+{
+    for (size_t i = 0; i < NDOCS; i++)
+        if (docs[i].id == id) return (int)i;
+    return -1;
+}
+
+/* Apply one flag and remember it as given. */
+static int apply(struct options *o, enum opt_id id, const char *v, const char **why)
+{
+    if (parse_one(o, id, v, why) != 0) return -1;
+    int i = doc_index(id);
+    if (i >= 0) o->given[i] = v;
+    return 0;
+}
+
+/* A flag without a value, set from a config file: yes/no. */
+static int apply_switch(struct options *o, enum opt_id id, const char *v, const char **why)
+{
+    bool on;
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1")) on = true;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
+        on = false;
+    else return *why = "yes or no", -1;
+    if (id == OPT_SYNC_BEFORE_SERVE) o->sync_before_serve = on;
+    else if (id == OPT_RMQ_TLS) o->rabbitmq_tls = on;
+    o->given[doc_index(id)] = on ? "yes" : NULL;
+    return 0;
+}
+
+static int file_setting(void *arg, const char *name, const char *value, const char **why)
+{
+    struct options *o = arg;
+    for (size_t i = 0; i < NDOCS; i++) {
+        if (strcmp(docs[i].name, name) != 0) continue;
+        enum opt_id id = docs[i].id;
+        if (id == OPT_HELP || id == OPT_VERSION || id == OPT_CONFIG)
+            return *why = "a setting (help, version and config belong on the command line)", -1;
+        if (!docs[i].arg) return apply_switch(o, id, value, why);
+        static char expected[160];
+        const char *what = "a valid value";
+        if (apply(o, id, value, &what) == 0) return 0;
+        snprintf(expected, sizeof expected, "%s for %s", what, name);
+        *why = expected;
+        return -1;
+    }
+    return *why = "a known setting name (see vitamin --help)", -1;
+}
+
+#define CONFIG_MAX_BYTES (1u << 20)
+
+/* Read and apply the config file. Returns 0, or -1 after printing
+ * "vitamin: FILE:LINE: ..." (or why it cannot be read). */
+static int load_config(struct options *o, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "vitamin: cannot read --config %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char *text = malloc(CONFIG_MAX_BYTES + 1);
+    size_t n = text ? fread(text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    bool err = ferror(f);
+    fclose(f);
+    if (!text || err || n > CONFIG_MAX_BYTES) {
+        fprintf(stderr, "vitamin: cannot read --config %s: %s\n", path,
+                !text ? "out of memory" : err ? "read error" : "larger than 1 MiB");
+        free(text);
+        return -1;
+    }
+    o->config_text = text;
+    unsigned line = 0;
+    const char *why = "?";
+    if (config_parse(text, n, file_setting, o, &line, &why) != 0) {
+        fprintf(stderr, "vitamin: %s:%u: expected %s\n", path, line, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* --config's value, if argv has one (read before the other flags). */
+static const char *config_arg(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
+        else if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[++i];
+    }
+    return path;
+}
+
+void options_free(struct options *o)
+{
+    free(o->config_text);
+    o->config_text = NULL;
+}
+
+void options_diff(const struct options *a, const struct options *b,
+                  void (*fn)(void *arg, const char *name, bool live), void *arg)
+{
+    for (size_t i = 0; i < NDOCS; i++) {
+        const char *x = a->given[i], *y = b->given[i];
+        if (x == y || (x && y && !strcmp(x, y))) continue;
+        fn(arg, docs[i].name, live_flag(docs[i].id));
+    }
+}
+
 enum options_result options_parse(struct options *o, int argc, char **argv)
 {
     const char *prog = argc > 0 ? argv[0] : "vitamin";
@@ -402,6 +527,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
     if (env_client_pw && *env_client_pw) o->password = env_client_pw;
     const char *env_pw = getenv("VITAMIN_RABBITMQ_PASSWORD");
     if (env_pw && *env_pw) o->rabbitmq_password = env_pw;
+    const char *config = config_arg(argc, argv);
+    if (config && load_config(o, config) != 0) {
+        fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+        return OPTIONS_EXIT_USAGE;
+    }
 
     struct option longopts[NDOCS + 1];
     for (size_t i = 0; i < NDOCS; i++) {
@@ -434,7 +564,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         }
         if (c == OPT_RMQ_PORT) rmq_port_given = 1;
         const char *why = "a valid value";
-        if (parse_one(o, (enum opt_id)c, optarg, &why) != 0) {
+        if (apply(o, (enum opt_id)c, optarg ? optarg : "yes", &why) != 0) {
             fprintf(stderr, "vitamin: invalid value '%s' for --%s: expected %s\n",
                     optarg, opt_name((enum opt_id)c), why);
             fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
