@@ -368,6 +368,13 @@ static void track_seq(struct repl *r, const struct rc_header *h)
     gap(r, p, h->seq - 1);
 }
 
+bool repl_peers_unverified(const struct repl *r)
+{
+    for (size_t i = 0; i < r->npeers; i++)
+        if (r->peers[i].unverified) return true;
+    return false;
+}
+
 void repl_peer_covered(struct repl *r, const char *id, size_t len, uint64_t incarnation,
                        uint64_t base)
 {

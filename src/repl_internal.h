@@ -128,6 +128,9 @@ bool repl_link_up(const struct repl *r);
 /* The number of our last WRITES batch closed (handed to the publisher):
  * every write in batches up to it is in the store. */
 uint64_t repl_writes_seq(const struct repl *r);
+/* Does a peer's first batch of a new incarnation still wait for a
+ * transfer from that peer to cover the batches before it? */
+bool repl_peers_unverified(const struct repl *r);
 /* A transfer from peer id covered its batches up to base of incarnation. */
 void repl_peer_covered(struct repl *r, const char *id, size_t len,
                        uint64_t incarnation, uint64_t base);

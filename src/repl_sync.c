@@ -97,6 +97,7 @@ struct repl_sync {
     bool synced_once;      /* the first transfer after start has ended */
     bool need_push;        /* our writes were dropped: push our store */
     bool reconnected;      /* the consumer reconnected during the wait */
+    bool asked_unverified; /* asked again for peers that did not answer */
     const char *again;     /* why another transfer is needed once this one
                               ends (a gap past its base), or NULL */
     uint64_t session;
@@ -124,6 +125,8 @@ static void kick(struct repl_sync *y)
 
 /* ---- this node's transfer ------------------------------------------------ */
 
+static void send_request(struct repl_sync *y, double now);
+
 static void finish(struct repl_sync *y, bool alone)
 {
     double now = ev_now(y->loop);
@@ -135,17 +138,28 @@ static void finish(struct repl_sync *y, bool alone)
         log_info("replication: state transfer found no other node in the pool "
                  "(our own messages come back, nobody else's): starting as its first node");
     } else {
-        y->completed++;
-        y->last_ms = (uint64_t)((now - y->started_at) * 1000.0);
         for (size_t i = 0; i < y->nsources; i++) {
             const struct source *so = &y->sources[i];
             repl_peer_covered(y->r, so->id, strlen(so->id), so->incarnation, so->base);
         }
+        /* a peer whose batches we saw but that did not answer (our request
+         * reached the pool before its queue existed): ask once more before
+         * calling what it sent before a gap */
+        if (repl_peers_unverified(y->r) && !y->asked_unverified) {
+            y->asked_unverified = true;
+            y->waiting = true;
+            log_info("replication: a peer did not answer the state transfer; asking again");
+            send_request(y, now);
+            return;
+        }
+        y->completed++;
+        y->last_ms = (uint64_t)((now - y->started_at) * 1000.0);
         log_info("replication: %s state transfer complete (%zu peers answered, %" PRIu64
                  " ms)", y->incremental ? "incremental" : "full", y->nsources, y->last_ms);
     }
     bool first = !y->synced_once;
     y->synced_once = true;
+    y->asked_unverified = false;
     repl_transfer_ended(y->r, first);
     const char *again = y->again;
     y->again = NULL;
