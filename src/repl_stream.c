@@ -133,14 +133,18 @@ static void visit(void *arg, const struct item *it)
     if (st->buf.len >= REPL_BATCH_MAX_BYTES) stream_send(v->ss, st);
 }
 
-/* The stream to routing_key, restarted; NULL if all are busy. */
+/* The stream to routing_key, restarted; NULL if all are busy. A new
+ * request restarts the stream answering that requester's last one; a push
+ * restarts the push to the same place (session 0); neither touches the
+ * other kind. */
 static struct stream *stream_open(struct repl_streams *ss, const char *routing_key,
                                   const char *target, size_t target_len, uint64_t session,
                                   double now)
 {
     struct stream *st = NULL;
-    for (int i = 0; i < MAX_STREAMS && !st; i++) /* a new request restarts its stream */
-        if (ss->streams[i].phase && strcmp(ss->streams[i].routing_key, routing_key) == 0)
+    for (int i = 0; i < MAX_STREAMS && !st; i++)
+        if (ss->streams[i].phase && strcmp(ss->streams[i].routing_key, routing_key) == 0 &&
+            (ss->streams[i].session == 0) == (session == 0))
             st = &ss->streams[i];
     for (int i = 0; i < MAX_STREAMS && !st; i++)
         if (!ss->streams[i].phase) st = &ss->streams[i];
