@@ -133,7 +133,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
               -Wno-unused-parameter $(WERROR) -Iinclude
-FUZZ_NAMES := proto codec resp mc_proto
+FUZZ_NAMES := proto codec resp mc_proto snapshot
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
@@ -143,9 +143,12 @@ $(FUZZ_BUILD)/fuzz_resp: tests/fuzz/fuzz_resp.c src/resp.c src/resp_reply.c src/
 $(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_meta.c \
                              src/mc_reply.c src/mc_internal.h include/mc_proto.h \
                              include/mc_reply.h
+$(FUZZ_BUILD)/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c src/snap_codec.c src/repl_codec.c \
+                              include/snap_codec.h include/repl_codec.h
+$(FUZZ_BUILD)/fuzz_snapshot: FUZZ_LIBS = -lxxhash
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(FUZZ_LIBS)
 
 # $(call fuzz_run,SECONDS): every target in turn; its log is in
 # $(FUZZ_BUILD)/fuzz_<t>.log, the final stats are printed.
