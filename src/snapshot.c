@@ -678,15 +678,21 @@ bool snapshot_load(struct snapshot *sn, struct hlc *hlc, int64_t now_ms)
         free(data);
         return false;
     }
+    char node[RC_MAX_ID_LEN + 1]; /* info points into data */
+    for (size_t i = 0; i < info.node_id_len; i++) { /* printable only, for the log */
+        unsigned char ch = (unsigned char)info.node_id[i];
+        node[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    node[info.node_id_len] = '\0';
     apply(sn, data, len, hlc, now_ms);
     free(data);
     struct snapshot_stats *st = &sn->st;
     st->load_ms = (uint64_t)((ev_time() - t0) * 1000.0);
     int64_t age_s = (now_ms - info.written_ms) / 1000;
     log_info("snapshot: loaded %" PRIu64 " items and %" PRIu64 " tombstones from %s "
-             "(written by node %.*s %" PRId64 " s ago) in %" PRIu64 " ms; %" PRIu64
+             "(written by node %s %" PRId64 " s ago) in %" PRIu64 " ms; %" PRIu64
              " dropped (expired or older)", st->loaded_items, st->loaded_tombstones, sn->path,
-             (int)info.node_id_len, info.node_id, age_s, st->load_ms, st->load_dropped);
+             node, age_s, st->load_ms, st->load_dropped);
     if (st->load_refused)
         log_warn("snapshot: %" PRIu64 " items of %s did not fit in --memory", st->load_refused,
                  sn->path);
