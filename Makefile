@@ -4,6 +4,7 @@
 #   make test       install test packages, build, run every suite (unit, e2e, sanitizers)
 #   make bench      Vitamin vs Redis vs memcached (docs/performance.md)
 #   make bench-repl, make bench-expiry   replication and expiry-wave benchmarks
+#   make bench-snapshot   save/load time of 1M keys, latency during background saves
 #   make fuzz       libFuzzer campaigns, FUZZ_SECONDS (60) per target; fuzz-smoke: a short pass
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
 # The core objects form one static library that the server, the unit tests,
@@ -106,9 +107,11 @@ bench:
 # two nodes; replicated write rate, lag at fixed rates, confirm vs async.
 # Expiry-wave benchmark (bench/bench_expiry.py): 1M keys expiring together
 # under a get load. Neither is part of `make test`; see docs/performance.md.
+# Snapshot benchmark (bench/bench_snapshot.py): save and load of 1M keys,
+# client latency while background saves run.
 REPL_BENCH_PKGS   = $(BUILD_PKGS) python3 python3-pytest rabbitmq-server util-linux procps
 EXPIRY_BENCH_PKGS = $(BUILD_PKGS) python3 util-linux
-.PHONY: bench-repl bench-expiry
+.PHONY: bench-repl bench-expiry bench-snapshot
 bench-repl:
 	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
@@ -117,6 +120,10 @@ bench-expiry:
 	@scripts/ensure-packages.sh $(EXPIRY_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
 	$(PYTHON) bench/bench_expiry.py
+bench-snapshot:
+	@scripts/ensure-packages.sh $(EXPIRY_BENCH_PKGS)
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench_snapshot.py
 
 # libFuzzer targets (tests/fuzz/). clang, not the gcc that builds
 # libvitamin.a, so each target compiles its module's sources directly with
