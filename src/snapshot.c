@@ -344,13 +344,14 @@ static void visit(void *arg, const struct item *it)
     add_record(sn, &rec, collect_ms);
 }
 
-/* Open FILE.tmp and encode the header and the watermark. Returns 0 or -1
- * (sink.err says why). The sink is the loop's until the job is handed over. */
-static int job_begin(struct snapshot *sn, int64_t now_ms, bool background)
+/* Open FILE.tmp, write the header, encode the watermark. Returns 0 or -1
+ * (sink.err says why). A foreground job; snapshot_save_start() makes it a
+ * background one after this, handing the sink to the writer thread. */
+static int job_begin(struct snapshot *sn, int64_t now_ms)
 {
     struct job *j = &sn->job;
     struct snap_chunk keep = j->chunk;
-    *j = (struct job){.active = true, .background = background, .chunk = keep,
+    *j = (struct job){.active = true, .chunk = keep,
                       .now_ms = now_ms, .written_ms = now_ms, .started = ev_time()};
     j->chunk.batch.len = 0;
     if (sink_open(&sn->sink, sn->tmp) < 0) {
@@ -385,8 +386,12 @@ static bool job_walk(struct snapshot *sn, size_t max)
     return j->cursor == 0 || j->err;
 }
 
-static void log_fail(struct snapshot *sn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void log_fail(struct snapshot *sn, const char *fmt, ...)
+/* A failed save: counted; a warn line for the first of a series of
+ * background failures (then debug until one works), always for a
+ * foreground save. */
+static void log_fail(struct snapshot *sn, bool background, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_fail(struct snapshot *sn, bool background, const char *fmt, ...)
 {
     char msg[PATH_MAX + 256];
     va_list ap;
@@ -394,7 +399,7 @@ static void log_fail(struct snapshot *sn, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     sn->st.failures++;
-    if (sn->failing) log_debug("%s", msg);
+    if (sn->failing && background) log_debug("%s", msg);
     else log_warn("%s", msg);
     sn->failing = true;
 }
@@ -405,8 +410,8 @@ static void job_end(struct snapshot *sn, int err, const char *what)
     struct job *j = &sn->job;
     j->active = false;
     if (err) {
-        log_fail(sn, "snapshot: cannot save to %s: %s: %s (the previous file is kept)",
-                 sn->path, what, strerror(err));
+        log_fail(sn, j->background, "snapshot: cannot save to %s: %s: %s (the previous file "
+                 "is kept)", sn->path, what, strerror(err));
         return;
     }
     double ms = (ev_time() - j->started) * 1000.0;
@@ -418,7 +423,7 @@ static void job_end(struct snapshot *sn, int err, const char *what)
     st->save_ms = (uint64_t)ms;
     st->save_slice_max_us = (uint64_t)(j->slice_max * 1e6);
     st->last_save_time = (uint64_t)(j->written_ms / 1000);
-    if (sn->failing) log_warn("snapshot: saving to %s works again", sn->path);
+    if (sn->failing) log_info("snapshot: saving to %s works again", sn->path);
     sn->failing = false;
     log_at(j->background ? LOG_DEBUG : LOG_INFO,
            "snapshot: saved %" PRIu64 " items and %" PRIu64 " tombstones to %s "
@@ -510,12 +515,12 @@ bool snapshot_save_start(struct snapshot *sn)
     if (sn->job.active) return false;
     if (!writer_start(sn)) {
         errno = EAGAIN;
-        log_fail(sn, "snapshot: cannot start the writer thread for %s", sn->path);
+        log_fail(sn, true, "snapshot: cannot start the writer thread for %s", sn->path);
         return false;
     }
     int64_t now_ms = (int64_t)(ev_now(sn->loop) * 1000.0);
-    if (job_begin(sn, now_ms, false) < 0) { /* the header goes to the sink at once */
-        log_fail(sn, "snapshot: cannot save to %s: %s: %s", sn->path, sn->sink.what,
+    if (job_begin(sn, now_ms) < 0) {
+        log_fail(sn, true, "snapshot: cannot save to %s: %s: %s", sn->path, sn->sink.what,
                  strerror(sn->sink.err));
         return false;
     }
@@ -542,8 +547,8 @@ static void on_periodic(struct ev_loop *loop, ev_timer *w, int revents)
 int snapshot_save(struct snapshot *sn, int64_t now_ms)
 {
     cancel(sn);
-    if (job_begin(sn, now_ms, false) < 0) {
-        log_fail(sn, "snapshot: cannot save to %s: %s: %s (the previous file is kept)",
+    if (job_begin(sn, now_ms) < 0) {
+        log_fail(sn, false, "snapshot: cannot save to %s: %s: %s (the previous file is kept)",
                  sn->path, sn->sink.what, strerror(sn->sink.err));
         return -1;
     }
