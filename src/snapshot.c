@@ -11,7 +11,8 @@
  *   background save:   walk -> chunk -> piece -> queue | writer -> sink
  *                      (loop, <= SNAPSHOT_STEP_MS a turn)  (writer thread)
  *
- * Threads. The sink belongs to the writer thread from the start of a
+ * Threads. The writer thread runs at nice WRITER_NICE, below the loop.
+ * The sink belongs to the writer thread from the start of a
  * background save until the thread reports the end (busy false), and to
  * the loop thread otherwise. The queue, its byte count and the flags are
  * under mu; the thread wakes the loop with an ev_async when a save ended.
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -46,6 +48,7 @@
 #define SLICE 256            /* items per store_scan call */
 #define RETRY_S 0.002        /* the writer is behind: look again after this */
 #define SYNC_SLICE 65536
+#define WRITER_NICE 10       /* the writer thread's nice value */
 
 /* Bytes for the writer, in file order. */
 struct piece {
@@ -206,6 +209,9 @@ static void drop_queue(struct snapshot *sn)
 static void *writer_main(void *arg)
 {
     struct snapshot *sn = arg;
+    /* Lower priority than the loop (Linux nice is per thread): when both
+     * want one core, clients are served first; the save just takes longer. */
+    (void)setpriority(PRIO_PROCESS, (id_t)gettid(), WRITER_NICE);
     pthread_mutex_lock(&sn->mu);
     for (;;) {
         while (!sn->stop && !sn->abort && !sn->head && !sn->finish)
