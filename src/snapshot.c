@@ -11,8 +11,9 @@
  *   background save:   walk -> chunk -> piece -> queue | writer -> sink
  *                      (loop, <= SNAPSHOT_STEP_MS a turn)  (writer thread)
  *
- * Threads. The writer thread runs at nice WRITER_NICE, below the loop.
- * The sink belongs to the writer thread from the start of a
+ * Threads. The writer thread runs at nice WRITER_NICE, below the loop;
+ * the loop takes the lock only to hand over a chunk (1 MiB) or to end or
+ * cancel a save. The sink belongs to the writer thread from the start of a
  * background save until the thread reports the end (busy false), and to
  * the loop thread otherwise. The queue, its byte count and the flags are
  * under mu; the thread wakes the loop with an ev_async when a save ended.
@@ -30,6 +31,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +101,8 @@ struct snapshot {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct piece *head, *tail;
-    size_t queued;      /* bytes in the queue */
+    atomic_size_t queued; /* bytes in the queue (written under mu; the
+                             loop reads it without the lock each slice) */
     bool busy;          /* the thread owns the sink (a background save) */
     bool finish;        /* the walk is over: commit after the queue */
     bool abort;         /* drop everything, remove FILE.tmp */
@@ -203,7 +206,7 @@ static void drop_queue(struct snapshot *sn)
         free(p);
     }
     sn->tail = NULL;
-    sn->queued = 0;
+    atomic_store(&sn->queued, 0);
 }
 
 static void *writer_main(void *arg)
@@ -236,7 +239,7 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&sn->mu);
             sink_write(&sn->sink, p->buf.data, p->buf.len);
             pthread_mutex_lock(&sn->mu);
-            sn->queued -= p->buf.len;
+            atomic_fetch_sub(&sn->queued, p->buf.len);
             snap_buf_free(&p->buf);
             free(p);
             continue;
@@ -285,7 +288,7 @@ static void deliver(struct snapshot *sn, struct snap_buf *b)
     if (sn->tail) sn->tail->next = p;
     else sn->head = p;
     sn->tail = p;
-    sn->queued += p->buf.len;
+    atomic_fetch_add(&sn->queued, p->buf.len);
     pthread_cond_signal(&sn->cv);
     pthread_mutex_unlock(&sn->mu);
 }
@@ -477,10 +480,7 @@ static void on_step(struct ev_loop *loop, ev_timer *w, int revents)
     double start = ev_time();
     bool over = false, full = false;
     for (;;) {
-        pthread_mutex_lock(&sn->mu);
-        full = sn->queued >= SNAPSHOT_QUEUE_BYTES;
-        pthread_mutex_unlock(&sn->mu);
-        if (full) break;
+        if ((full = atomic_load(&sn->queued) >= SNAPSHOT_QUEUE_BYTES)) break;
         j->now_ms = (int64_t)(ev_now(loop) * 1000.0);
         if ((over = job_walk(sn, SLICE))) break;
         if ((ev_time() - start) * 1000.0 >= SNAPSHOT_STEP_MS) break;
@@ -734,6 +734,7 @@ struct snapshot *snapshot_create(struct ev_loop *loop, const struct snapshot_con
     snprintf(copy, sizeof copy, "%s", cfg->path);
     snprintf(sn->dir, sizeof sn->dir, "%s", dirname(copy));
     sn->cfg.path = sn->path;
+    atomic_init(&sn->queued, 0);
     pthread_mutex_init(&sn->mu, NULL);
     pthread_cond_init(&sn->cv, NULL);
     ev_async_init(&sn->async, on_async);
