@@ -4,6 +4,7 @@
 #   make test       install test packages, build, run every suite (unit, e2e, sanitizers)
 #   make bench      Vitamin vs Redis vs memcached (docs/performance.md)
 #   make bench-repl, make bench-expiry   replication and expiry-wave benchmarks
+#   make bench-snapshot   save/load time of 1M keys, latency during background saves
 #   make fuzz       libFuzzer campaigns, FUZZ_SECONDS (60) per target; fuzz-smoke: a short pass
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
 # The core objects form one static library that the server, the unit tests,
@@ -106,9 +107,11 @@ bench:
 # two nodes; replicated write rate, lag at fixed rates, confirm vs async.
 # Expiry-wave benchmark (bench/bench_expiry.py): 1M keys expiring together
 # under a get load. Neither is part of `make test`; see docs/performance.md.
+# Snapshot benchmark (bench/bench_snapshot.py): save and load of 1M keys,
+# client latency while background saves run.
 REPL_BENCH_PKGS   = $(BUILD_PKGS) python3 python3-pytest rabbitmq-server util-linux procps
 EXPIRY_BENCH_PKGS = $(BUILD_PKGS) python3 util-linux
-.PHONY: bench-repl bench-expiry
+.PHONY: bench-repl bench-expiry bench-snapshot
 bench-repl:
 	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
@@ -117,6 +120,10 @@ bench-expiry:
 	@scripts/ensure-packages.sh $(EXPIRY_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
 	$(PYTHON) bench/bench_expiry.py
+bench-snapshot:
+	@scripts/ensure-packages.sh $(EXPIRY_BENCH_PKGS)
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench_snapshot.py
 
 # libFuzzer targets (tests/fuzz/). clang, not the gcc that builds
 # libvitamin.a, so each target compiles its module's sources directly with
@@ -133,7 +140,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
               -Wno-unused-parameter $(WERROR) -Iinclude
-FUZZ_NAMES := proto codec resp mc_proto
+FUZZ_NAMES := proto codec resp mc_proto snapshot
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
@@ -143,9 +150,12 @@ $(FUZZ_BUILD)/fuzz_resp: tests/fuzz/fuzz_resp.c src/resp.c src/resp_reply.c src/
 $(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_meta.c \
                              src/mc_reply.c src/mc_internal.h include/mc_proto.h \
                              include/mc_reply.h
+$(FUZZ_BUILD)/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c src/snap_codec.c src/repl_codec.c \
+                              include/snap_codec.h include/repl_codec.h
+$(FUZZ_BUILD)/fuzz_snapshot: FUZZ_LIBS = -lxxhash
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(FUZZ_LIBS)
 
 # $(call fuzz_run,SECONDS): every target in turn; its log is in
 # $(FUZZ_BUILD)/fuzz_<t>.log, the final stats are printed.

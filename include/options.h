@@ -48,6 +48,8 @@ struct options {
     enum log_level log_level;
     const char *node_id;            /* unique within a pool */
     uint32_t tombstone_ttl;         /* seconds a delete marker is kept */
+    const char *snapshot_path;      /* --snapshot FILE; NULL = no warm restart */
+    uint32_t snapshot_interval;     /* seconds between background saves; 0 = none */
 
     const char *rabbitmq_host;      /* the list as given; NULL = standalone */
     struct options_broker brokers[OPTIONS_MAX_BROKERS]; /* parsed from it */

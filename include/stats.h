@@ -2,7 +2,8 @@
  * stats.h - the stats() reply: one `STAT <name> <value>` line per counter.
  *
  * Owns: the names and order of Vitamin's STAT lines. Each module keeps its
- * own counters (net_stats, exec_stats, vt_stats, store_stats, repl_stats);
+ * own counters (net_stats, exec_stats, vt_stats, store_stats, repl_stats,
+ * snapshot_stats);
  * this module only reads them and prints them, so a new counter is one
  * line here. (memcached's and Redis's own stats replies are composed by
  * their serve modules from the same sources.)
@@ -18,6 +19,7 @@ struct vt_serve;
 struct store;
 struct options;
 struct repl;
+struct snapshot;
 struct reply_queue;
 
 struct stats_sources {
@@ -27,6 +29,7 @@ struct stats_sources {
     const struct store *store;
     const struct options *opts;
     const struct repl *repl; /* NULL when standalone */
+    const struct snapshot *snapshot; /* NULL without --snapshot (counters 0) */
     int64_t start_ms;        /* when the server started, unix ms */
 };
 

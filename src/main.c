@@ -2,8 +2,9 @@
  * main.c - wires the modules together and runs the loop. Owns nothing but
  * the process lifecycle: parse options, create store, expiry, replication,
  * the command core, each protocol and the listeners; on SIGTERM/SIGINT shut
- * down in order (stop accepting, finish replies, publish the outbox) and
- * exit 0.
+ * down in order (stop accepting, finish replies, publish the outbox, save
+ * the snapshot) and exit 0. With --snapshot the store is loaded from it
+ * before anything serves or joins replication.
  */
 #include <ev.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "reply.h"
 #include "repl.h"
 #include "serve.h"
+#include "snapshot.h"
 #include "stats.h"
 #include "store.h"
 #include "vt_serve.h"
@@ -38,6 +40,7 @@ struct server {
     struct expiry *expiry;
     struct net *net;
     struct repl *repl; /* NULL when standalone */
+    struct snapshot *snap; /* NULL without --snapshot */
     struct hlc hlc;
     struct auth auth;
     struct exec *exec;
@@ -181,6 +184,20 @@ int main(int argc, char **argv)
         return 1;
     }
     uint32_t origin = (uint32_t)XXH3_64bits(s.opts.node_id, strlen(s.opts.node_id));
+    if (s.opts.snapshot_path) { /* warm restart: before serving or joining */
+        struct snapshot_config snc = {
+            .path = s.opts.snapshot_path,
+            .node_id = s.opts.node_id,
+            .interval_s = s.opts.snapshot_interval,
+            .tombstone_ttl_ms = sc.tombstone_ttl_ms,
+        };
+        s.snap = snapshot_create(s.loop, &snc, s.store);
+        if (!s.snap) {
+            log_error("out of memory at startup");
+            return 1;
+        }
+        if (snapshot_load(s.snap, &s.hlc, now_ms)) expiry_note(s.expiry, store_next_expiry(s.store));
+    }
     if (s.opts.rabbitmq_host) {
         struct repl_config rc = {
             .nbrokers = s.opts.nbrokers,
@@ -239,7 +256,8 @@ int main(int argc, char **argv)
     }
     vt_serve_proto(s.vt, &s.vt_proto);
     s.stats = (struct stats_sources){.exec = s.exec, .vt = s.vt, .store = s.store,
-                                     .opts = &s.opts, .repl = s.repl, .start_ms = now_ms};
+                                     .opts = &s.opts, .repl = s.repl, .snapshot = s.snap,
+                                     .start_ms = now_ms};
     struct net_config nc = {
         .host = s.opts.host,
         .listeners = {{s.opts.port, &s.vt_proto}},
@@ -271,6 +289,11 @@ int main(int argc, char **argv)
     if (s.repl) {
         repl_shutdown(s.repl, REPL_DRAIN_TIMEOUT_S);
         repl_destroy(s.repl);
+    }
+    if (s.snap) {
+        ev_now_update(s.loop);
+        snapshot_save(s.snap, (int64_t)(ev_now(s.loop) * 1000.0));
+        snapshot_destroy(s.snap);
     }
     net_destroy(s.net);
     vt_serve_destroy(s.vt);

@@ -17,10 +17,12 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum opt_id {
@@ -32,6 +34,7 @@ enum opt_id {
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
     OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
     OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY, OPT_CONFIG,
+    OPT_SNAPSHOT, OPT_SNAPSHOT_INTERVAL,
 };
 
 struct opt_doc {
@@ -55,6 +58,8 @@ static const struct opt_doc docs[] = {
     {OPT_IDLE_TIMEOUT, "idle_timeout", "SECONDS", "300", "close a client idle this long (0 = never)"},
     {OPT_LOG_LEVEL, "log_level", "LEVEL", "info", "error | warn | info | debug"},
     {OPT_NODE_ID, "node_id", "ID", "hostname:port", "this node's unique name in a pool"},
+    {OPT_SNAPSHOT, "snapshot", "FILE", "unset", "save the data to FILE at shutdown and load it at start (warm restart)"},
+    {OPT_SNAPSHOT_INTERVAL, "snapshot_interval", "SECONDS", "0 = only at shutdown", "also save FILE in the background this often"},
     {OPT_TOMBSTONE_TTL, "tombstone_ttl", "SECONDS", "300", "how long a replicated delete is remembered"},
     {OPT_RMQ_HOST, "rabbitmq_host", "HOST[:PORT],...", "unset", "broker (or brokers of a cluster); replication is on when set"},
     {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672, 5671 with --rabbitmq_tls", "broker port of entries without one"},
@@ -213,6 +218,20 @@ static int read_password_file(struct options *o, const char *path)
     return 0;
 }
 
+/* --snapshot: FILE can be created next to it (FILE.tmp, then a rename) and
+ * is not a folder. Returns 0 or -1. */
+static int snapshot_path_ok(const char *v)
+{
+    if (!*v || strlen(v) >= PATH_MAX - 8) return -1;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", v);
+    struct stat st;
+    if (stat(v, &st) == 0 && S_ISDIR(st.st_mode)) return -1;
+    const char *d = dirname(dir);
+    if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) return -1;
+    return access(d, W_OK | X_OK) == 0 ? 0 : -1;
+}
+
 static const char *opt_name(enum opt_id id)
 {
     for (size_t i = 0; i < NDOCS; i++)
@@ -336,6 +355,16 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         if (!strcmp(v, "async")) o->replication_ack = OPTIONS_ACK_ASYNC;
         else if (!strcmp(v, "confirm")) o->replication_ack = OPTIONS_ACK_CONFIRM;
         else return -1;
+        return 0;
+    case OPT_SNAPSHOT:
+        *why = "a file path in an existing, writable folder (not a folder itself)";
+        if (snapshot_path_ok(v) != 0) return -1;
+        o->snapshot_path = v;
+        return 0;
+    case OPT_SNAPSHOT_INTERVAL:
+        *why = "seconds, 0..315360000";
+        if (parse_uint(v, 0, 315360000, &n)) return -1;
+        o->snapshot_interval = (uint32_t)n;
         return 0;
     case OPT_SYNC_BEFORE_SERVE:
         o->sync_before_serve = 1;
@@ -583,6 +612,11 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         clash = "--redis_port equals --memcache_port";
     if (clash) {
         fprintf(stderr, "vitamin: %s: each protocol needs its own port\n", clash);
+        fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
+        return OPTIONS_EXIT_USAGE;
+    }
+    if (o->snapshot_interval && !o->snapshot_path) {
+        fprintf(stderr, "vitamin: --snapshot_interval needs --snapshot\n");
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }

@@ -14,6 +14,7 @@
 #include "options.h"
 #include "reply.h"
 #include "repl.h"
+#include "snapshot.h"
 #include "store.h"
 #include "vt_serve.h"
 
@@ -95,6 +96,23 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("table_slots", ss.table_slots);
     STAT_U("rehashing", ss.rehashing);
     reply_printf(q, "STAT items_digest %016" PRIx64 "\n", ss.items_digest);
+
+    struct snapshot_stats sn;
+    snapshot_get_stats(src->snapshot, &sn);
+    STAT_U("snapshot_saves", sn.saves);
+    STAT_U("snapshot_failures", sn.failures);
+    STAT_U("snapshot_in_progress", sn.saving);
+    STAT_U("snapshot_saved_items", sn.saved_items);
+    STAT_U("snapshot_saved_tombstones", sn.saved_tombstones);
+    STAT_U("snapshot_save_bytes", sn.save_bytes);
+    STAT_U("snapshot_save_ms", sn.save_ms);
+    STAT_U("snapshot_save_slice_max_us", sn.save_slice_max_us);
+    STAT_U("snapshot_last_save_time", sn.last_save_time);
+    STAT_U("snapshot_loaded_items", sn.loaded_items);
+    STAT_U("snapshot_loaded_tombstones", sn.loaded_tombstones);
+    STAT_U("snapshot_load_dropped", sn.load_dropped);
+    STAT_U("snapshot_load_refused", sn.load_refused);
+    STAT_U("snapshot_load_ms", sn.load_ms);
     if (src->repl) repl_stats(src->repl, q);
     else reply_printf(q, "STAT repl_state off\nSTAT node_id %s\n", src->opts->node_id);
 }

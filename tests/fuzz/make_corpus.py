@@ -22,6 +22,14 @@ files are committed, rerun this only to change the seeds).
                             as an old node writes them, empty and full-size
                             fields, negative expiry, large counts of small
                             records, and one seed per rejection path.
+  tests/fuzz/corpus/snapshot/ snapshot files encoded with the independent
+                            Python reader/writer of the e2e tests
+                            (vitamin_snapshot.py): empty store, every op,
+                            tombstone times, several chunks, binary and
+                            large values, the limits of ids and keys, and a
+                            few defects. Their checksums are 0 (Python has
+                            no XXH3); fuzz_snapshot also parses each input
+                            with the right checksum put in.
 
 Regression inputs (crashers found by fuzzing) live next to the seeds with a
 name starting with "crash-"; this script never deletes anything.
@@ -36,6 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 import vitamin_wire as vw  # noqa: E402
+import vitamin_snapshot as vs  # noqa: E402
 
 PROTO = {
     # well-formed, every command
@@ -316,6 +325,48 @@ def codec_seeds():
     }
 
 
+def snapshot_seeds():
+    t = 1700000000000
+    v = t << 16
+
+    def rec(op, key=b"", value=b"", **kw):
+        r = dict(op=op, key=key, value=value)
+        r.update(kw)
+        return r
+    live = rec(vs.OP_SET, b"key", b"value", flags=42, expire_ms=t + 60000,
+               version=v, origin=7, exp_version=v + 1, exp_origin=8)
+    dead = rec(vs.OP_DEL, b"gone", version=v + 2, origin=7, exp_version=v + 2,
+               exp_origin=7, collect_ms=t + 300000)
+    expired = rec(vs.OP_EXPIRED, b"old", expire_ms=t - 1, version=v - 5,
+                  origin=3, exp_version=v - 4, exp_origin=3, collect_ms=t + 299999)
+    flush = rec(vs.OP_FLUSH, version=v - 100, origin=9, exp_version=v - 100,
+                exp_origin=9)
+    many = [rec(vs.OP_SET, b"k%d" % i, b"v" * (i % 40), version=v + i, origin=1,
+                exp_version=v + i, exp_origin=1) for i in range(64)]
+    seeds = {
+        "empty_store": vs.encode_file(b"node1", t, []),
+        "one_set": vs.encode_file(b"node1", t, [[live]]),
+        "every_op": vs.encode_file(b"node1", t, [[flush, live, dead, expired]]),
+        "chunks": vs.encode_file(b"n", t, [[flush, live], [dead], [expired, live]]),
+        "many": vs.encode_file(b"node-a", t, [many[:32], many[32:]]),
+        "binary": vs.encode_file(b"bin", t, [[rec(vs.OP_SET, bytes(range(256))[:200],
+                                                  bytes(range(256)) * 3, flags=0xffffffff,
+                                                  expire_ms=-1, version=2**64 - 1,
+                                                  origin=2**32 - 1)]]),
+        "limits": vs.encode_file(b"i" * 255, -1, [[rec(vs.OP_SET, b"K" * 1024, b"",
+                                                       version=1)]]),
+        "big_value": vs.encode_file(b"node1", t, [[rec(vs.OP_SET, b"big", b"x" * 70000,
+                                                       version=v)]]),
+    }
+    good = seeds["every_op"]
+    seeds["bad_truncated"] = good[:len(good) // 2]
+    seeds["bad_magic"] = b"VTMSNAQ\0" + good[8:]
+    seeds["bad_version"] = good[:8] + b"\x02" + good[9:]
+    seeds["bad_trailing"] = good + b"\0"
+    seeds["bad_total"] = vs.encode_file(b"node1", t, [[live]])[:-20] + b"\0" * 20
+    return seeds
+
+
 def write_all(directory, files):
     os.makedirs(directory, exist_ok=True)
     for name, data in files.items():
@@ -338,8 +389,13 @@ def main():
         raise SystemExit("seed %s decodes" % name)
     write_all(os.path.join(HERE, "corpus", "codec"), seeds)
     write_all(os.path.join(HERE, "corpus", "resp"), RESP)
-    print("proto: %d seeds, mc_proto: %d seeds, codec: %d seeds, resp: %d seeds"
-          % (len(PROTO), len(MC_PROTO), len(seeds), len(RESP)))
+    snaps = snapshot_seeds()
+    for name, body in snaps.items():  # the valid ones must decode
+        if not name.startswith("bad_"):
+            vs.decode_file(body)
+    write_all(os.path.join(HERE, "corpus", "snapshot"), snaps)
+    print("proto: %d seeds, mc_proto: %d seeds, codec: %d seeds, resp: %d seeds, "
+          "snapshot: %d seeds" % (len(PROTO), len(MC_PROTO), len(seeds), len(RESP), len(snaps)))
 
 
 if __name__ == "__main__":
