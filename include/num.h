@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NUM_MAX_DIGITS 21 /* "-9223372036854775808" or "18446744073709551615" + NUL */
+#define NUM_MAX_DIGITS 20 /* "-9223372036854775808" or "18446744073709551615" */
 
 /* Signed 64-bit decimal in Redis's strict form: an optional '-', then "0"
  * or digits without a leading zero; no '+', no blanks, nothing else.
@@ -20,8 +20,8 @@ bool num_parse_i64(const char *s, size_t len, int64_t *out);
  * fine). Returns false if s is not one or does not fit. */
 bool num_parse_u64(const char *s, size_t len, uint64_t *out);
 
-/* Decimal text of v into buf (NUM_MAX_DIGITS bytes; NUL-terminated).
- * Returns the length without the NUL. */
+/* Decimal text of v into buf (NUM_MAX_DIGITS bytes; no NUL is written).
+ * Returns its length. */
 size_t num_format_i64(char *buf, int64_t v);
 size_t num_format_u64(char *buf, uint64_t v);
 

@@ -45,7 +45,6 @@ size_t num_format_u64(char *buf, uint64_t v)
         v /= 10;
     } while (v);
     for (size_t i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
-    buf[n] = '\0';
     return n;
 }
 

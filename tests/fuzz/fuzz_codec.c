@@ -154,7 +154,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool v1 = h.version == 1;
     CHECK(h.version == 1 || h.version == 2);
     CHECK(rd.version == h.version);
-    CHECK(h.kind >= RC_KIND_WRITES && h.kind <= RC_KIND_SYNC_DONE);
+    CHECK(h.kind >= RC_KIND_WRITES && h.kind <= (v1 ? RC_KIND_SYNC_DONE : RC_KIND_ROOT));
+    bool node_kind = h.kind == RC_KIND_DIGESTS || h.kind == RC_KIND_RANGES ||
+                     h.kind == RC_KIND_ROOT;
     CHECK(h.origin_len >= 1 && h.origin_len <= RC_MAX_ID_LEN);
     CHECK(h.target_len <= RC_MAX_ID_LEN);
     CHECK(inside(h.origin, h.origin_len, data, size));
@@ -170,12 +172,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (rc_next(&rd, &r)) {
         bool valued = r.op == RC_OP_SET || r.op == RC_OP_EXPIRE;
         CHECK(n < h.count);
-        CHECK(r.op >= RC_OP_SET && r.op <= (v1 ? RC_OP_EXPIRE : RC_OP_EXPIRED));
+        CHECK(r.op >= RC_OP_SET && r.op <= (v1 ? RC_OP_EXPIRE : RC_OP_NODE));
+        CHECK((r.op == RC_OP_NODE) == node_kind);
         if (r.op == RC_OP_FLUSH)
             CHECK(r.key_len == 0);
+        else if (r.op == RC_OP_NODE)
+            CHECK(r.key_len == RC_NODE_KEY_LEN && (unsigned char)r.key[0] < RC_NODE_LEVELS &&
+                  (r.value_len == 0 || r.value_len == 8 || r.value_len == 128) &&
+                  r.client_flags == 0 && r.expire_ms == 0 && r.version == 0 &&
+                  r.origin_tag == 0 && r.exp_version == 0 && r.exp_origin_tag == 0);
         else
             CHECK(r.key_len >= 1 && r.key_len <= RC_MAX_KEY_LEN);
-        CHECK(valued || (r.value_len == 0 && r.client_flags == 0));
+        CHECK(valued || r.op == RC_OP_NODE || (r.value_len == 0 && r.client_flags == 0));
         if (v1)
             CHECK(r.client_flags == 0 && r.exp_version == r.version &&
                   r.exp_origin_tag == r.origin_tag);
