@@ -3,8 +3,8 @@
  * sent to a peer that asked (or pushed to the pool), and the range-digest
  * replies of an incremental transfer.
  *
- * Owns: the streams (at most MAX_STREAMS at once, one per requester) and
- * their counters. Loop thread only; messages leave through repl_send().
+ * Owns: the streams (at most MAX_STREAMS at once: per node, one answer to
+ * its request and one push of ours) and their counters. Loop thread only; messages leave through repl_send().
  *
  * A stream's messages to its requester are numbered 1, 2, ... (seq) and
  * carry the requester's session (aux) and the number of our last WRITES
@@ -46,6 +46,7 @@ enum phase { PHASE_OFF = 0, PHASE_DIGESTS, PHASE_WALK };
 
 struct stream {
     enum phase phase;
+    bool push;             /* a push (ours), not an answer to a request */
     bool begun;            /* the walk has started (cursor 0 is also the end) */
     char routing_key[REPL_QUEUE_MAX]; /* requester's queue, "" = fanout */
     char target[RC_MAX_ID_LEN + 1];   /* requester's node id, "" for a push */
@@ -133,14 +134,18 @@ static void visit(void *arg, const struct item *it)
     if (st->buf.len >= REPL_BATCH_MAX_BYTES) stream_send(v->ss, st);
 }
 
-/* The stream to routing_key, restarted; NULL if all are busy. */
+/* The answer (push: the push) to routing_key, restarted; NULL if all are
+ * busy. A push and an answer to the same node are separate streams: both
+ * exist when two nodes sync with each other at once, and the push must
+ * not cut the answer short (its requester would wait for it in vain). */
 static struct stream *stream_open(struct repl_streams *ss, const char *routing_key,
                                   const char *target, size_t target_len, uint64_t session,
-                                  double now)
+                                  bool push, double now)
 {
     struct stream *st = NULL;
     for (int i = 0; i < MAX_STREAMS && !st; i++) /* a new request restarts its stream */
-        if (ss->streams[i].phase && strcmp(ss->streams[i].routing_key, routing_key) == 0)
+        if (ss->streams[i].phase && ss->streams[i].push == push &&
+            strcmp(ss->streams[i].routing_key, routing_key) == 0)
             st = &ss->streams[i];
     for (int i = 0; i < MAX_STREAMS && !st; i++)
         if (!ss->streams[i].phase) st = &ss->streams[i];
@@ -153,6 +158,7 @@ static struct stream *stream_open(struct repl_streams *ss, const char *routing_k
     memcpy(st->target, target, target_len);
     st->target[target_len] = '\0';
     st->session = session;
+    st->push = push;
     st->base = repl_writes_seq(ss->r);
     st->last_active = now;
     return st;
@@ -185,7 +191,7 @@ static void append_children(struct repl_streams *ss, struct stream *st, unsigned
 void repl_streams_request(struct repl_streams *ss, const char *routing_key, const char *target,
                           size_t target_len, uint64_t session, bool incremental, double now)
 {
-    struct stream *st = stream_open(ss, routing_key, target, target_len, session, now);
+    struct stream *st = stream_open(ss, routing_key, target, target_len, session, false, now);
     if (!st) return;
     if (target_len) ss->served++;
     if (incremental) {
@@ -203,7 +209,7 @@ void repl_streams_request(struct repl_streams *ss, const char *routing_key, cons
 void repl_streams_push(struct repl_streams *ss, const char *routing_key, const char *target,
                        size_t target_len, const uint8_t *leaves, double now)
 {
-    struct stream *st = stream_open(ss, routing_key, target, target_len, 0, now);
+    struct stream *st = stream_open(ss, routing_key, target, target_len, 0, true, now);
     if (!st) return;
     if (leaves) {
         st->leaves = malloc(RDIGEST_LEAVES / 8);
