@@ -39,7 +39,6 @@ Run: VITAMIN_BIN=$PWD/build/vitamin /usr/bin/python3 -m pytest -q \
 import itertools
 import os
 import re
-import threading
 import time
 
 import pytest
@@ -246,7 +245,7 @@ def test_cut_off_node_catches_up_incrementally(env):
 
     proxy = env.proxy()
     b = env.node("b", via=proxy)
-    st = wait_synced(b, 1, timeout=60.0)
+    wait_synced(b, 1, timeout=60.0)
     wait_converged([a, b], CONVERGE_TIMEOUT)
     sb0 = stats(b)
     assert sb0["sync_full"] >= 1 and sb0["sync_incremental"] == 0, sb0
@@ -259,7 +258,7 @@ def test_cut_off_node_catches_up_incrementally(env):
     changed = ["k:%06d" % i for i in range(0, n, 100)]      # 1%
     load_keys(a.port, ((k, _val(int(k[2:]), 1)) for k in changed))
     sa1 = stats(a)
-    st = heal(env, b, proxy, 2)
+    heal(env, b, proxy, 2)
     wait_converged([a, b], CONVERGE_TIMEOUT)
     sb1 = stats(b)
 
