@@ -4,7 +4,8 @@
  * replies of an incremental transfer.
  *
  * Owns: the streams (at most MAX_STREAMS at once: per node, one answer to
- * its request and one push of ours) and their counters. Loop thread only; messages leave through repl_send().
+ * its request and one push of ours) and their counters. Loop thread only;
+ * messages leave through repl_send().
  *
  * A stream's messages to its requester are numbered 1, 2, ... (seq) and
  * carry the requester's session (aux) and the number of our last WRITES
@@ -51,7 +52,6 @@ enum phase { PHASE_OFF = 0, PHASE_DIGESTS, PHASE_WALK };
 
 struct stream {
     enum phase phase;
-    bool push;             /* a push (ours), not an answer to a request */
     bool begun;            /* the walk has started (cursor 0 is also the end) */
     char routing_key[REPL_QUEUE_MAX]; /* requester's queue, "" = fanout */
     char target[RC_MAX_ID_LEN + 1];   /* requester's node id, "" for a push */
@@ -140,18 +140,18 @@ static void visit(void *arg, const struct item *it)
     if (st->buf.len >= REPL_BATCH_MAX_BYTES) stream_send(v->ss, st);
 }
 
-/* The answer (push: the push) to routing_key, restarted; NULL if all are
- * busy. A push and an answer to the same node are separate streams: both
- * exist when two nodes sync with each other at once, and the push must
- * not cut the answer short (its requester would wait for it in vain). */
+/* The stream to routing_key, restarted; NULL if all are busy. A new
+ * request restarts the stream answering that requester's last one; a push
+ * restarts the push to the same place (session 0); neither touches the
+ * other kind. */
 static struct stream *stream_open(struct repl_streams *ss, const char *routing_key,
                                   const char *target, size_t target_len, uint64_t session,
-                                  bool push, double now)
+                                  double now)
 {
     struct stream *st = NULL;
-    for (int i = 0; i < MAX_STREAMS && !st; i++) /* a new request restarts its stream */
-        if (ss->streams[i].phase && ss->streams[i].push == push &&
-            strcmp(ss->streams[i].routing_key, routing_key) == 0)
+    for (int i = 0; i < MAX_STREAMS && !st; i++)
+        if (ss->streams[i].phase && strcmp(ss->streams[i].routing_key, routing_key) == 0 &&
+            (ss->streams[i].session == 0) == (session == 0))
             st = &ss->streams[i];
     for (int i = 0; i < MAX_STREAMS && !st; i++)
         if (!ss->streams[i].phase) st = &ss->streams[i];
@@ -164,7 +164,6 @@ static struct stream *stream_open(struct repl_streams *ss, const char *routing_k
     memcpy(st->target, target, target_len);
     st->target[target_len] = '\0';
     st->session = session;
-    st->push = push;
     st->last_sent = now;
     st->base = repl_writes_seq(ss->r);
     st->last_active = now;
@@ -198,7 +197,7 @@ static void append_children(struct repl_streams *ss, struct stream *st, unsigned
 void repl_streams_request(struct repl_streams *ss, const char *routing_key, const char *target,
                           size_t target_len, uint64_t session, bool incremental, double now)
 {
-    struct stream *st = stream_open(ss, routing_key, target, target_len, session, false, now);
+    struct stream *st = stream_open(ss, routing_key, target, target_len, session, now);
     if (!st) return;
     if (target_len) ss->served++;
     if (incremental) {
@@ -216,7 +215,7 @@ void repl_streams_request(struct repl_streams *ss, const char *routing_key, cons
 void repl_streams_push(struct repl_streams *ss, const char *routing_key, const char *target,
                        size_t target_len, const uint8_t *leaves, double now)
 {
-    struct stream *st = stream_open(ss, routing_key, target, target_len, 0, true, now);
+    struct stream *st = stream_open(ss, routing_key, target, target_len, 0, now);
     if (!st) return;
     if (leaves) {
         st->leaves = malloc(RDIGEST_LEAVES / 8);

@@ -154,7 +154,10 @@ static void finish(struct repl_sync *y, bool alone)
 
 static void send_request(struct repl_sync *y, double now)
 {
-    getrandom(&y->session, sizeof y->session, 0);
+    do { /* 0 names a push (repl_stream.c) */
+        if (getrandom(&y->session, sizeof y->session, 0) != sizeof y->session)
+            y->session = (uint64_t)(now * 1e6) ^ (uint64_t)(uintptr_t)y;
+    } while (y->session == 0);
     y->waiting = true;
     y->requested_at = now;
     y->echo_at = 0;
