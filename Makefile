@@ -7,6 +7,7 @@
 #   make bench-snapshot   save/load time of 1M keys, latency during background saves
 #   make fuzz       libFuzzer campaigns, FUZZ_SECONDS (60) per target; fuzz-smoke: a short pass
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
+#   make bench-resync   state transfer: a full one vs an incremental one
 # The core objects form one static library that the server, the unit tests,
 # the fuzzers and the benchmark all link.
 
@@ -183,3 +184,12 @@ fuzz-smoke: $(FUZZ_BINS)
 	$(call fuzz_run,$(FUZZ_SMOKE_SECONDS))
 
 -include $(CORE_OBJS:.o=.d) $(BUILD)/main.d $(BENCH_OBJS:.o=.d)
+
+# State transfer benchmark (bench/bench_resync.py): 1M keys of 32 B, a full
+# transfer vs an incremental one after 1% of the keys changed, with a
+# private broker. Not part of `make test`; see docs/performance.md.
+.PHONY: bench-resync
+bench-resync:
+	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench_resync.py

@@ -3,8 +3,9 @@
  * sent to a peer that asked (or pushed to the pool), and the range-digest
  * replies of an incremental transfer.
  *
- * Owns: the streams (at most MAX_STREAMS at once, one per requester) and
- * their counters. Loop thread only; messages leave through repl_send().
+ * Owns: the streams (at most MAX_STREAMS at once: per node, one answer to
+ * its request and one push of ours) and their counters. Loop thread only;
+ * messages leave through repl_send().
  *
  * A stream's messages to its requester are numbered 1, 2, ... (seq) and
  * carry the requester's session (aux) and the number of our last WRITES
@@ -23,8 +24,12 @@
  *
  * A walk advances SYNC_SLICE items per step (filtered by a leaf bitmap for
  * an incremental transfer) and pauses while the outbox is half full. A
- * stream waiting for RANGES that does not come within STREAM_IDLE_S is
- * dropped (the requester asks again if it still cares).
+ * filtered walk of a large store may find nothing to send for seconds
+ * (1M items take ~0.8 s): after STREAM_KEEPALIVE_S without a message it
+ * sends what it has, maybe an empty SYNC_DATA, so that the requester,
+ * which gives up on a source silent for 5 s (repl_sync.c), knows it is
+ * alive. A stream waiting for RANGES that does not come within
+ * STREAM_IDLE_S is dropped (the requester asks again if it still cares).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +46,7 @@
 #define SYNC_SLICE 2048     /* items a walk looks at per step */
 #define MAX_STREAMS 8
 #define STREAM_IDLE_S 30.0  /* a stream waiting for RANGES this long goes */
+#define STREAM_KEEPALIVE_S 1.0 /* a walk sends at least this often */
 
 enum phase { PHASE_OFF = 0, PHASE_DIGESTS, PHASE_WALK };
 
@@ -56,6 +62,7 @@ struct stream {
     uint64_t items;        /* records sent so far */
     uint8_t *leaves;       /* walk only these leaves (bitmap); NULL = all */
     double last_active;    /* ev_now of the last message from the requester */
+    double last_sent;      /* ev_now the walk last sent a message (or began) */
     struct rc_buf buf;     /* message being filled */
 };
 
@@ -157,6 +164,7 @@ static struct stream *stream_open(struct repl_streams *ss, const char *routing_k
     memcpy(st->target, target, target_len);
     st->target[target_len] = '\0';
     st->session = session;
+    st->last_sent = now;
     st->base = repl_writes_seq(ss->r);
     st->last_active = now;
     return st;
@@ -239,6 +247,7 @@ void repl_streams_ranges(struct repl_streams *ss, const struct rc_header *h,
             st = &ss->streams[i];
     if (!st) return; /* not ours, or too late: the requester will ask again */
     st->last_active = now;
+    st->last_sent = now;
     if (h->base == 1) { /* everything */
         st->phase = PHASE_WALK;
         return;
@@ -280,11 +289,20 @@ bool repl_streams_step(struct repl_streams *ss, int64_t now_ms, double now)
         active = true;
         if (backed_up) continue;
         struct visit v = {ss, st, now_ms};
+        uint64_t msgs = st->msgs;
         if (!st->begun || st->cursor != 0) {
             st->begun = true;
             store_scan(ss->store, &st->cursor, SYNC_SLICE, visit, &v);
         }
-        if (st->cursor != 0) continue;
+        if (st->msgs != msgs) st->last_sent = now;
+        if (st->cursor != 0) {
+            if (now - st->last_sent >= STREAM_KEEPALIVE_S) { /* still walking */
+                if (rc_count(&st->buf) == 0) begin_msg(ss, st, RC_KIND_SYNC_DATA);
+                stream_send(ss, st);
+                st->last_sent = now;
+            }
+            continue;
+        }
         stream_finish(ss, st);
         log_info("replication: sent %" PRIu64 " items to %s%s", st->items,
                  st->target[0] ? st->target : "the pool",

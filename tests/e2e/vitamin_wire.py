@@ -28,9 +28,19 @@ of an old node.
       expiry stamp different from the value stamp) raise ValueError.
 
 For crafting bad input, encode_batch(..., check=False) skips the range
-checks (key length 0, DEL with a value, op 9, flags on a DEL, ...) and
-count=... writes a count that differs from the records given. Lengths and
-numbers that do not fit their field still raise.
+checks (key length 0, DEL with a value, op 9, flags on a DEL, a NODE
+record in a WRITES batch, ...) and count=... writes a count that differs
+from the records given. Lengths and numbers that do not fit their field
+still raise.
+
+Range-digest messages (version 2 only): kinds DIGESTS, RANGES and ROOT
+carry NODE records and nothing else, and NODE records appear in no other
+kind. A NODE record names a node of the range-digest tree: its key is
+node_key(level, index) (u8 level < 5, u32 index < 16**level), its value is
+empty (RANGES), one digest (ROOT: digest_value(d), 8 bytes) or the 16
+children's digests (DIGESTS: children_value([d0, ..., d15]), 128 bytes);
+its client flags, expire_ms and stamps are 0. node_record(level, index,
+value) builds one; node_of(key) and digests_of(value) read them back.
 """
 
 import struct
@@ -43,16 +53,31 @@ KIND_WRITES = 1
 KIND_SYNC_REQUEST = 2
 KIND_SYNC_DATA = 3
 KIND_SYNC_DONE = 4
-KINDS = (KIND_WRITES, KIND_SYNC_REQUEST, KIND_SYNC_DATA, KIND_SYNC_DONE)
+KIND_DIGESTS = 5   # version 2 only: a peer's digests of the nodes asked for
+KIND_RANGES = 6    # version 2 only: nodes asked for (children, or items)
+KIND_ROOT = 7      # version 2 only: anti-entropy, a node's root digest
+KINDS_BY_VERSION = {
+    1: (KIND_WRITES, KIND_SYNC_REQUEST, KIND_SYNC_DATA, KIND_SYNC_DONE),
+    2: (KIND_WRITES, KIND_SYNC_REQUEST, KIND_SYNC_DATA, KIND_SYNC_DONE,
+        KIND_DIGESTS, KIND_RANGES, KIND_ROOT)}
+KINDS = KINDS_BY_VERSION[VERSION]
+NODE_KINDS = (KIND_DIGESTS, KIND_RANGES, KIND_ROOT)  # NODE records only
 
 OP_SET = 1
 OP_DEL = 2
 OP_EXPIRE = 3
 OP_FLUSH = 4     # version 2 only
 OP_EXPIRED = 5   # version 2 only
+OP_NODE = 6      # version 2 only, and only in NODE_KINDS
 OPS = {1: (OP_SET, OP_DEL, OP_EXPIRE),
-       2: (OP_SET, OP_DEL, OP_EXPIRE, OP_FLUSH, OP_EXPIRED)}
+       2: (OP_SET, OP_DEL, OP_EXPIRE, OP_FLUSH, OP_EXPIRED, OP_NODE)}
 VALUE_OPS = (OP_SET, OP_EXPIRE)   # the ops that carry a value and flags
+
+# the range-digest tree (include/rdigest.h): levels 0..4, 16**level nodes
+NODE_KEY_LEN = 5                  # level u8 + index u32
+NODE_LEVELS = 5
+NODE_FANOUT = 16
+NODE_VALUE_LENS = (0, 8, 128)     # RANGES, ROOT, DIGESTS
 
 MAX_ID_LEN = 255
 MAX_KEY_LEN = 1024
@@ -89,6 +114,53 @@ def _bytes(x):
     return x.encode() if isinstance(x, str) else bytes(x)
 
 
+# ---- NODE records --------------------------------------------------------
+
+_NODE_KEY = struct.Struct("<BI")
+
+
+def node_key(level, index):
+    """The 5-byte key of node `index` of tree level `level` (not checked:
+    node_ok tells whether it is in the tree)."""
+    return _NODE_KEY.pack(level, index)
+
+
+def node_of(key):
+    """(level, index) of a NODE record's key."""
+    return _NODE_KEY.unpack(_bytes(key))
+
+
+def node_ok(key, value_len):
+    """Is this a NODE record's valid key and value length?"""
+    if len(key) != NODE_KEY_LEN or value_len not in NODE_VALUE_LENS:
+        return False
+    level, index = node_of(key)
+    return level < NODE_LEVELS and index < NODE_FANOUT ** level
+
+
+def digest_value(d):
+    """A ROOT record's value: one digest, u64 little-endian."""
+    return struct.pack("<Q", d)
+
+
+def children_value(digests):
+    """A DIGESTS record's value: the 16 children's digests, in order."""
+    if len(digests) != NODE_FANOUT:
+        raise ValueError("%d children, not %d" % (len(digests), NODE_FANOUT))
+    return struct.pack("<16Q", *digests)
+
+
+def digests_of(value):
+    """The digests in a NODE record's value (0, 1 or 16 of them)."""
+    value = _bytes(value)
+    return list(struct.unpack("<%dQ" % (len(value) // 8), value))
+
+
+def node_record(level, index, value=b""):
+    """A NODE record dict for encode_batch."""
+    return dict(op=OP_NODE, key=node_key(level, index), value=_bytes(value))
+
+
 class _Reader:
     """Bounds-checked reads over a body; every short read is 'truncated'."""
 
@@ -111,7 +183,7 @@ class _Reader:
         return st.unpack(self.take(st.size, what))
 
 
-def _decode_record(rd, version, i):
+def _decode_record(rd, version, kind, i):
     """One record, checked in the order of docs/replication.md."""
     if version == 1:
         op, klen, vlen, expire_ms, ver, tag = rd.unpack(_RECORD1,
@@ -123,16 +195,28 @@ def _decode_record(rd, version, i):
     if op not in OPS[version]:
         raise ValueError("out_of_range: record %d op %d (version %d)"
                          % (i, op, version))
+    if (op == OP_NODE) != (kind in NODE_KINDS):
+        raise ValueError("out_of_range: record %d op %d in a batch of kind "
+                         "%d" % (i, op, kind))
     if op == OP_FLUSH:
         if klen != 0:
             raise ValueError("out_of_range: record %d FLUSH with key "
                              "length %d" % (i, klen))
     elif not 1 <= klen <= MAX_KEY_LEN:
         raise ValueError("out_of_range: record %d key length %d" % (i, klen))
-    if op not in VALUE_OPS and vlen != 0:
+    if op not in VALUE_OPS and op != OP_NODE and vlen != 0:
         raise ValueError("out_of_range: record %d op %d with value length %d"
                          % (i, op, vlen))
     key = rd.take(klen, "record %d key" % i)
+    # a NODE record's key, value length and zero fields are checked once
+    # its key is there, before its value is looked for
+    if op == OP_NODE:
+        if not node_ok(key, vlen):
+            raise ValueError("out_of_range: record %d NODE key %s with "
+                             "value length %d" % (i, key.hex(), vlen))
+        if expire_ms or ver or tag or exp_ver or exp_tag:
+            raise ValueError("out_of_range: record %d NODE with an expiry "
+                             "or a stamp" % i)
     value = rd.take(vlen, "record %d value" % i)
     # checked after the key and value are known to be there (as Vitamin
     # does), although the field comes before them
@@ -157,8 +241,9 @@ def decode_batch(body):
     if version not in VERSIONS:
         raise ValueError("bad_version: %d" % version)
     (kind,) = rd.unpack(_U8, "kind")
-    if kind not in KINDS:
-        raise ValueError("out_of_range: kind %d" % kind)
+    if kind not in KINDS_BY_VERSION[version]:
+        raise ValueError("out_of_range: kind %d (version %d)"
+                         % (kind, version))
     (n,) = rd.unpack(_U16, "origin length")
     if not 1 <= n <= MAX_ID_LEN:
         raise ValueError("out_of_range: origin length %d" % n)
@@ -176,7 +261,7 @@ def decode_batch(body):
         raise ValueError("truncated: count %d cannot fit in %d bytes"
                          % (count, rd.left()))
 
-    records = [_decode_record(rd, version, i) for i in range(count)]
+    records = [_decode_record(rd, version, kind, i) for i in range(count)]
     if rd.left():
         raise ValueError("trailing_bytes: %d after record %d"
                          % (rd.left(), count))
@@ -207,7 +292,8 @@ def _encode(kind, origin, incarnation, seq, records, aux, target, base,
     origin = _bytes(origin)
     target = _bytes(target)
     if check:
-        _check(kind in KINDS, "kind %r" % (kind,))
+        _check(kind in KINDS_BY_VERSION[version],
+               "kind %r in version %d" % (kind, version))
         _check(1 <= len(origin) <= MAX_ID_LEN, "origin length %d"
                % len(origin))
         _check(len(target) <= MAX_ID_LEN, "target length %d" % len(target))
@@ -231,12 +317,21 @@ def _encode(kind, origin, incarnation, seq, records, aux, target, base,
         exp_tag = r.get("exp_origin_tag", tag)
         if check:
             _check(op in OPS[version], "op %r in version %d" % (op, version))
-            if op == OP_FLUSH:
+            _check((op == OP_NODE) == (kind in NODE_KINDS),
+                   "op %r in a batch of kind %r" % (op, kind))
+            if op == OP_NODE:
+                _check(node_ok(key, len(value)), "NODE key %s with a value "
+                       "of %d bytes" % (key.hex(), len(value)))
+                _check(not (flags or r.get("expire_ms", 0) or ver or tag or
+                            exp_ver or exp_tag),
+                       "NODE with flags, an expiry or a stamp")
+            elif op == OP_FLUSH:
                 _check(not key, "FLUSH with a key")
             else:
                 _check(1 <= len(key) <= MAX_KEY_LEN,
                        "key length %d" % len(key))
-            _check(op in VALUE_OPS or not value, "op %d with a value" % op)
+            _check(op in VALUE_OPS or op == OP_NODE or not value,
+                   "op %d with a value" % op)
             _check(op in VALUE_OPS or not flags,
                    "op %d with client flags" % op)
         if version == 1:

@@ -18,7 +18,8 @@ files are committed, rerun this only to change the seeds).
                             Python codec of the e2e tests (vitamin_wire.py):
                             wire format version 2 (every kind and op, FLUSH
                             and EXPIRED included, client flags, distinct
-                            expiry stamps, base/total), version 1 batches
+                            expiry stamps, base/total, the range-digest
+                            kinds with NODE records), version 1 batches
                             as an old node writes them, empty and full-size
                             fields, negative expiry, large counts of small
                             records, and one seed per rejection path.
@@ -292,6 +293,21 @@ def codec_seeds():
         "sync_done": vw.encode_batch(DONE, b"node-a:8080", 42, 2, [],
                                      aux=123456789, target=b"node-b:8081",
                                      base=41, total=4),
+        # range digests: DIGESTS, RANGES (nodes, and "everything"), ROOT
+        "digests": vw.encode_batch(vw.KIND_DIGESTS, b"node-a:8080", 42, 1, [
+            vw.node_record(0, 0, vw.children_value(list(range(16)))),
+            vw.node_record(3, 4095, vw.children_value([2**64 - 1] * 16))],
+            aux=123456789, target=b"node-b:8081", base=41),
+        "ranges": vw.encode_batch(vw.KIND_RANGES, b"node-b:8081", 77, 0, [
+            vw.node_record(1, 15), vw.node_record(2, 255),
+            vw.node_record(4, 65535)], aux=123456789,
+            target=b"node-a:8080"),
+        "ranges_everything": vw.encode_batch(vw.KIND_RANGES, b"node-b:8081",
+                                             77, 0, [], aux=123456789,
+                                             target=b"node-a:8080", base=1),
+        "root": vw.encode_batch(vw.KIND_ROOT, b"node-a:8080", 42, 0, [
+            vw.node_record(0, 0, vw.digest_value(0x0123456789ABCDEF))],
+            aux=1),
         # version 1, as an old node writes it (still read)
         "v1_writes": vw.encode_batch(W, b"node-a:8080", 42, 2, [
             dict(op=S, key=b"user:1", value=b"alice",
@@ -322,6 +338,14 @@ def codec_seeds():
             dict(op=X, key=b"k", value=b"v")], check=False),
         "bad_v1_flush": vw.encode_batch(W, b"n", 1, 1, [
             dict(op=F, key=b"k")], version=1, check=False),
+        "bad_node_in_writes": vw.encode_batch(W, b"n", 1, 1, [
+            vw.node_record(1, 2)], check=False),
+        "bad_set_in_ranges": vw.encode_batch(vw.KIND_RANGES, b"n", 1, 0, [
+            dict(op=S, key=b"k", value=b"v")], check=False),
+        "bad_node_index": vw.encode_batch(vw.KIND_RANGES, b"n", 1, 0, [
+            vw.node_record(1, 16)], check=False),
+        "bad_node_value": vw.encode_batch(vw.KIND_ROOT, b"n", 1, 0, [
+            vw.node_record(0, 0, b"x" * 9)], check=False),
     }
 
 

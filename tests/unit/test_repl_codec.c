@@ -1387,6 +1387,72 @@ static void test_node_records(void **state)
     rc_buf_free(&b);
 }
 
+/* Worked example 4 of docs/replication.md (also tests/e2e/test_wire_format.py,
+ * whose wire_check.c builds these bytes the same way): an incremental
+ * transfer's DIGESTS and RANGES, and an anti-entropy ROOT. */
+#define NODE_ZEROS "00000000" "0000000000000000" "0000000000000000" "00000000" \
+                   "0000000000000000" "00000000" /* flags, expiry, stamps */
+
+static const char golden_digests_hex[] =
+    "56544d42" "02" "05" "0200" "6e31" /* DIGESTS from "n1" */
+    "0807060504030201"                 /* incarnation */
+    "0100000000000000"                 /* seq: transfer message #1 */
+    "0302010000000000"                 /* aux: session 0x010203 */
+    "2900000000000000"                 /* base 41 */
+    "0000000000000000"                 /* total 0 */
+    "0200" "6e32"                      /* target "n2" */
+    "01000000"                         /* count 1 */
+    "06" "0500" "80000000" NODE_ZEROS  /* NODE, key 5, value 128 */
+    "0000000000"                       /* level 0, index 0: the root */
+    "0000000000000000" "1111111111111111" "2222222222222222" "3333333333333333"
+    "4444444444444444" "5555555555555555" "6666666666666666" "7777777777777777"
+    "8888888888888888" "9999999999999999" "aaaaaaaaaaaaaaaa" "bbbbbbbbbbbbbbbb"
+    "cccccccccccccccc" "dddddddddddddddd" "eeeeeeeeeeeeeeee" "ffffffffffffffff";
+
+static const char golden_ranges_hex[] =
+    "56544d42" "02" "06" "0200" "6e32" /* RANGES from "n2" */
+    "8877665544332211"                 /* incarnation */
+    "0000000000000000"                 /* seq 0 */
+    "0302010000000000"                 /* aux: session 0x010203 */
+    "0000000000000000"                 /* base 0: these nodes only */
+    "0000000000000000"                 /* total 0 */
+    "0200" "6e31"                      /* target "n1" */
+    "02000000"                         /* count 2 */
+    "06" "0500" "00000000" NODE_ZEROS "0103000000"  /* level 1, index 3 */
+    "06" "0500" "00000000" NODE_ZEROS "010c000000"; /* level 1, index 12 */
+
+static const char golden_root_hex[] =
+    "56544d42" "02" "07" "0200" "6e31" /* ROOT from "n1" */
+    "0807060504030201"                 /* incarnation */
+    "0000000000000000"                 /* seq 0 */
+    "0100000000000000"                 /* aux 1: the sender is idle */
+    "0000000000000000" "0000000000000000" "0000" /* base, total, no target */
+    "01000000"                         /* count 1 */
+    "06" "0500" "08000000" NODE_ZEROS "0000000000" /* the root: */
+    "efcdab8967452301";                /* 0x0123456789abcdef */
+
+static void test_golden_node(void **state)
+{
+    (void)state;
+    char children[128], root[8], k[3][RC_NODE_KEY_LEN];
+    for (unsigned c = 0; c < 16; c++) memset(children + 8 * c, (int)(c * 0x11), 8);
+    for (int i = 0; i < 8; i++) root[i] = (char)(0x0123456789abcdefull >> (8 * i));
+
+    struct rc_header h = header(RC_KIND_DIGESTS, "n1", 0x0102030405060708ull, 1, 0x010203,
+                                "n2");
+    h.base = 41;
+    struct rc_record r = node(0, 0, children, sizeof children, k[0]);
+    check_golden(golden_digests_hex, 234, &h, &r, 1);
+
+    h = header(RC_KIND_RANGES, "n2", 0x1122334455667788ull, 0, 0x010203, "n1");
+    struct rc_record rs[2] = {node(1, 3, NULL, 0, k[1]), node(1, 12, NULL, 0, k[2])};
+    check_golden(golden_ranges_hex, 154, &h, rs, 2);
+
+    h = header(RC_KIND_ROOT, "n1", 0x0102030405060708ull, 0, 1, NULL);
+    r = node(0, 0, root, sizeof root, k[0]);
+    check_golden(golden_root_hex, 112, &h, &r, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1398,6 +1464,7 @@ int main(void)
         cmocka_unit_test(test_buffer_reuse),
         cmocka_unit_test(test_encoder_rejects),
         cmocka_unit_test(test_node_records),
+        cmocka_unit_test(test_golden_node),
         cmocka_unit_test(test_record_size),
         cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_base_batch_layout),
