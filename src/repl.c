@@ -29,7 +29,8 @@
  * we see is later, batches were lost - unless our state transfer is under
  * way, when the batch is "unverified" until the transfer completes: a
  * complete transfer from that peer with base >= first seq - 1 covers the
- * batches before (they were in its store); otherwise it is a gap. A gap
+ * batches before (they were in its store); otherwise it is a gap. A jump
+ * within an incarnation while a transfer runs waits the same way. A gap
  * asks for a state transfer.
  */
 #include "repl.h"
@@ -354,7 +355,12 @@ static void track_seq(struct repl *r, const struct rc_header *h)
         }
         uint64_t lost = h->seq - p->last_seq - 1;
         p->last_seq = h->seq;
-        if (lost) gap(r, p, lost);
+        if (!lost) return;
+        if (repl_sync_waiting(r->sync)) { /* the transfer under way may cover it */
+            if (h->seq > p->unverified) p->unverified = h->seq;
+            return;
+        }
+        gap(r, p, lost);
         return;
     }
     p->incarnation = h->incarnation; /* a new incarnation (or a new peer) */
