@@ -64,6 +64,8 @@ struct store {
     uint64_t tombstones;    /* linked tombstones */
     uint64_t expired;       /* see struct store_stats */
     uint64_t evicted;
+    uint64_t expired_unfetched;
+    uint64_t evicted_unfetched;
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
     uint64_t rng;           /* xorshift state: where LRU eviction samples */
     uint64_t flush_ver;     /* flush watermark stamp (0: never flushed) */
@@ -120,6 +122,13 @@ static bool is_expired(const struct item *it, int64_t now_ms)
     return it->expire_ms != 0 && it->expire_ms <= now_ms;
 }
 
+/* A live item leaves because its time came. */
+static void count_expired(struct store *s, const struct item *it)
+{
+    s->expired++;
+    if (!(it->flags & ITEM_F_FETCHED)) s->expired_unfetched++;
+}
+
 /* Is stamp (v, o) newer than (cur_v, cur_o)? */
 static bool newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
 {
@@ -155,7 +164,7 @@ static struct regs regs_of(const struct item *it)
 static struct item *item_new(const char *key, size_t key_len,
                              const char *value, size_t value_len,
                              const struct regs *r, uint8_t flags,
-                             int64_t collect_ms)
+                             int64_t collect_ms, int64_t now_ms)
 {
     bool tomb = flags & ITEM_F_TOMBSTONE;
     size_t tail = tomb ? sizeof(int64_t) : value_len;
@@ -178,6 +187,7 @@ static struct item *item_new(const char *key, size_t key_len,
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
     it->unused = 0;
+    it->atime = (uint32_t)(now_ms / 1000);
     if (key_len) memcpy(it->data, key, key_len);
     if (tomb) memcpy(it->data + key_len, &r->expire_ms, sizeof r->expire_ms);
     else if (value_len) memcpy(it->data + key_len, value, value_len);
@@ -279,10 +289,12 @@ static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
 {
     const struct item *it = table_item_at(&s->tb, loc);
     if (!is_tomb(it)) {
-        if (is_expired(it, now_ms))
-            s->expired++;
-        else
+        if (is_expired(it, now_ms)) {
+            count_expired(s, it);
+        } else {
             s->evicted++;
+            if (!(it->flags & ITEM_F_FETCHED)) s->evicted_unfetched++;
+        }
     }
     remove_at(s, loc);
 }
@@ -465,7 +477,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
         ttlheap_update(&s->heap, cur);
         return;
     }
-    struct item *tomb = item_new(key, key_len, NULL, 0, r, flags, until);
+    struct item *tomb = item_new(key, key_len, NULL, 0, r, flags, until, now_ms);
     if (tomb && prepare(s, hash, tomb, cur, &loc, now_ms) == STORE_OK) {
         link_at(s, hash, loc, cur, tomb);
         return;
@@ -478,7 +490,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
 static void expire_item(struct store *s, uint64_t hash, struct table_loc loc,
                         struct item *it, int64_t now_ms)
 {
-    s->expired++;
+    count_expired(s, it);
     struct regs r = regs_of(it);
     entomb(s, hash, loc, it, item_key(it), it->key_len, &r, true, now_ms);
 }
@@ -517,7 +529,7 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
         return STORE_OK;
     }
     if (r->expire_ms != 0 && r->expire_ms <= now_ms) {
-        s->expired++;
+        count_expired(s, cur);
         entomb(s, hash, loc, cur, item_key(cur), cur->key_len, r, true, now_ms);
         return STORE_OK;
     }
@@ -579,7 +591,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
         if (w->tomb) maybe_shrink(s);
         return STORE_OK;
     }
-    struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0);
+    struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
     if (it == NULL) return STORE_NOMEM;
     enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
     if (st != STORE_OK) {
@@ -739,9 +751,11 @@ struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms)
 {
     struct item *it = store_find(s, key, key_len, now_ms);
-    if (it && !(it->flags & ITEM_F_ACCESSED)) it->flags |= ITEM_F_ACCESSED;
+    if (it) store_mark_read(it, now_ms);
     return it;
 }
+
+uint64_t store_expired_count(const struct store *s) { return s->expired; }
 
 const struct item *store_peek(const struct store *s, const char *key,
                               size_t key_len)
@@ -792,6 +806,8 @@ void store_get_stats(const struct store *s, struct store_stats *out)
     out->limit_bytes = s->cfg.memory_limit;
     out->expired = s->expired;
     out->evicted = s->evicted;
+    out->expired_unfetched = s->expired_unfetched;
+    out->evicted_unfetched = s->evicted_unfetched;
     out->table_slots = table_slots(&s->tb);
     out->rehashing = table_resizing(&s->tb);
     out->items_digest = s->digest;
