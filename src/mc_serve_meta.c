@@ -94,15 +94,15 @@ void mcs_meta_get(struct mc_call *c)
         meta_code(c, MC_META_EN);
         return;
     }
+    bool stale = it->flags & ITEM_F_STALE;
+    if (!won && (stale || recache_due(c, it))) won = exec_take_token(x, it);
+    struct mc_meta_item mi = item_info(it, c->now_ms); /* t: before T, as memcached */
     store_item_ref(it); /* the reply's item, even if T expires it */
     if (mc_has(r, 'T')) {
         struct exec_result er = exec_touch(x, r->key, r->key_len,
                                            mcs_expiry(r->exptime, c->now_ms), c->now_ms);
         mcs_held(c, &er);
     }
-    bool stale = it->flags & ITEM_F_STALE;
-    if (!won && (stale || recache_due(c, it))) won = exec_take_token(x, it);
-    struct mc_meta_item mi = item_info(it, c->now_ms);
     mi.idle = now_s > seen.atime ? now_s - seen.atime : 0;
     mi.fetched = seen.fetched;
     mi.stale = stale;
