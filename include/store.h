@@ -162,10 +162,10 @@ static inline void store_mark_read(struct item *it, int64_t now_ms)
     if (it->atime != now_s) it->atime = now_s;
 }
 
-/* Items removed so far because their time came (the expired counter of
- * store_stats, without the rest): a cheap before/after check for
- * "this lookup found the item expired". */
-uint64_t store_expired_count(const struct store *s);
+/* store_find that also says, on a miss, whether the key held an item
+ * whose time had come (and that this lookup removed). */
+struct item *store_lookup(struct store *s, const char *key, size_t key_len,
+                          int64_t now_ms, bool *expired);
 
 /* store_get without the access: for writers and commands that only look. */
 struct item *store_find(struct store *s, const char *key, size_t key_len,

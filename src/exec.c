@@ -112,18 +112,26 @@ struct item *exec_peek(struct exec *x, const char *key, size_t key_len, int64_t 
     return store_find(x->cfg.store, key, key_len, now_ms);
 }
 
+/* A client's lookup: counted as a get (hit, miss, expired). */
+static struct item *lookup(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
+{
+    bool expired;
+    x->stats.cmd_get++;
+    struct item *it = store_lookup(x->cfg.store, key, key_len, now_ms, &expired);
+    if (it) {
+        x->stats.get_hits++;
+    } else {
+        x->stats.get_misses++;
+        x->stats.get_expired += expired;
+    }
+    return it;
+}
+
 struct item *exec_read(struct exec *x, const char *key, size_t key_len, bool bump,
                        struct exec_seen *prior, int64_t now_ms)
 {
-    x->stats.cmd_get++;
-    uint64_t expired = store_expired_count(x->cfg.store);
-    struct item *it = store_find(x->cfg.store, key, key_len, now_ms);
-    if (!it) {
-        x->stats.get_misses++;
-        if (store_expired_count(x->cfg.store) != expired) x->stats.get_expired++;
-        return NULL;
-    }
-    x->stats.get_hits++;
+    struct item *it = lookup(x, key, key_len, now_ms);
+    if (!it) return NULL;
     if (prior) *prior = (struct exec_seen){(it->flags & ITEM_F_FETCHED) != 0, it->atime};
     if (bump) store_mark_read(it, now_ms);
     return it;
@@ -131,7 +139,9 @@ struct item *exec_read(struct exec *x, const char *key, size_t key_len, bool bum
 
 struct item *exec_get(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
 {
-    return exec_read(x, key, key_len, true, NULL, now_ms);
+    struct item *it = lookup(x, key, key_len, now_ms);
+    if (it) store_mark_read(it, now_ms);
+    return it;
 }
 
 bool exec_take_token(struct exec *x, struct item *it)

@@ -93,26 +93,28 @@ static void reply(struct mc_call *c, enum mc_word w)
     if (!c->req->noreply) mcs_word(c, w);
 }
 
-/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" */
-static void value_block(struct mc_call *c, struct item *it, bool with_cas)
+/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n", then "END\r\n" if
+ * last (one reservation for a small value: the common single-key get). */
+static void value_block(struct mc_call *c, struct item *it, bool with_cas, bool last)
 {
     size_t vlen = it->value_len;
     size_t inline_len = vlen < REPLY_REF_MIN ? vlen + 2 : 0;
-    char *p = reply_reserve(c->q, MC_REPLY_LINE_MAX + inline_len);
+    char *p = reply_reserve(c->q, MC_REPLY_LINE_MAX + inline_len + 5);
     if (!p) {
         c->res->close = true;
         return;
     }
     size_t n = mc_value_header(p, item_key(it), it->key_len, it->client_flags, vlen,
                                it->version, with_cas);
-    if (inline_len) {
-        memcpy(p + n, item_value(it), vlen);
-        memcpy(p + n + vlen, "\r\n", 2);
-        reply_commit(c->q, n + inline_len);
+    if (!inline_len) {
+        reply_commit(c->q, n);
+        mcs_value_data(c, it);
+        if (last) mcs_word(c, MC_W_END);
         return;
     }
-    reply_commit(c->q, n);
-    mcs_value_data(c, it);
+    memcpy(p + n, item_value(it), vlen);
+    memcpy(p + n + vlen, "\r\nEND\r\n", last ? 7 : 2);
+    reply_commit(c->q, n + inline_len + (last ? 5 : 0));
 }
 
 enum exec_mode mcs_store_mode(enum mc_op op)
@@ -151,21 +153,24 @@ static void do_store(struct mc_call *c)
 }
 
 /* gat/gats of one key: the value as it was read, then its new expiry (a
- * negative exptime still returns it once, as memcached does). */
-static void get_and_touch(struct mc_call *c, const char *key, size_t key_len, int64_t expire_ms,
-                          bool with_cas)
+ * negative exptime still returns it once, as memcached does). Returns
+ * whether there was a value. */
+static bool get_and_touch(struct mc_call *c, const char *key, size_t key_len, int64_t expire_ms,
+                          bool with_cas, bool last)
 {
     struct exec *x = c->m->cfg.exec;
     struct item *it = exec_get(x, key, key_len, c->now_ms);
-    if (!it) return;
+    if (!it) return false;
     store_item_ref(it); /* alive even if the touch expires it */
     struct exec_result er = exec_touch(x, key, key_len, expire_ms, c->now_ms);
     mcs_held(c, &er);
-    value_block(c, it, with_cas);
+    value_block(c, it, with_cas, last);
     store_item_unref(exec_store_of(x), it);
+    return true;
 }
 
-/* get gets gat gats <key>* */
+/* get gets gat gats <key>*: a VALUE block per hit, then END (written with
+ * the last hit when that is the last key). */
 static void do_get(struct mc_call *c)
 {
     const struct mc_request *r = c->req;
@@ -173,17 +178,22 @@ static void do_get(struct mc_call *c)
     bool touch = r->cmd == MC_CMD_GAT || r->cmd == MC_CMD_GATS;
     bool with_cas = r->cmd == MC_CMD_GETS || r->cmd == MC_CMD_GATS;
     int64_t expire_ms = touch ? mcs_expiry(r->exptime, c->now_ms) : 0;
-    size_t pos = 0, key_len;
-    const char *key;
-    while (mc_args_next(r, &pos, &key, &key_len)) {
+    size_t pos = 0, key_len = 0, next_len = 0;
+    const char *key = NULL, *next = NULL;
+    bool more = mc_args_next(r, &pos, &key, &key_len), ended = false;
+    while (more) {
+        more = mc_args_next(r, &pos, &next, &next_len);
         if (touch) {
-            get_and_touch(c, key, key_len, expire_ms, with_cas);
-            continue;
+            ended = get_and_touch(c, key, key_len, expire_ms, with_cas, !more) && !more;
+        } else {
+            struct item *it = exec_get(x, key, key_len, c->now_ms);
+            if (it) value_block(c, it, with_cas, !more);
+            ended = it && !more;
         }
-        struct item *it = exec_get(x, key, key_len, c->now_ms);
-        if (it) value_block(c, it, with_cas);
+        key = next;
+        key_len = next_len;
     }
-    mcs_word(c, MC_W_END);
+    if (!ended) mcs_word(c, MC_W_END);
 }
 
 static void do_delete(struct mc_call *c)

@@ -728,9 +728,10 @@ size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
 
 /* ---- reads ------------------------------------------------------------ */
 
-struct item *store_find(struct store *s, const char *key, size_t key_len,
-                        int64_t now_ms)
+struct item *store_lookup(struct store *s, const char *key, size_t key_len,
+                          int64_t now_ms, bool *expired)
 {
+    *expired = false;
     if (key_len > UINT16_MAX) return NULL;
     uint64_t hash = table_hash(&s->tb, key, key_len);
     struct table_loc loc;
@@ -738,6 +739,7 @@ struct item *store_find(struct store *s, const char *key, size_t key_len,
     if (it == NULL || is_tomb(it)) return NULL;
     if (is_expired(it, now_ms)) {
         expire_item(s, hash, loc, it, now_ms);
+        *expired = true;
         return NULL;
     }
     if (flushed(s, it->version, it->origin, now_ms)) {
@@ -745,6 +747,13 @@ struct item *store_find(struct store *s, const char *key, size_t key_len,
         return NULL;
     }
     return it;
+}
+
+struct item *store_find(struct store *s, const char *key, size_t key_len,
+                        int64_t now_ms)
+{
+    bool expired;
+    return store_lookup(s, key, key_len, now_ms, &expired);
 }
 
 struct item *store_get(struct store *s, const char *key, size_t key_len,
@@ -755,7 +764,6 @@ struct item *store_get(struct store *s, const char *key, size_t key_len,
     return it;
 }
 
-uint64_t store_expired_count(const struct store *s) { return s->expired; }
 
 const struct item *store_peek(const struct store *s, const char *key,
                               size_t key_len)
