@@ -815,20 +815,21 @@ def broker():
 
 @pytest.fixture
 def pool(broker, request):
-    """Factory: pool(proxy_for_b=False) -> (A, B, proxy): two nodes with a
-    memcache port each (node.mport) on a fresh exchange; B may reach the
-    broker through a TcpProxy that can be cut. Every node must exit 0."""
+    """Factory: pool(proxy_for_b=False, extra=()) -> (A, B, proxy): two
+    nodes with a memcache port each (node.mport) and the extra flags, on a
+    fresh exchange; B may reach the broker through a TcpProxy that can be
+    cut. Every node must exit 0."""
     import faults_util
     import rabbit
     made = []
 
-    def make(proxy_for_b=False):
+    def make(proxy_for_b=False, extra=()):
         exchange = "vt.mc.%d.%s" % (os.getpid(), re.sub(r"\W+", "-", request.node.name)[:40])
         proxy = faults_util.TcpProxy(broker.port) if proxy_for_b else None
         nodes = []
         for name, port in (("nodeA", broker.port), ("nodeB", proxy.port if proxy else broker.port)):
             mport = free_port()
-            nd = rabbit.Node(name, port, exchange, extra=["--memcache_port", mport])
+            nd = rabbit.Node(name, port, exchange, extra=["--memcache_port", mport] + list(extra))
             nd.mport = mport
             made.append(nd)
             nodes.append(nd.start())
@@ -926,3 +927,22 @@ def test_pool_touch_on_lagging_node_keeps_newer_set(pool):
          what="equal digests")
     ttls = [int(MC(nd.mport).cmd(b"mg k t\r\n").split(b" t")[1]) for nd in (a, b)]
     assert all(490 <= t <= 500 for t in ttls), ttls   # the gat's expiry, everywhere
+
+
+@pytest.mark.slow
+@pytest.mark.replication
+def test_pool_confirm_mode_replies_in_order(pool):
+    """--replication_ack=confirm: every write's reply waits for the broker's
+    confirm; replies still come back complete and in request order."""
+    a, b, _ = pool(extra=("--replication_ack", "confirm"))
+    ma = MC(a.mport)
+    script = (b"set c1 5 0 1\r\nx\r\nget c1\r\nincr c1 1\r\nms c2 2 q\r\nhi\r\n"
+              b"md nope q\r\nma c3 N0 J7 v\r\ntouch c2 100\r\ndelete c1\r\n"
+              b"mg c2 v\r\n")
+    assert ma.transcript(script) == (
+        b"STORED\r\nVALUE c1 5 1\r\nx\r\nEND\r\n"
+        b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+        b"NF\r\nVA 1\r\n7\r\nTOUCHED\r\nDELETED\r\nVA 2\r\nhi\r\n")
+    assert int(a.stat("replies_held")) >= 1
+    wait_mc(b, b"c3", (0, b"7"))
+    wait_mc(b, b"c1", None)
