@@ -32,7 +32,6 @@
 
 #define VERSION_STRING MC_SERVE_PROTOCOL_LEVEL "-vitamin-" VITAMIN_VERSION
 
-static const char ERR_TOO_LARGE[] = "SERVER_ERROR object too large for cache\r\n";
 static const char ERR_OUTBOX[] = "SERVER_ERROR replication unavailable (outbox full)\r\n";
 
 /* ---- helpers shared with the meta and stats parts ---------------------- */
@@ -60,10 +59,27 @@ void mcs_word(struct mc_call *c, enum mc_word w)
 
 void mcs_write_error(struct mc_call *c, enum exec_status st, bool storing)
 {
+    size_t n;
+    const char *line;
     switch (st) {
-    case EXEC_TOO_LARGE: mcs_out(c, ERR_TOO_LARGE, sizeof ERR_TOO_LARGE - 1); break;
+    case EXEC_TOO_LARGE: /* the parser's line for a data block over the limit */
+        line = mc_error_line(MC_ERR_TOO_LARGE, &n);
+        mcs_out(c, line, n);
+        break;
     case EXEC_REFUSED: mcs_out(c, ERR_OUTBOX, sizeof ERR_OUTBOX - 1); break;
     default: mcs_word(c, storing ? MC_W_OOM_STORE : MC_W_OOM); break;
+    }
+}
+
+enum exec_mode mcs_store_mode(enum mc_op op)
+{
+    switch (op) {
+    case MC_OP_ADD: return EXEC_ADD;
+    case MC_OP_REPLACE: return EXEC_REPLACE;
+    case MC_OP_APPEND: return EXEC_APPEND;
+    case MC_OP_PREPEND: return EXEC_PREPEND;
+    case MC_OP_CAS: return EXEC_CAS;
+    default: return EXEC_SET;
     }
 }
 
@@ -115,18 +131,6 @@ static void value_block(struct mc_call *c, struct item *it, bool with_cas, bool 
     memcpy(p + n, item_value(it), vlen);
     memcpy(p + n + vlen, "\r\nEND\r\n", last ? 7 : 2);
     reply_commit(c->q, n + inline_len + (last ? 5 : 0));
-}
-
-enum exec_mode mcs_store_mode(enum mc_op op)
-{
-    switch (op) {
-    case MC_OP_ADD: return EXEC_ADD;
-    case MC_OP_REPLACE: return EXEC_REPLACE;
-    case MC_OP_APPEND: return EXEC_APPEND;
-    case MC_OP_PREPEND: return EXEC_PREPEND;
-    case MC_OP_CAS: return EXEC_CAS;
-    default: return EXEC_SET;
-    }
 }
 
 /* set add replace append prepend cas */
