@@ -221,7 +221,8 @@ bool mc_meta_quiet_skips(enum mc_cmd cmd, enum mc_meta_code code)
 {
     switch (cmd) {
     case MC_CMD_MG: return code == MC_META_EN;
-    case MC_CMD_MS: case MC_CMD_MD: case MC_CMD_MA: return code == MC_META_HD;
+    case MC_CMD_MS: case MC_CMD_MD: return code == MC_META_HD;
+    case MC_CMD_MA: return code == MC_META_HD || code == MC_META_VA; /* its success */
     default: return false;
     }
 }

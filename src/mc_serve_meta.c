@@ -5,7 +5,8 @@
  * mc_meta_reply()'s, with the item's state after the command.
  *
  * Quiet mode (q) hides the "nothing to report" code of each command (mg:
- * EN; ms, md, ma: HD); errors and every other code are always sent.
+ * EN; ms, md: HD; ma: its success, HD or VA); errors and every other code
+ * are always sent.
  *
  * Recache marks (mg W X Z, md I, ms I, mg N R): the item's stale and
  * won-token bits (exec.h, "Recache marks") are this node's, so in a pool
@@ -201,10 +202,8 @@ void mcs_meta_arith(struct mc_call *c)
         mi.cas = er.item->version;
         mi.ttl = ttl_left(er.item, c->now_ms);
     }
-    if (mc_has(r, 'v')) {
-        meta_line(c, MC_META_VA, &mi);
-        mcs_out(c, number, n);
-    } else if (!quiet(c, MC_META_HD)) {
-        meta_line(c, MC_META_HD, &mi);
-    }
+    enum mc_meta_code code = mc_has(r, 'v') ? MC_META_VA : MC_META_HD;
+    if (quiet(c, code)) return;
+    meta_line(c, code, &mi);
+    if (code == MC_META_VA) mcs_out(c, number, n);
 }

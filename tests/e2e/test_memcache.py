@@ -486,6 +486,9 @@ GOLDENS = [
      b"VA 2 kma O1\r\n12\r\nEX\r\n"),
     ("ma_vivify", b"ma ma_vivify N60 J10 v t\r\nma ma_vivify t\r\n",
      b"VA 2 t60\r\n10\r\nHD t60\r\n"),
+    ("ma_quiet", b"set ma_quiet 0 0 1\r\n5\r\nma ma_quiet v q\r\nma ma_quiet q\r\n"
+                 b"ma ma_quiet q C1\r\nma ma_quietx q\r\nmg ma_quiet v\r\n",
+     b"STORED\r\nEX\r\nNF\r\nVA 1\r\n7\r\n"),
     ("ma_errors", b"ms ma_errors 1\r\nx\r\nma ma_errors\r\nma ma_errors q\r\nma ma_errors MX\r\n"
                   b"ma ma_errors Dx\r\nma ma_errors Jx\r\nma ma_errors !\r\n",
      b"HD\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"

@@ -1610,7 +1610,7 @@ static void test_quiet_mode(void **state)
         const char *skips; /* one letter per code above: y = hidden */
     } t[] = {
         {MC_CMD_MG, "..y..."}, {MC_CMD_MS, ".y...."}, {MC_CMD_MD, ".y...."},
-        {MC_CMD_MA, ".y...."}, {MC_CMD_GET, "......"}, {MC_CMD_MN, "......"},
+        {MC_CMD_MA, "yy...."}, {MC_CMD_GET, "......"}, {MC_CMD_MN, "......"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         for (size_t c = 0; c < 6; c++)
