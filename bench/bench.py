@@ -1,6 +1,13 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: Vitamin vs redis-server vs memcached -t 1.
 
+Servers ("kinds"): vitamin (its own protocol), vitamin_mc (the same binary's
+--memcache_port, driven with the memcached protocol, so it meets memcached
+with the same client and protocol), redis, memcached; BENCH_KINDS picks
+some (comma-separated). BENCH_BASELINE=/path/to/vitamin adds "baseline":
+an older binary on the Vitamin protocol, to see whether a change moved the
+Vitamin-protocol figures (same run, same rounds).
+
 Run through `make bench` (bench/run.sh installs the packages and builds).
 Every server runs pinned to one core (taskset -c BENCH_SERVER_CPU, 0) and
 build/vitamin-benchmark to another (BENCH_CLIENT_CPU, 1), all on free
@@ -15,7 +22,9 @@ CPU per request: (utime + stime ticks from /proc/PID/stat, after - before)
 into a fresh server; (RSS after - RSS before) / items - 48 B of payload.
 
 Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_QUICK=1 (1 round of
-2 s), BENCH_KEYSPACE (100000), BENCH_MEM_ITEMS (1000000), BENCH_CONNS (50).
+2 s), BENCH_KEYSPACE (100000), BENCH_MEM_ITEMS (1000000), BENCH_CONNS (50),
+BENCH_KINDS, BENCH_BASELINE, BENCH_WORKLOADS (names, comma-separated),
+BENCH_MEMORY=0 (skip the memory run).
 Writes bench/results/{runs,summary,memory}.csv, summary.md, env.txt,
 commands.txt, throughput.png and memory.png.
 """
@@ -69,6 +78,23 @@ WORKLOADS = [
     ("set100_p16", "100% set, P=16, 32 B", "1:0", 16, 32),
     ("get90_p16_4k", "90% get, P=16, 4 KiB", "1:9", 16, 4096),
 ]
+if os.environ.get("BENCH_WORKLOADS"):
+    _want = os.environ["BENCH_WORKLOADS"].split(",")
+    WORKLOADS = [w for w in WORKLOADS if w[0] in _want]
+
+BASELINE = os.environ.get("BENCH_BASELINE")
+ALL_KINDS = ("vitamin", "vitamin_mc", "baseline", "redis", "memcached")
+KINDS = tuple(k for k in (os.environ.get("BENCH_KINDS") or
+                          "vitamin,vitamin_mc,redis,memcached").split(",") if k)
+if BASELINE and "baseline" not in KINDS:
+    KINDS = KINDS[:1] + ("baseline",) + KINDS[1:]
+KINDS = tuple(k for k in ALL_KINDS if k in KINDS)
+NAMES = {"vitamin": "Vitamin", "vitamin_mc": "Vitamin memcache port",
+         "baseline": "Vitamin baseline", "redis": "Redis", "memcached": "memcached"}
+# ratios shown (numerator, denominator), when both were run
+RATIOS = [("vitamin", "redis"), ("vitamin", "memcached"), ("vitamin_mc", "memcached"),
+          ("vitamin", "baseline")]
+MEMORY = os.environ.get("BENCH_MEMORY", "1") != "0"
 
 COMMANDS = []  # every vitamin-benchmark command line, for commands.txt
 
@@ -119,9 +145,15 @@ class Server:
         self.port = free_port()
         self.workdir = workdir
         self.proc = None
-        if kind == "vitamin":
+        if kind in ("vitamin", "baseline"):
             self.proto = "vitamin"
-            cmd = [VITAMIN, "--host", HOST, "--port", str(self.port),
+            cmd = [VITAMIN if kind == "vitamin" else BASELINE, "--host", HOST,
+                   "--port", str(self.port),
+                   "--memory", str(MEMORY_MIB), "--log_level", "warn"]
+        elif kind == "vitamin_mc":
+            self.proto = "memcache"
+            cmd = [VITAMIN, "--host", HOST, "--port", str(free_port()),
+                   "--memcache_port", str(self.port),
                    "--memory", str(MEMORY_MIB), "--log_level", "warn"]
         elif kind == "redis":
             self.proto = "redis"
@@ -283,8 +315,6 @@ def machine():
     }
 
 
-KINDS = ("vitamin", "redis", "memcached")
-NAMES = {"vitamin": "Vitamin", "redis": "Redis", "memcached": "memcached"}
 
 
 def run_throughput(workdir):
@@ -339,7 +369,7 @@ def run_throughput(workdir):
 
 def run_memory(workdir):
     rows = []
-    for k in KINDS:
+    for k in [k for k in KINDS if k in ("vitamin", "redis", "memcached")]:
         s = Server(k, workdir).start()
         try:
             before = rss_bytes(s.pid)
@@ -413,44 +443,68 @@ def round_ratio(rows, name, key, a, b):
 
 def table(summary, mem, env, rows):
     get = {(s["workload"], s["server"]): s for s in summary}
-    out = ["| workload | metric | Vitamin | Redis | memcached | Vitamin/Redis | Vitamin/memcached |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+    pairs = [(a, b) for a, b in RATIOS if a in KINDS and b in KINDS]
+    out = ["| workload | metric | %s | %s |" % (
+               " | ".join(NAMES[k] for k in KINDS),
+               " | ".join("%s / %s" % (NAMES[a], NAMES[b]) for a, b in pairs)),
+           "|---|---|%s" % ("---:|" * (len(KINDS) + len(pairs)))]
     metrics = [("ops_per_sec", "ops/s", "ops"), ("p99_us", "p99 µs", "us"),
                ("server_cpu_us_per_op", "server CPU µs/req", "cpu"),
                ("client_cpu_pct", "client CPU", "pct"),
                ("other_cpu_pct", "other processes' CPU", "pct")]
     for name, label, _, _, _ in WORKLOADS:
         for key, mlabel, kind in metrics:
-            v = [get[(name, k)][key] for k in KINDS]
+            v = {k: get[(name, k)][key] for k in KINDS}
             if kind == "pct":
-                r = ("", "")
+                r = [""] * len(pairs)
             else:  # ratio of the medians (median of the per-round ratios)
-                r = tuple("%s (%.2f)" % (ratio(v[0], v[i]),
-                                         round_ratio(rows, name, key, "vitamin", KINDS[i]))
-                          for i in (1, 2))
-            out.append("| %s | %s | %s | %s | %s | %s | %s |"
-                       % (label, mlabel, fmt(v[0], kind), fmt(v[1], kind),
-                          fmt(v[2], kind), r[0], r[1]))
+                r = ["%s (%.2f)" % (ratio(v[a], v[b]), round_ratio(rows, name, key, a, b))
+                     for a, b in pairs]
+            out.append("| %s | %s | %s | %s |"
+                       % (label, mlabel, " | ".join(fmt(v[k], kind) for k in KINDS),
+                          " | ".join(r)))
     if mem:
         m = {r["server"]: r["overhead_bytes_per_item"] for r in mem}
-        v = [m.get(k, float("nan")) for k in KINDS]
+        v = {k: m.get(k, float("nan")) for k in KINDS}
         out.append("| memory, %s items 16 B key 32 B value TTL | bytes/item beyond payload"
-                   " | %s | %s | %s | %s | %s |"
-                   % ("{:,}".format(MEM_ITEMS), fmt(v[0], "b"), fmt(v[1], "b"),
-                      fmt(v[2], "b"), ratio(v[0], v[1]), ratio(v[0], v[2])))
+                   " | %s | %s |"
+                   % ("{:,}".format(MEM_ITEMS), " | ".join(fmt(v[k], "b") for k in KINDS),
+                      " | ".join(ratio(v[a], v[b]) for a, b in pairs)))
     errs = sum(s["errors"] for s in summary) + sum(r["errors"] for r in mem)
     out.append("")
     out.append("Medians of %d round(s) of %.0f s; %d connections; %s keys; TTL %d; %s; "
-               "%d errors in all runs; Vitamin at commit %s."
+               "%d errors in all runs; Vitamin at commit %s%s."
                % (env["rounds"], env["seconds"], env["connections"],
                   "{:,}".format(env["keyspace"]), TTL, env["pinning"], errs,
-                  env["commit"]))
+                  env["commit"], "; baseline %s" % BASELINE if BASELINE else ""))
     out.append("")
     out.append("Ratios: of the medians; in parentheses the median of the per-round "
-               "ratios (each round runs the three servers back to back).")
+               "ratios (each round runs the servers back to back).")
     out.append("")
     out.append("Noise control: %s." % env["noise"])
+    out += targets(rows)
     return "\n".join(out) + "\n"
+
+
+def targets(rows):
+    """Issue 10's targets for the memcache port against memcached -t 1, from
+    the per-round ratios: P=16 >= 5x, P=1 >= 1.0x with server CPU per
+    request <= 0.8x."""
+    if "vitamin_mc" not in KINDS or "memcached" not in KINDS:
+        return []
+    names = [w[0] for w in WORKLOADS]
+    out = ["", "Memcache port vs memcached -t 1 (issue 10 targets, per-round medians):", ""]
+    for wl, key, want, op in (("get90_p16", "ops_per_sec", 5.0, ">="),
+                              ("get90_p1", "ops_per_sec", 1.0, ">="),
+                              ("get90_p1", "server_cpu_us_per_op", 0.8, "<=")):
+        if wl not in names:
+            continue
+        r = round_ratio(rows, wl, key, "vitamin_mc", "memcached")
+        met = r == r and (r >= want if op == ">=" else r <= want)
+        out.append("- %s %s: %.2fx (target %s %.1fx): %s"
+                   % (wl, "throughput" if key == "ops_per_sec" else "server CPU per request",
+                      r, op, want, "met" if met else "MISSED"))
+    return out
 
 
 def write_csv(path, rows):
@@ -469,12 +523,29 @@ def charts(summary, mem, env):
     get = {(s["workload"], s["server"]): s for s in summary}
     dat = os.path.join(RESULTS, "throughput.dat")
     with open(dat, "w") as f:
-        f.write("# workload Vitamin Redis memcached (ops/s)\n")
+        f.write("# workload %s (ops/s)\n" % " ".join(KINDS))
         for name, label, _, _, _ in WORKLOADS:
             f.write('"%s" %s\n' % (label.replace(", ", " ").replace(" 32 B", ""), " ".join(
                 "%.0f" % get[(name, k)]["ops_per_sec"] for k in KINDS)))
+    colors = {"vitamin": "#2e8b57", "vitamin_mc": "#8fbc8f", "baseline": "#999999",
+              "redis": "#c0392b", "memcached": "#2c6fbb"}
+    titles = dict(NAMES)
+    if "redis" in KINDS:
+        titles["redis"] = "Redis " + env["redis"].split()[2].replace("v=", "")
+    titles["memcached"] = env["memcached"] + " -t 1"
+    n = len(KINDS)
+    width = 0.9 / n
+    plots = []
+    for i, k in enumerate(KINDS):
+        src = "'%s'" % dat if i == 0 else "''"
+        plots.append("%s using ($%d/1000):xtic(1) title '%s' lc rgb '%s'"
+                     % (src, i + 2, titles[k], colors[k]))
+    for i, k in enumerate(KINDS):
+        off = (i - (n - 1) / 2.0) * width
+        plots.append("'' using ($0%+.3f):($%d/1000):(sprintf(\"%%.0fk\", $%d/1000)) "
+                     "with labels offset 0,0.7 font ',8' notitle" % (off, i + 2, i + 2))
     common = """
-set terminal pngcairo size 1000,560 font "sans,10"
+set terminal pngcairo size 1100,560 font "sans,10"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -489,16 +560,9 @@ set output '{out}'
 set title "ops/s, median of {rounds} x {secs:.0f} s; {conns} connections, 32 B values unless noted;\\nloopback, server and client pinned to separate cores"
 set ylabel "thousand ops/s"
 set format y "%.0f"
-plot '{dat}' using ($2/1000):xtic(1) title 'Vitamin' lc rgb '#2e8b57', \\
-     '' using ($3/1000) title '{redis}' lc rgb '#c0392b', \\
-     '' using ($4/1000) title '{mc} -t 1' lc rgb '#2c6fbb', \\
-     '' using ($0-0.25):($2/1000):(sprintf("%.0fk", $2/1000)) with labels offset 0,0.7 notitle, \\
-     '' using ($0):($3/1000):(sprintf("%.0fk", $3/1000)) with labels offset 0,0.7 notitle, \\
-     '' using ($0+0.25):($4/1000):(sprintf("%.0fk", $4/1000)) with labels offset 0,0.7 notitle
-""".format(out=os.path.join(RESULTS, "throughput.png"), dat=dat,
-           rounds=env["rounds"], secs=env["seconds"], conns=env["connections"],
-           redis="Redis " + env["redis"].split()[2].replace("v=", ""),
-           mc=env["memcached"])
+plot {plots}
+""".format(out=os.path.join(RESULTS, "throughput.png"), rounds=env["rounds"],
+           secs=env["seconds"], conns=env["connections"], plots=", \\\n     ".join(plots))
     subprocess.run(["gnuplot"], input=gp.encode(), check=True)
     if mem:
         mdat = os.path.join(RESULTS, "memory.dat")
@@ -524,9 +588,12 @@ def main():
     for b in (VITAMIN, BENCH):
         if not os.path.exists(b):
             sys.exit("bench: %s is missing; run `make` first" % b)
-    for tool in ("redis-server", "memcached", "taskset"):
+    for tool in ["taskset"] + [{"redis": "redis-server"}.get(k, k) for k in KINDS
+                               if k in ("redis", "memcached")]:
         if not shutil.which(tool):
             sys.exit("bench: %s is missing; run `make bench`" % tool)
+    if BASELINE and not os.path.exists(BASELINE):
+        sys.exit("bench: BENCH_BASELINE %s is missing" % BASELINE)
     os.makedirs(RESULTS, exist_ok=True)
     env = machine()
     log("bench: %d round(s) of %.0f s per run, %s" % (ROUNDS, SECONDS, env["pinning"]))
@@ -535,8 +602,10 @@ def main():
     workdir = tempfile.mkdtemp(prefix="vitamin-bench-")
     try:
         rows = run_throughput(workdir)
-        log("== memory")
-        mem = run_memory(workdir)
+        mem = []
+        if MEMORY:
+            log("== memory")
+            mem = run_memory(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     summary = summarize(rows, mem)

@@ -20,6 +20,14 @@
  * now stored (if live; valid until the next store write unless referenced)
  * and, in --replication_ack=confirm mode, the replication batch whose
  * confirm the reply must wait for (0: none). Nothing else is passed back.
+ *
+ * Recache marks. For memcached's meta commands an item carries node-local
+ * state that is never replicated (store.h: ITEM_F_FETCHED, ITEM_F_STALE,
+ * ITEM_F_WON, atime): whether and when a client last read it, whether it
+ * was invalidated, and whether one client was already handed the right to
+ * recache it. Every new value (a local or a replicated write) starts
+ * clear; what replicates of an invalidation is the rewrite of the value
+ * with a new stamp (exec_invalidate), so the pool still converges.
  */
 #ifndef VITAMIN_EXEC_H
 #define VITAMIN_EXEC_H
@@ -67,6 +75,11 @@ struct exec_store {
     int64_t expire_ms;   /* absolute unix ms, 0 = never, <= now = expired at
                             once (still a write), EXEC_KEEP_TTL = unchanged */
     uint64_t cas;        /* EXEC_CAS: the cas unique the client read */
+    bool check_cas;      /* APPEND/PREPEND: also only if the item's cas is cas */
+    bool invalidate;     /* with a cas check: a cas older than the item's is
+                            accepted too; the value is then stored keeping the
+                            item's expiry and recache token, marked stale
+                            (memcached's ms I) */
     bool create;         /* APPEND/PREPEND: a missing key is created (Redis) */
 };
 
@@ -83,6 +96,7 @@ struct exec_config {
     struct expiry *expiry; /* told of every new expiry */
     uint32_t origin;       /* this node's tag */
     bool confirm;          /* --replication_ack=confirm */
+    size_t max_value_len;  /* longest value append/prepend may build; 0: any */
 };
 
 struct exec_stats {
@@ -104,8 +118,20 @@ void exec_destroy(struct exec *x);
 const struct exec_stats *exec_get_stats(const struct exec *x);
 struct store *exec_store_of(const struct exec *x);
 
-/* Live item for key, or NULL; counted as a get (hit or miss). */
+/* Live item for key, or NULL; counted as a get (hit or miss, and
+ * get_expired when the miss found it expired); marked read (store_get). */
 struct item *exec_get(struct exec *x, const char *key, size_t key_len, int64_t now_ms);
+
+/* An item's read state before a read (memcached meta's h and l). */
+struct exec_seen {
+    bool fetched;   /* read by a client before */
+    uint32_t atime; /* last access, unix seconds */
+};
+
+/* exec_get that can leave the item's read state alone (bump false:
+ * memcached's u) and report it as it was before (prior, if not NULL). */
+struct item *exec_read(struct exec *x, const char *key, size_t key_len, bool bump,
+                       struct exec_seen *prior, int64_t now_ms);
 /* Live item for key, or NULL, without counting (for commands that only
  * look: TTL, EXISTS, TYPE...). */
 struct item *exec_peek(struct exec *x, const char *key, size_t key_len, int64_t now_ms);
@@ -124,14 +150,48 @@ struct exec_result exec_delete(struct exec *x, const char *key, size_t key_len,
                                uint64_t cas, int64_t now_ms);
 
 /*
- * memcached's incr/decr: the value must be an unsigned 64-bit decimal
- * (at most 20 digits); incr wraps at 2^64, decr stops at 0; flags and
- * expiry are kept. *out gets the new value. EXEC_OK, EXEC_NOT_FOUND,
- * EXEC_NOT_NUMBER (also EXEC_NOMEM, EXEC_REFUSED).
+ * memcached's incr/decr: the value must read as an unsigned 64-bit decimal
+ * the way memcached reads it (leading blanks, an optional '+', digits, then
+ * the end or a blank and anything); incr wraps at 2^64, decr stops at 0;
+ * flags and expiry are kept; the new value is its plain digits. *out gets
+ * the new value. EXEC_OK, EXEC_NOT_FOUND, EXEC_NOT_NUMBER (also
+ * EXEC_NOMEM, EXEC_REFUSED).
  */
 struct exec_result exec_incr_u64(struct exec *x, const char *key, size_t key_len,
                                  bool decr, uint64_t delta, int64_t now_ms,
                                  uint64_t *out);
+
+/* exec_incr_u64 with memcached meta's options (ma). */
+struct exec_arith {
+    const char *key;
+    size_t key_len;
+    bool decr;
+    uint64_t delta;
+    bool check_cas;           /* only if the item's cas is cas (else EXEC_EXISTS) */
+    uint64_t cas;
+    int64_t expire_ms;        /* on success: the new expiry, or EXEC_KEEP_TTL */
+    bool create;              /* a miss creates the key holding initial */
+    uint64_t initial;
+    int64_t create_expire_ms; /* ... expiring then (0: never) */
+};
+struct exec_result exec_arith_u64(struct exec *x, const struct exec_arith *a, int64_t now_ms,
+                                  uint64_t *out);
+
+/*
+ * Invalidate instead of deleting (memcached's md I, md x): the live item
+ * keeps its key and flags but its value is rewritten with a new stamp (a
+ * new cas; replicated as a write), emptied if empty, with expiry expire_ms
+ * (EXEC_KEEP_TTL: kept); stale marks it stale here and takes back its
+ * recache token. cas != 0: only if the item's cas equals it. EXEC_OK,
+ * EXEC_NOT_FOUND, EXEC_EXISTS (also EXEC_NOMEM, EXEC_REFUSED).
+ */
+struct exec_result exec_invalidate(struct exec *x, const char *key, size_t key_len,
+                                   uint64_t cas, int64_t expire_ms, bool stale, bool empty,
+                                   int64_t now_ms);
+
+/* Hand out it's recache token (memcached meta's W): true for the first
+ * caller since its value was written or invalidated, false after. */
+bool exec_take_token(struct exec *x, struct item *it);
 
 /*
  * Redis's INCRBY/DECRBY: the value must be a signed 64-bit decimal in

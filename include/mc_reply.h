@@ -102,8 +102,9 @@ size_t mc_meta_reply(char *dst, const struct mc_request *req, enum mc_meta_code 
 
 /*
  * Quiet mode (flag q): is this reply left unsent? As memcached 1.6.18: mg
- * hides EN, ms/md/ma hide HD; errors and every other code are sent. The
- * serve layer then relies on a later mn to flush the client's pipeline.
+ * hides EN, ms/md hide HD, ma hides its success (HD, or VA with v); errors
+ * and every other code are sent. The serve layer then relies on a later mn
+ * to flush the client's pipeline.
  */
 bool mc_meta_quiet_skips(enum mc_cmd cmd, enum mc_meta_code code);
 

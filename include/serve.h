@@ -39,6 +39,8 @@ struct serve_proto {
     size_t (*handle)(void *ctx, void *session, char *in, size_t len,
                      struct reply_queue *out, int64_t now_ms,
                      struct serve_outcome *res);
+    /* Optional: a connection was accepted (its session is zeroed). */
+    void (*session_start)(void *ctx, void *session);
     /* Optional: the connection is going away (free what session owns). */
     void (*session_end)(void *ctx, void *session);
     size_t max_input;     /* the most unread input a connection may hold */

@@ -70,6 +70,12 @@ enum item_flags {
     ITEM_F_EXPIRED = 1u << 4,   /* tombstone left by an expiry (not a delete):
                                    a write with the same value stamp and a
                                    later expiry brings the value back */
+    /* Read state and recache marks (memcached meta's h, X, W/Z). Local to
+     * this node, never replicated; a new item (any write of a value,
+     * local or replicated) starts with all three clear. */
+    ITEM_F_FETCHED = 1u << 5,   /* read by a client (store_get) */
+    ITEM_F_STALE = 1u << 6,     /* invalidated: served as stale until rewritten */
+    ITEM_F_WON = 1u << 7,       /* its recache token was handed to a client */
 };
 
 struct item {
@@ -87,6 +93,8 @@ struct item {
     uint16_t key_len;     /* bytes of key at data[0] */
     uint8_t flags;        /* enum item_flags */
     uint8_t unused;
+    uint32_t atime;       /* last access (created, or store_get), unix s;
+                             local, not replicated */
     char data[];          /* key bytes, then value bytes */
 };
 
@@ -125,6 +133,8 @@ struct store_stats {
     uint64_t limit_bytes;  /* memory_limit */
     uint64_t expired;      /* items removed because their time came */
     uint64_t evicted;      /* items removed to make room */
+    uint64_t expired_unfetched; /* of expired: never read by a client */
+    uint64_t evicted_unfetched; /* of evicted: never read by a client */
     uint64_t table_slots;  /* slots in the table(s) */
     uint64_t rehashing;    /* 1 while an incremental resize is under way */
     uint64_t items_digest; /* see "Digest" above */
@@ -138,11 +148,26 @@ void store_destroy(struct store *s);
 
 /*
  * Live item for key at now_ms, or NULL. An item found expired is removed
- * (counted in expired). Marks the item accessed for LRU. The pointer is valid
- * until the next call that writes to the store, unless referenced.
+ * (counted in expired). Marks the item read (store_mark_read). The pointer
+ * is valid until the next call that writes to the store, unless referenced.
  */
 struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms);
+
+/* Note a client's read of it at now_ms: accessed for LRU, fetched, and
+ * its last access time. */
+static inline void store_mark_read(struct item *it, int64_t now_ms)
+{
+    const uint8_t read = ITEM_F_ACCESSED | ITEM_F_FETCHED;
+    uint32_t now_s = (uint32_t)(now_ms / 1000);
+    if ((it->flags & read) != read) it->flags |= read;
+    if (it->atime != now_s) it->atime = now_s;
+}
+
+/* store_find that also says, on a miss, whether the key held an item
+ * whose time had come (and that this lookup removed). */
+struct item *store_lookup(struct store *s, const char *key, size_t key_len,
+                          int64_t now_ms, bool *expired);
 
 /* store_get without the access: for writers and commands that only look. */
 struct item *store_find(struct store *s, const char *key, size_t key_len,

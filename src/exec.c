@@ -129,13 +129,44 @@ struct item *exec_peek(struct exec *x, const char *key, size_t key_len, int64_t 
     return store_find(x->cfg.store, key, key_len, now_ms);
 }
 
+/* A client's lookup: counted as a get (hit, miss, expired). */
+static struct item *lookup(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
+{
+    bool expired;
+    x->stats.cmd_get++;
+    struct item *it = store_lookup(x->cfg.store, key, key_len, now_ms, &expired);
+    if (it) {
+        x->stats.get_hits++;
+    } else {
+        x->stats.get_misses++;
+        x->stats.get_expired += expired;
+    }
+    return it;
+}
+
+struct item *exec_read(struct exec *x, const char *key, size_t key_len, bool bump,
+                       struct exec_seen *prior, int64_t now_ms)
+{
+    struct item *it = lookup(x, key, key_len, now_ms);
+    if (!it) return NULL;
+    if (prior) *prior = (struct exec_seen){(it->flags & ITEM_F_FETCHED) != 0, it->atime};
+    if (bump) store_mark_read(it, now_ms);
+    return it;
+}
+
 struct item *exec_get(struct exec *x, const char *key, size_t key_len, int64_t now_ms)
 {
-    x->stats.cmd_get++;
-    struct item *it = store_get(x->cfg.store, key, key_len, now_ms);
-    if (it) x->stats.get_hits++;
-    else x->stats.get_misses++;
+    struct item *it = lookup(x, key, key_len, now_ms);
+    if (it) store_mark_read(it, now_ms);
     return it;
+}
+
+bool exec_take_token(struct exec *x, struct item *it)
+{
+    (void)x;
+    if (it->flags & ITEM_F_WON) return false;
+    it->flags |= ITEM_F_WON;
+    return true;
 }
 
 /* Room for n bytes of a read-modify-write result. */
@@ -167,7 +198,11 @@ static struct exec_result set_concat(struct exec *x, const struct exec_store *re
 {
     if (!cur && !req->create) return result(EXEC_NOT_STORED);
     size_t old = cur ? cur->value_len : 0;
-    if (req->value_len > SIZE_MAX - old) return result(EXEC_TOO_LARGE);
+    if (req->value_len > SIZE_MAX - old ||
+        (x->cfg.max_value_len && old + req->value_len > x->cfg.max_value_len)) {
+        x->stats.set_refused++;
+        return result(EXEC_TOO_LARGE);
+    }
     char *buf = scratch(x, old + req->value_len + 1);
     if (!buf) return result(EXEC_NOMEM);
     const char *ov = cur ? item_value(cur) : "";
@@ -183,45 +218,55 @@ static struct exec_result set_concat(struct exec *x, const struct exec_store *re
     return commit(x, &w, now_ms);
 }
 
+/* The cas check of a write: EXEC_OK (*stale: accepted as an older cas
+ * under invalidate), EXEC_NOT_FOUND or EXEC_EXISTS. */
+static enum exec_status cas_check(struct exec *x, const struct exec_store *req,
+                                  const struct item *cur, bool *stale)
+{
+    if (!cur) {
+        x->stats.cas_misses++;
+        return EXEC_NOT_FOUND;
+    }
+    if (cur->version != req->cas && !(req->invalidate && req->cas < cur->version)) {
+        x->stats.cas_badval++;
+        return EXEC_EXISTS;
+    }
+    *stale = cur->version != req->cas;
+    x->stats.cas_hits++;
+    return EXEC_OK;
+}
+
 struct exec_result exec_set(struct exec *x, const struct exec_store *req, int64_t now_ms)
 {
     x->stats.cmd_set++;
     struct item *cur = store_find(x->cfg.store, req->key, req->key_len, now_ms);
-    switch (req->mode) {
-    case EXEC_SET: break;
-    case EXEC_ADD:
-        if (cur) return result(EXEC_NOT_STORED);
-        break;
-    case EXEC_REPLACE:
-        if (!cur) return result(EXEC_NOT_STORED);
-        break;
-    case EXEC_CAS:
-        if (!cur) {
-            x->stats.cas_misses++;
-            return result(EXEC_NOT_FOUND);
-        }
-        if (cur->version != req->cas) {
-            x->stats.cas_badval++;
-            return result(EXEC_EXISTS);
-        }
-        x->stats.cas_hits++;
-        break;
-    case EXEC_APPEND:
-    case EXEC_PREPEND: {
-        struct exec_result res = set_concat(x, req, cur, now_ms);
-        if (res.status == EXEC_OK) x->stats.total_items++;
-        return res;
+    bool stale = false, concat = req->mode == EXEC_APPEND || req->mode == EXEC_PREPEND;
+    if (req->mode == EXEC_CAS || (concat && req->check_cas)) {
+        if (concat && !cur) return result(EXEC_NOT_STORED);
+        enum exec_status st = cas_check(x, req, cur, &stale);
+        if (st != EXEC_OK) return result(st);
     }
+    if ((req->mode == EXEC_ADD && cur) || (req->mode == EXEC_REPLACE && !cur))
+        return result(EXEC_NOT_STORED);
+    uint8_t marks = stale ? ITEM_F_STALE | (cur->flags & ITEM_F_WON) : 0;
+    struct exec_result res;
+    if (concat) {
+        res = set_concat(x, req, cur, now_ms);
+    } else {
+        bool keep = req->expire_ms == EXEC_KEEP_TTL || stale;
+        struct store_write w = {
+            .key = req->key, .key_len = req->key_len,
+            .has_value = true, .value = req->value, .value_len = req->value_len,
+            .client_flags = req->client_flags,
+            .has_expiry = !keep,
+            .expire_ms = keep ? 0 : req->expire_ms,
+        };
+        res = commit(x, &w, now_ms);
     }
-    struct store_write w = {
-        .key = req->key, .key_len = req->key_len,
-        .has_value = true, .value = req->value, .value_len = req->value_len,
-        .client_flags = req->client_flags,
-        .has_expiry = req->expire_ms != EXEC_KEEP_TTL,
-        .expire_ms = req->expire_ms == EXEC_KEEP_TTL ? 0 : req->expire_ms,
-    };
-    struct exec_result res = commit(x, &w, now_ms);
-    if (res.status == EXEC_OK) x->stats.total_items++;
+    if (res.status == EXEC_OK) {
+        x->stats.total_items++;
+        if (res.item) res.item->flags |= marks;
+    }
     return res;
 }
 
@@ -279,34 +324,94 @@ struct exec_result exec_delete(struct exec *x, const char *key, size_t key_len,
     return res;
 }
 
+static bool is_blank(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/*
+ * A stored value as memcached's incr reads it (strtoull, then a check of
+ * the byte after the digits): blanks, an optional sign ('-' only before a
+ * zero), 1..20 digits below 2^64, then the end or a blank (whatever
+ * follows is ignored). The value is not NUL-terminated.
+ */
+static bool memcached_number(const char *v, size_t n, uint64_t *out)
+{
+    size_t i = 0;
+    while (i < n && is_blank(v[i])) i++;
+    bool neg = i < n && v[i] == '-';
+    if (i < n && (v[i] == '+' || v[i] == '-')) i++;
+    size_t first = i;
+    uint64_t val = 0;
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+        unsigned d = (unsigned)(v[i] - '0');
+        if (val > (UINT64_MAX - d) / 10) return false;
+        val = val * 10 + d;
+    }
+    if (i == first || (i < n && !is_blank(v[i])) || (neg && val != 0)) return false;
+    *out = val;
+    return true;
+}
+
+struct exec_result exec_arith_u64(struct exec *x, const struct exec_arith *a, int64_t now_ms,
+                                  uint64_t *out)
+{
+    struct item *cur = store_get(x->cfg.store, a->key, a->key_len, now_ms);
+    char buf[NUM_MAX_DIGITS];
+    if (!cur) {
+        (*(a->decr ? &x->stats.decr_misses : &x->stats.incr_misses))++;
+        if (!a->create) return result(EXEC_NOT_FOUND);
+        struct store_write w = keep_meta(a->key, a->key_len, buf,
+                                         num_format_u64(buf, a->initial), NULL);
+        w.expire_ms = a->create_expire_ms;
+        struct exec_result res = commit(x, &w, now_ms);
+        if (res.status == EXEC_OK) {
+            x->stats.total_items++;
+            *out = a->initial;
+        }
+        return res;
+    }
+    if (a->check_cas && cur->version != a->cas) return result(EXEC_EXISTS);
+    uint64_t val;
+    if (!memcached_number(item_value(cur), cur->value_len, &val))
+        return result(EXEC_NOT_NUMBER);
+    if (a->decr) val = val < a->delta ? 0 : val - a->delta;
+    else val += a->delta; /* wraps, as memcached's does */
+    struct store_write w = keep_meta(a->key, a->key_len, buf, num_format_u64(buf, val), cur);
+    if (a->expire_ms != EXEC_KEEP_TTL) {
+        w.has_expiry = true;
+        w.expire_ms = a->expire_ms;
+    }
+    struct exec_result res = commit(x, &w, now_ms);
+    if (res.status == EXEC_OK) {
+        (*(a->decr ? &x->stats.decr_hits : &x->stats.incr_hits))++;
+        *out = val;
+    }
+    return res;
+}
+
 struct exec_result exec_incr_u64(struct exec *x, const char *key, size_t key_len,
                                  bool decr, uint64_t delta, int64_t now_ms, uint64_t *out)
 {
-    struct item *cur = store_get(x->cfg.store, key, key_len, now_ms);
-    uint64_t *hits = decr ? &x->stats.decr_hits : &x->stats.incr_hits;
-    if (!cur) {
-        (*(decr ? &x->stats.decr_misses : &x->stats.incr_misses))++;
-        return result(EXEC_NOT_FOUND);
+    struct exec_arith a = {.key = key, .key_len = key_len, .decr = decr, .delta = delta,
+                           .expire_ms = EXEC_KEEP_TTL};
+    return exec_arith_u64(x, &a, now_ms, out);
+}
+
+struct exec_result exec_invalidate(struct exec *x, const char *key, size_t key_len,
+                                   uint64_t cas, int64_t expire_ms, bool stale, bool empty,
+                                   int64_t now_ms)
+{
+    struct item *cur = store_find(x->cfg.store, key, key_len, now_ms);
+    if (!cur) return result(EXEC_NOT_FOUND);
+    if (cas && cur->version != cas) return result(EXEC_EXISTS);
+    store_item_ref(cur); /* its value is the source of the write */
+    struct store_write w = keep_meta(key, key_len, empty ? "" : item_value(cur),
+                                     empty ? 0 : cur->value_len, cur);
+    if (expire_ms != EXEC_KEEP_TTL) {
+        w.has_expiry = true;
+        w.expire_ms = expire_ms;
     }
-    /* memcached's rule: leading digits, then optionally blanks (its own
-     * decr pads with them); anything else is not a number */
-    const char *v = item_value(cur);
-    size_t n = 0;
-    while (n < cur->value_len && v[n] >= '0' && v[n] <= '9') n++;
-    for (size_t i = n; i < cur->value_len; i++)
-        if (v[i] != ' ') return result(EXEC_NOT_NUMBER);
-    uint64_t val;
-    if (!num_parse_u64(v, n, &val)) return result(EXEC_NOT_NUMBER);
-    if (decr) val = val < delta ? 0 : val - delta;
-    else val += delta; /* wraps, as memcached's does */
-    char buf[NUM_MAX_DIGITS];
-    size_t len = num_format_u64(buf, val);
-    struct store_write w = keep_meta(key, key_len, buf, len, cur);
     struct exec_result res = commit(x, &w, now_ms);
-    if (res.status == EXEC_OK) {
-        (*hits)++;
-        *out = val;
-    }
+    store_item_unref(x->cfg.store, cur);
+    if (res.status == EXEC_OK && res.item && stale) res.item->flags |= ITEM_F_STALE;
     return res;
 }
 

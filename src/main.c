@@ -19,6 +19,7 @@
 #include "expiry.h"
 #include "hlc.h"
 #include "log.h"
+#include "mc_serve.h"
 #include "net.h"
 #include "options.h"
 #include "proto.h"
@@ -46,6 +47,8 @@ struct server {
     struct exec *exec;
     struct vt_serve *vt;
     struct serve_proto vt_proto;
+    struct mc_serve *mc;         /* NULL when --memcache_port is 0 */
+    struct serve_proto mc_proto;
     struct stats_sources stats;
     ev_signal sigterm, sigint, sighup;
     int argc;
@@ -239,6 +242,7 @@ int main(int argc, char **argv)
         .expiry = s.expiry,
         .origin = origin,
         .confirm = s.repl && s.opts.replication_ack == OPTIONS_ACK_CONFIRM,
+        .max_value_len = s.opts.max_value_size,
     };
     s.exec = exec_create(&xc);
     struct vt_serve_config vc = {
@@ -255,9 +259,6 @@ int main(int argc, char **argv)
         return 1;
     }
     vt_serve_proto(s.vt, &s.vt_proto);
-    s.stats = (struct stats_sources){.exec = s.exec, .vt = s.vt, .store = s.store,
-                                     .opts = &s.opts, .repl = s.repl, .snapshot = s.snap,
-                                     .start_ms = now_ms};
     struct net_config nc = {
         .host = s.opts.host,
         .listeners = {{s.opts.port, &s.vt_proto}},
@@ -266,6 +267,24 @@ int main(int argc, char **argv)
         .idle_timeout = s.opts.idle_timeout,
         .max_client_memory = s.opts.max_client_memory_mib << 20,
     };
+    if (s.opts.memcache_port) {
+        struct mc_serve_config mc = {
+            .exec = s.exec,
+            .auth = &s.auth,
+            .max_value_len = s.opts.max_value_size,
+            .port = s.opts.memcache_port,
+            .stats = &s.stats,
+        };
+        if (!(s.mc = mc_serve_create(&mc))) {
+            log_error("out of memory at startup");
+            return 1;
+        }
+        mc_serve_proto(s.mc, &s.mc_proto);
+        nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.memcache_port, &s.mc_proto};
+    }
+    s.stats = (struct stats_sources){.exec = s.exec, .vt = s.vt, .mc = s.mc, .store = s.store,
+                                     .opts = &s.opts, .repl = s.repl, .snapshot = s.snap,
+                                     .start_ms = now_ms};
     s.net = net_create(s.loop, &nc, s.store);
     if (!s.net) return 1;
     s.stats.net = s.net;
@@ -284,6 +303,7 @@ int main(int argc, char **argv)
              s.opts.memory_mib, s.opts.eviction == STORE_EVICT_LRU ? "lru"
              : s.opts.eviction == STORE_EVICT_TTL ? "ttl" : "noeviction",
              s.opts.rabbitmq_host ? "replicated" : "standalone");
+    if (s.mc) log_info("memcached protocol on %s:%u", s.opts.host, s.opts.memcache_port);
     ev_run(s.loop, 0);
 
     if (s.repl) {
@@ -296,6 +316,7 @@ int main(int argc, char **argv)
         snapshot_destroy(s.snap);
     }
     net_destroy(s.net);
+    mc_serve_destroy(s.mc);
     vt_serve_destroy(s.vt);
     exec_destroy(s.exec);
     expiry_destroy(s.expiry);

@@ -102,6 +102,13 @@ static bool tok_is(const struct tok *t, const char *s, size_t n)
 
 static bool is_noreply(const struct tok *t) { return tok_is(t, "noreply", 7); }
 
+/* Where the token starting at p[from] ends: the next ' ', or n. */
+static size_t token_end(const char *p, size_t from, size_t n)
+{
+    const char *sp = memchr(p + from, ' ', n - from);
+    return sp ? (size_t)(sp - p) : n;
+}
+
 /* Split line->p[0..line->len) on ' '; stops after TOKENS_MAX tokens. */
 static void tokenize(struct line *l)
 {
@@ -113,8 +120,7 @@ static void tokenize(struct line *l)
         if (i >= l->len)
             break;
         size_t s = i;
-        while (i < l->len && l->p[i] != ' ')
-            i++;
+        i = token_end(l->p, i, l->len);
         l->t[l->n++] = (struct tok){l->p + s, i - s};
     }
 }
@@ -194,9 +200,19 @@ bool mcp_read_i64(const char *s, size_t n, int64_t *out)
  * either, but a token has none). */
 static bool key_ok(const char *p, size_t n)
 {
+    const uint64_t ones = UINT64_C(0x0101010101010101), highs = ones << 7;
+    size_t i = 0;
+
     if (n == 0 || n > MC_KEY_MAX)
         return false;
-    for (size_t i = 0; i < n; i++) {
+    for (; i + 8 <= n; i += 8) { /* 8 bytes at a time: any < 0x20 or 0x7f? */
+        uint64_t w, d;
+        memcpy(&w, p + i, 8);
+        d = w ^ (0x7f * ones);
+        if ((((w - 0x20 * ones) & ~w) | ((d - ones) & ~d)) & highs)
+            return false;
+    }
+    for (; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c < 0x20 || c == 0x7f)
             return false;
@@ -320,6 +336,12 @@ static enum mc_status parse_retrieval(const struct line *l, struct mc_request *r
     }
     set_args(l, &l->t[skip - 1], req);
 
+    if (l->n < TOKENS_MAX) { /* every key is a token of the line already */
+        for (size_t i = skip; i < l->n; i++)
+            if (!key_ok(l->t[i].p, l->t[i].len))
+                return mcp_fail(req, MC_ERR_FORMAT, false);
+        return MC_OK;
+    }
     size_t pos = 0, klen;
     const char *k;
     while (mc_args_next(req, &pos, &k, &klen))
@@ -607,8 +629,7 @@ bool mc_args_next(const struct mc_request *req, size_t *pos, const char **tok,
         return false;
     }
     size_t s = i;
-    while (i < n && a[i] != ' ')
-        i++;
+    i = token_end(a, i, n);
     *tok = a + s;
     *tok_len = i - s;
     *pos = i;

@@ -57,18 +57,18 @@ static size_t put(char *dst, size_t at, const void *s, size_t n)
     return at + n;
 }
 
-/* Decimal digits of v at dst + at. */
+/* Decimal digits of v at dst + at: count them, then write from the end. */
 static size_t put_u64(char *dst, size_t at, uint64_t v)
 {
-    char tmp[20];
-    size_t n = 0;
+    size_t n = 1;
+    for (uint64_t t = v; t >= 10; t /= 10)
+        n++;
+    size_t end = at + n;
     do {
-        tmp[n++] = (char)('0' + v % 10);
+        dst[--end] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    while (n > 0)
-        dst[at++] = tmp[--n];
-    return at;
+    return at + n;
 }
 
 static size_t put_i64(char *dst, size_t at, int64_t v)
@@ -221,7 +221,8 @@ bool mc_meta_quiet_skips(enum mc_cmd cmd, enum mc_meta_code code)
 {
     switch (cmd) {
     case MC_CMD_MG: return code == MC_META_EN;
-    case MC_CMD_MS: case MC_CMD_MD: case MC_CMD_MA: return code == MC_META_HD;
+    case MC_CMD_MS: case MC_CMD_MD: return code == MC_META_HD;
+    case MC_CMD_MA: return code == MC_META_HD || code == MC_META_VA; /* its success */
     default: return false;
     }
 }

@@ -359,6 +359,7 @@ static void conn_open(struct listener *l, int fd)
     n->conns = c;
     n->stats.curr_connections++;
     n->stats.total_connections++;
+    if (c->proto->session_start) c->proto->session_start(c->proto->ctx, c->session);
 }
 
 static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "mc_serve.h"
 #include "net.h"
 #include "options.h"
 #include "reply.h"
@@ -85,6 +86,14 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
     STAT_U("auth_failures", vs->auth_failures);
     STAT_U("auth_required", vs->auth_required);
     STAT_U("writes_refused_outbox", xs->writes_refused_outbox);
+    if (src->mc) { /* the memcache port's own (its `stats` has the rest) */
+        const struct mc_stats *ms = mc_serve_stats(src->mc);
+        STAT_U("mc_curr_connections", ms->curr_connections);
+        STAT_U("mc_total_connections", ms->total_connections);
+        STAT_U("mc_commands", mc_serve_commands(src->mc));
+        STAT_U("mc_protocol_errors", ms->protocol_errors);
+        STAT_U("mc_auth_failures", ms->auth_errors);
+    }
 
     STAT_U("curr_items", ss.curr_items);
     STAT_U("tombstones", ss.tombstones);

@@ -65,6 +65,8 @@ struct store {
     uint64_t tombstones;    /* linked tombstones */
     uint64_t expired;       /* see struct store_stats */
     uint64_t evicted;
+    uint64_t expired_unfetched;
+    uint64_t evicted_unfetched;
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
     struct rdigest rd;      /* the same split by key range (range_digests) */
     uint64_t rng;           /* xorshift state: where LRU eviction samples */
@@ -124,6 +126,13 @@ static bool is_expired(const struct item *it, int64_t now_ms)
     return it->expire_ms != 0 && it->expire_ms <= now_ms;
 }
 
+/* A live item leaves because its time came. */
+static void count_expired(struct store *s, const struct item *it)
+{
+    s->expired++;
+    if (!(it->flags & ITEM_F_FETCHED)) s->expired_unfetched++;
+}
+
 /* Is stamp (v, o) newer than (cur_v, cur_o)? */
 static bool newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
 {
@@ -161,7 +170,7 @@ static struct regs regs_of(const struct item *it)
 static struct item *item_new(const char *key, size_t key_len,
                              const char *value, size_t value_len,
                              const struct regs *r, uint8_t flags,
-                             int64_t collect_ms)
+                             int64_t collect_ms, int64_t now_ms)
 {
     bool tomb = flags & ITEM_F_TOMBSTONE;
     size_t tail = tomb ? sizeof(int64_t) : value_len;
@@ -184,6 +193,7 @@ static struct item *item_new(const char *key, size_t key_len,
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
     it->unused = 0;
+    it->atime = (uint32_t)(now_ms / 1000);
     if (key_len) memcpy(it->data, key, key_len);
     if (tomb) memcpy(it->data + key_len, &r->expire_ms, sizeof r->expire_ms);
     else if (value_len) memcpy(it->data + key_len, value, value_len);
@@ -294,10 +304,12 @@ static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
 {
     const struct item *it = table_item_at(&s->tb, loc);
     if (!is_tomb(it)) {
-        if (is_expired(it, now_ms))
-            s->expired++;
-        else
+        if (is_expired(it, now_ms)) {
+            count_expired(s, it);
+        } else {
             s->evicted++;
+            if (!(it->flags & ITEM_F_FETCHED)) s->evicted_unfetched++;
+        }
     }
     remove_at(s, loc);
 }
@@ -480,7 +492,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
         ttlheap_update(&s->heap, cur);
         return;
     }
-    struct item *tomb = item_new(key, key_len, NULL, 0, r, flags, until);
+    struct item *tomb = item_new(key, key_len, NULL, 0, r, flags, until, now_ms);
     if (tomb && prepare(s, hash, tomb, cur, &loc, now_ms) == STORE_OK) {
         link_at(s, hash, loc, cur, tomb);
         return;
@@ -493,7 +505,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
 static void expire_item(struct store *s, uint64_t hash, struct table_loc loc,
                         struct item *it, int64_t now_ms)
 {
-    s->expired++;
+    count_expired(s, it);
     struct regs r = regs_of(it);
     entomb(s, hash, loc, it, item_key(it), it->key_len, &r, true, now_ms);
 }
@@ -532,7 +544,7 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
         return STORE_OK;
     }
     if (r->expire_ms != 0 && r->expire_ms <= now_ms) {
-        s->expired++;
+        count_expired(s, cur);
         entomb(s, hash, loc, cur, item_key(cur), cur->key_len, r, true, now_ms);
         return STORE_OK;
     }
@@ -594,7 +606,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
         if (w->tomb) maybe_shrink(s);
         return STORE_OK;
     }
-    struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0);
+    struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
     if (it == NULL) return STORE_NOMEM;
     enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
     if (st != STORE_OK) {
@@ -749,9 +761,10 @@ size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
 
 /* ---- reads ------------------------------------------------------------ */
 
-struct item *store_find(struct store *s, const char *key, size_t key_len,
-                        int64_t now_ms)
+struct item *store_lookup(struct store *s, const char *key, size_t key_len,
+                          int64_t now_ms, bool *expired)
 {
+    *expired = false;
     if (key_len > UINT16_MAX) return NULL;
     uint64_t hash = table_hash(&s->tb, key, key_len);
     struct table_loc loc;
@@ -759,6 +772,7 @@ struct item *store_find(struct store *s, const char *key, size_t key_len,
     if (it == NULL || is_tomb(it)) return NULL;
     if (is_expired(it, now_ms)) {
         expire_item(s, hash, loc, it, now_ms);
+        *expired = true;
         return NULL;
     }
     if (flushed(s, it->version, it->origin, now_ms)) {
@@ -768,13 +782,21 @@ struct item *store_find(struct store *s, const char *key, size_t key_len,
     return it;
 }
 
+struct item *store_find(struct store *s, const char *key, size_t key_len,
+                        int64_t now_ms)
+{
+    bool expired;
+    return store_lookup(s, key, key_len, now_ms, &expired);
+}
+
 struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms)
 {
     struct item *it = store_find(s, key, key_len, now_ms);
-    if (it && !(it->flags & ITEM_F_ACCESSED)) it->flags |= ITEM_F_ACCESSED;
+    if (it) store_mark_read(it, now_ms);
     return it;
 }
+
 
 const struct item *store_peek(const struct store *s, const char *key,
                               size_t key_len)
@@ -824,6 +846,8 @@ void store_get_stats(const struct store *s, struct store_stats *out)
     out->limit_bytes = s->cfg.memory_limit;
     out->expired = s->expired;
     out->evicted = s->evicted;
+    out->expired_unfetched = s->expired_unfetched;
+    out->evicted_unfetched = s->evicted_unfetched;
     out->table_slots = table_slots(&s->tb);
     out->rehashing = table_resizing(&s->tb);
     out->items_digest = s->digest;

@@ -1610,11 +1610,39 @@ static void test_quiet_mode(void **state)
         const char *skips; /* one letter per code above: y = hidden */
     } t[] = {
         {MC_CMD_MG, "..y..."}, {MC_CMD_MS, ".y...."}, {MC_CMD_MD, ".y...."},
-        {MC_CMD_MA, ".y...."}, {MC_CMD_GET, "......"}, {MC_CMD_MN, "......"},
+        {MC_CMD_MA, "yy...."}, {MC_CMD_GET, "......"}, {MC_CMD_MN, "......"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         for (size_t c = 0; c < 6; c++)
             assert_int_equal(mc_meta_quiet_skips(t[i].cmd, codes[c]), t[i].skips[c] == 'y');
+}
+
+/* Key bytes are checked 8 at a time: every byte value at every position of
+ * keys of 1..24 bytes (whole words, tails, both) is refused exactly when it
+ * is a control byte. ' ' and '\n' are left out: they end the token. */
+static void test_key_bytes_every_position(void **state)
+{
+    (void)state;
+    char line[64];
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (int b = 0; b < 256; b++) {
+                if (b == ' ' || b == '\n' || (b == '\r' && at == len - 1))
+                    continue;
+                memcpy(line, "get ", 4);
+                memset(line + 4, 'k', len);
+                line[4 + at] = (char)b;
+                memcpy(line + 4 + len, "\r\n", 2);
+                struct mc_request req;
+                size_t used;
+                enum mc_status st = mc_parse(line, len + 6, NULL, &req, &used);
+                bool control = b < 0x20 || b == 0x7f;
+                if ((st == MC_ERROR) != control || (control && req.err != MC_ERR_FORMAT))
+                    fail_msg("key of %zu bytes, byte 0x%02x at %zu: status %d", len, b, at,
+                             (int)st);
+            }
+        }
+    }
 }
 
 int main(void)
@@ -1625,6 +1653,7 @@ int main(void)
         cmocka_unit_test(test_table_streams),
         cmocka_unit_test(test_pipelines),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_key_bytes_every_position),
         cmocka_unit_test(test_value_limit),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_multiget),
