@@ -17,7 +17,7 @@ WERROR  ?= -Werror
 OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
-TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pika python3-pymemcache \
+TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pytest-xdist python3-pika python3-pymemcache \
              rabbitmq-server haproxy procps clang libclang-rt-14-dev openssl
 BENCH_PKGS = $(BUILD_PKGS) python3 redis-server memcached gnuplot-nox util-linux
 
@@ -81,8 +81,12 @@ run: deps
 # Unit tests (cmocka), then end-to-end tests (pytest) against the real binary.
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+# The e2e tests mostly wait (brokers booting, faults timing out), so they
+# run in PYTEST_JOBS processes (pytest-xdist); each test makes its own
+# servers, brokers and ports. PYTEST_JOBS=0 runs them in this process.
+PYTEST_JOBS ?= 3
 e2e: all
-	VITAMIN_BIN=$(CURDIR)/$(BUILD)/vitamin $(PYTHON) -m pytest -q tests/e2e $(PYTEST_ARGS)
+	VITAMIN_BIN=$(CURDIR)/$(BUILD)/vitamin $(PYTHON) -m pytest -q -n $(PYTEST_JOBS) tests/e2e $(PYTEST_ARGS)
 
 # The same suites under AddressSanitizer + UndefinedBehaviorSanitizer.
 san:
