@@ -657,10 +657,14 @@ static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why,
     *existed = ex == 1;
     amqp_bytes_t q = amqp_cstring_bytes(r->queue);
     amqp_rpc_reply_t rep = declare_own_queue(conn, r);
-    /* an existing queue is bound already (a durable binding); binding again
-     * can block for as long as the cluster takes to declare a frozen node
-     * down, so it is skipped */
-    if (rep.reply_type == AMQP_RESPONSE_NORMAL && !*existed) {
+    /* Bind every time, also a queue that existed: it may have lost its
+     * binding or never had one (a process killed between queue.declare and
+     * queue.bind, an exchange deleted and declared again), and an unbound
+     * queue gets the direct state-transfer messages but no replicated write
+     * and no echo: the node would wait in "syncing" for ever. (A bind can
+     * block while a cluster node is frozen, until the others declare it
+     * down; so does the basic.consume below, so skipping it saved nothing.) */
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
         amqp_queue_bind(conn, 1, q, amqp_cstring_bytes(r->exchange), amqp_empty_bytes,
                         amqp_empty_table);
         rep = amqp_get_rpc_reply(conn);
