@@ -119,7 +119,13 @@ bench:
 # client latency while background saves run.
 REPL_BENCH_PKGS   = $(BUILD_PKGS) python3 python3-pytest rabbitmq-server util-linux procps
 EXPIRY_BENCH_PKGS = $(BUILD_PKGS) python3 util-linux
-.PHONY: bench-repl bench-expiry bench-snapshot
+.PHONY: bench-repl bench-expiry bench-hits
+# Hit ratio at a memory cap under a Zipf workload (bench/bench_hits.py):
+# Vitamin's eviction policies vs memcached and Redis allkeys-lru.
+bench-hits:
+	@scripts/ensure-packages.sh $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench_hits.py bench-snapshot
 bench-repl:
 	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
