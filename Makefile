@@ -109,14 +109,23 @@ bench:
 	@BENCH_PKGS="$(BENCH_PKGS)" PYTHON="$(PYTHON)" bench/run.sh
 
 # Replication benchmark (bench/bench_repl.py): a private RabbitMQ broker and
-# two nodes; replicated write rate, lag at fixed rates, confirm vs async.
+# two nodes; replicated write rate, lag at fixed rates, confirm vs async; a
+# three-node RabbitMQ cluster with quorum queues vs the single broker with
+# classic queues, and the time to resume after a broker node dies
+# (BENCH_REPL_PARTS=d for that part alone, BENCH_QUICK=1 for a short run).
 # Expiry-wave benchmark (bench/bench_expiry.py): 1M keys expiring together
 # under a get load. Neither is part of `make test`; see docs/performance.md.
 # Snapshot benchmark (bench/bench_snapshot.py): save and load of 1M keys,
 # client latency while background saves run.
 REPL_BENCH_PKGS   = $(BUILD_PKGS) python3 python3-pytest rabbitmq-server util-linux procps
 EXPIRY_BENCH_PKGS = $(BUILD_PKGS) python3 util-linux
-.PHONY: bench-repl bench-expiry bench-snapshot
+.PHONY: bench-repl bench-expiry bench-hits
+# Hit ratio at a memory cap under a Zipf workload (bench/bench_hits.py):
+# Vitamin's eviction policies vs memcached and Redis allkeys-lru.
+bench-hits:
+	@scripts/ensure-packages.sh $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench_hits.py bench-snapshot
 bench-repl:
 	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all

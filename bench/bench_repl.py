@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Replication benchmark: two Vitamin nodes and a private RabbitMQ broker.
+"""Replication benchmark: two Vitamin nodes and a private RabbitMQ broker
+(parts a-c), or a private three-node RabbitMQ cluster (part d).
 
-Run through `make bench-repl` (it installs the packages and builds). Three
+Run through `make bench-repl` (it installs the packages and builds). Four
 parts, each repeated BENCH_REPL_ROUNDS times (3), the reported figure being
 the median over the rounds:
 
@@ -24,6 +25,21 @@ the median over the rounds:
      run), -c 50 at P=1 and P=16 and -c 1 at P=1, BENCH_REPL_CSECONDS (5 s)
      each, async and confirm alternating in every round.
 
+  d) a three-node RabbitMQ cluster (tests/e2e/cluster.py, booted once)
+     with quorum queues against the single broker with classic queues, in
+     the same run, the two setups alternating within each round: a)'s
+     closed-loop throughput and b)'s lag at BENCH_REPL_D_RATE (50k sets/s),
+     A and B being given every cluster node's address (--rabbitmq_host
+     h1:p1,h2:p2,h3:p3). Then BENCH_REPL_FAIL_TRIALS (5) failover trials:
+     A and B on the cluster, A under BENCH_REPL_FAIL_RATE (5000) sets/s,
+     the broker node A's consumer uses (stats repl_broker) is SIGKILLed;
+     right after, one set on A and one on B; replication has resumed when
+     each is readable on the other node (polled every 2 ms). Also timed:
+     when A reports another broker node. The node is booted again and the
+     cluster waited healthy between trials (not timed).
+     Only part d: BENCH_REPL_PARTS=d make bench-repl (~7 min here;
+     BENCH_QUICK=1 for a ~2.5 min smoke run: 1 round of 3 s, 2 trials).
+
 Nodes are started fresh for every run (same node ids, so the broker queues
 are reused and stay two); the broker lives for the whole benchmark. Nothing
 is pinned: A, B, the broker and the client share the two cores, as they
@@ -31,15 +47,19 @@ would on one small host; the CPU each of them used is recorded per run.
 
 Environment: BENCH_REPL_ROUNDS (3), BENCH_REPL_SECONDS (10),
 BENCH_REPL_CSECONDS (5), BENCH_REPL_RATES ("10000 50000 100000 200000"),
-BENCH_REPL_PARTS ("a b c"), BENCH_REPL_OUTBOX (outbox MiB, 64 = the
+BENCH_REPL_PARTS ("a b c d"), BENCH_REPL_D_RATE (50000),
+BENCH_REPL_FAIL_TRIALS (5; 2 quick), BENCH_REPL_FAIL_RATE (5000, 0 = no
+load), BENCH_REPL_OUTBOX (outbox MiB, 64 = the
 default), BENCH_QUICK=1 (1 round, short runs), VITAMIN_BIN / BENCH_BIN
 (binaries; default build/). Writes bench/results/repl_{runs,lag,confirm}.csv,
-repl_timeline.csv, repl_summary.md, repl_env.txt and repl_commands.txt.
+repl_timeline.csv, repl_cluster_{throughput,lag}.csv, repl_failover.csv,
+repl_summary.md, repl_env.txt and repl_commands.txt.
 """
 
 import csv
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -60,7 +80,14 @@ SECONDS = float(os.environ.get("BENCH_REPL_SECONDS", "3" if QUICK else "10"))
 CSECONDS = float(os.environ.get("BENCH_REPL_CSECONDS", "2" if QUICK else "5"))
 RATES = [int(x) for x in os.environ.get(
     "BENCH_REPL_RATES", "10000 50000 100000 200000").split()]
-PARTS = os.environ.get("BENCH_REPL_PARTS", "a b c").split()
+PARTS = os.environ.get("BENCH_REPL_PARTS", "a b c d").split()
+# part d: cluster vs single broker, and failover
+D_RATE = int(os.environ.get("BENCH_REPL_D_RATE", "50000"))
+FAIL_TRIALS = int(os.environ.get("BENCH_REPL_FAIL_TRIALS", "2" if QUICK else "5"))
+FAIL_RATE = int(os.environ.get("BENCH_REPL_FAIL_RATE", "5000"))
+FAIL_SECONDS = 6
+FAIL_POLL_S = 0.002
+D_QUIET_WAIT = 5.0   # an idle RabbitMQ cluster is never quite quiet
 OUTBOX = int(os.environ.get("BENCH_REPL_OUTBOX", "64"))
 CATCHUP_MAX = float(os.environ.get("BENCH_REPL_CATCHUP_MAX", "180"))
 VITAMIN = os.environ.get("VITAMIN_BIN", B.VITAMIN)
@@ -146,16 +173,42 @@ def ival(st, k):
 # --------------------------------------------------------------------------
 # nodes
 
+class Bus:
+    """Where a pair replicates: a single broker (rabbit.Broker) or a cluster
+    (cluster.Cluster), with the flags its nodes get (queue type) and its
+    own exchange (so that the queues of one setup are never redeclared
+    with another setup's arguments)."""
+
+    def __init__(self, name, broker=None, cluster=None, exchange=EXCHANGE,
+                 flags=()):
+        self.name = name
+        self.broker, self.cluster = broker, cluster
+        self.exchange = exchange
+        self.flags = list(flags)
+
+    def hosts(self):
+        if self.cluster is not None:
+            return self.cluster.hosts()
+        return "%s:%d" % (HOST, self.broker.port)
+
+    def pids(self):
+        """{"broker": pid} or {"broker0": pid, "broker1": ...}."""
+        if self.cluster is not None:
+            return {"broker%d" % i: nd.beam_pid()
+                    for i, nd in enumerate(self.cluster)}
+        return {"broker": self.broker.beam_pid()}
+
+
 class Node:
-    def __init__(self, node_id, broker_port, workdir, extra=()):
+    def __init__(self, node_id, bus, workdir, extra=()):
         self.node_id = node_id
         self.port = B.free_port()
         self.cmd = [VITAMIN, "--host", HOST, "--port", str(self.port),
                     "--memory", "1024", "--log_level", "info",
-                    "--node_id", node_id, "--rabbitmq_host", HOST,
-                    "--rabbitmq_port", str(broker_port),
-                    "--rabbitmq_exchange", EXCHANGE,
-                    "--outbox_size", str(OUTBOX)] + [str(x) for x in extra]
+                    "--node_id", node_id, "--rabbitmq_host", bus.hosts(),
+                    "--rabbitmq_exchange", bus.exchange,
+                    "--outbox_size", str(OUTBOX)] + bus.flags + \
+            [str(x) for x in extra]
         self.logpath = os.path.join(workdir, "%s-%d.log" % (node_id, self.port))
         self.proc = None
         self.c = None
@@ -207,11 +260,11 @@ class Node:
 
 
 def start_pair(broker, workdir, a_extra=()):
-    """Fresh A and B; returns once both have started their joining state
+    """Fresh A and B replicating through broker (a Bus); returns once both have started their joining state
     transfer and report repl_state up (the transfer is over: both are
     empty, so it is quick)."""
-    a = Node("bench-a", broker.port, workdir, a_extra).start()
-    b = Node("bench-b", broker.port, workdir).start()
+    a = Node("bench-a", broker, workdir, a_extra).start()
+    b = Node("bench-b", broker, workdir).start()
     deadline = time.monotonic() + 30
     for nd in (a, b):
         while True:
@@ -368,6 +421,10 @@ class Cpu:
                 d = 0
             ours += d
             out[k + "_cpu_pct"] = round(100.0 * d / CLK_TCK / wall, 1)
+        if "broker_cpu_pct" not in out:   # a cluster: its nodes together
+            out["broker_cpu_pct"] = round(sum(
+                v for k, v in out.items()
+                if re.fullmatch(r"broker\d+_cpu_pct", k)), 1)
         cl = B.children_cpu_ticks() - self.c0
         out["client_cpu_pct"] = round(100.0 * cl / CLK_TCK / wall, 1)
         other = B.machine_busy_ticks() - self.b0 - ours - cl
@@ -395,8 +452,8 @@ def benchmark(port, args, timeout):
 def pids(broker, a, b, **more):
     """The processes whose CPU each run records; "harness" is this script
     (the 10 ms sampler)."""
-    d = {"a": a.pid, "b": b.pid, "broker": broker.beam_pid(),
-         "harness": os.getpid()}
+    d = {"a": a.pid, "b": b.pid, "harness": os.getpid()}
+    d.update(broker.pids())
     d.update(more)
     return d
 
@@ -404,7 +461,7 @@ def pids(broker, a, b, **more):
 # --------------------------------------------------------------------------
 # a) the highest sustained replicated write rate
 
-def part_a(broker, workdir, rnd, timeline):
+def part_a(broker, workdir, rnd, timeline, tag="a)"):
     B.wait_quiet()
     a, b = start_pair(broker, workdir)
     try:
@@ -456,13 +513,13 @@ def part_a(broker, workdir, rnd, timeline):
             "errors": r["errors"] + (0 if r["exit"] == 0 else 1),
         }
         row.update(c)
-        log("  a) round %d: A %.0f sets/s (p99 %d us); A published %.0f/s; B applied "
+        log("  %s round %d: A %.0f sets/s (p99 %d us); A published %.0f/s; B applied "
             "%.0f/s during the load (median of 1 s windows %.0f/s); %d batches/s of "
             "%.1f writes; A queue %d at "
             "the end, empty after %s s, digests equal after %s s; %d writes / "
             "(load + catch-up) = %s/s; lag max %d ms; dropped %d, gaps %d; CPU %%: "
             "A %.0f B %.0f broker %.0f client %.0f others %.0f"
-            % (rnd, row["a_ops_per_sec"], row["a_p99_us"], row["a_publish_per_sec"],
+            % (tag, rnd, row["a_ops_per_sec"], row["a_p99_us"], row["a_publish_per_sec"],
                row["b_apply_per_sec_during"], row["b_apply_per_sec_median_1s"],
                row["a_batches_per_sec"], row["writes_per_batch"],
                row["a_queue_at_end"], row["queue_empty_after_s"],
@@ -478,7 +535,7 @@ def part_a(broker, workdir, rnd, timeline):
 # --------------------------------------------------------------------------
 # b) replication lag at fixed offered rates
 
-def part_b(broker, workdir, rnd, rate):
+def part_b(broker, workdir, rnd, rate, tag="b)"):
     B.wait_quiet()
     a, b = start_pair(broker, workdir)
     try:
@@ -527,12 +584,12 @@ def part_b(broker, workdir, rnd, rate):
                "caught_up_after_s": None if dig is None else round(dig, 2),
                "errors": r["errors"] + (0 if r["exit"] == 0 else 1)}
         row.update(c)
-        log("  b) round %d, %6d/s offered: A %.0f/s, B applied %.0f/s; A published "
+        log("  %s round %d, %6d/s offered: A %.0f/s, B applied %.0f/s; A published "
             "%d batches/s of %.1f writes, A queue up to %d; lag from "
             "stats p50 %s p99 %s max %s ms (%d samples; B's own max %d); probe "
             "p50 %.2f p99 %.2f max %.2f ms (%d probes, %d lost); CPU %%: A %.0f "
             "B %.0f broker %.0f client %.0f others %.0f"
-            % (rnd, rate, row["a_ops_per_sec"], row["b_apply_per_sec"],
+            % (tag, rnd, rate, row["a_ops_per_sec"], row["b_apply_per_sec"],
                row["a_batches_per_sec"], row["writes_per_batch"], row["a_queue_max"],
                row["stats_lag_p50_ms"], row["stats_lag_p99_ms"],
                row["stats_lag_max_ms"], len(lag), row["b_lag_ms_max"],
@@ -584,6 +641,133 @@ def part_c(broker, workdir, rnd, mode, load):
 
 
 # --------------------------------------------------------------------------
+# d) a three-node RabbitMQ cluster with quorum queues vs one broker with
+#    classic queues; the time from a broker node's death to replication
+#    resuming
+
+def part_d(buses, workdir, rnd, timeline):
+    """One round: for each setup (order alternating per round), the
+    closed-loop throughput of part a and the lag of part b at D_RATE."""
+    rows = []
+    order = buses if rnd % 2 else list(reversed(buses))
+    for bus in order:
+        row = part_a(bus, workdir, rnd, timeline, tag="d) %-14s" % bus.name)
+        row["setup"] = bus.name
+        row["kind"] = "throughput"
+        rows.append(row)
+    for bus in order:
+        row = part_b(bus, workdir, rnd, D_RATE, tag="d) %-14s" % bus.name)
+        row["setup"] = bus.name
+        row["kind"] = "lag"
+        rows.append(row)
+    return rows
+
+
+def _probe_until_seen(src, dst, key, t_kill, timeout, out, name):
+    """Set key on src (a fresh connection), then get it on dst every
+    FAIL_POLL_S until it is there; out[name] = seconds since t_kill."""
+    try:
+        cs, cd = Line(src.port, timeout=timeout), Line(dst.port, timeout=timeout)
+        try:
+            cs.cmd(b'set("%s","x")' % key)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if cd.cmd(b'get("%s")' % key) == b"x":
+                    out[name] = time.monotonic() - t_kill
+                    return
+                time.sleep(FAIL_POLL_S)
+        finally:
+            cs.close()
+            cd.close()
+    except (OSError, ConnectionError) as e:
+        out[name + "_error"] = repr(e)
+
+
+def part_d_failover(bus, workdir, trial):
+    """A and B on the cluster (both given every node's address) under a
+    paced load on A (FAIL_RATE sets/s, async); SIGKILL the broker node A's
+    consumer uses (repl_broker); right after, one probe set on A and one on
+    B: replication has resumed when each is readable on the other node.
+    Also: when A reports another broker node. Then the node is booted again
+    and the cluster waited healthy (not timed)."""
+    cl = bus.cluster
+    B.wait_quiet()
+    a, b = start_pair(bus, workdir)
+    load = None
+    k = None
+    try:
+        sa = a.stats()
+        ports = cl.ports()
+        k = ports.index(int(sa["repl_broker"].rsplit(":", 1)[1]))
+        b_on = ports.index(int(b.stats()["repl_broker"].rsplit(":", 1)[1]))
+        if FAIL_RATE:
+            cmd = [BENCH, "-h", HOST, "-p", str(a.port), "--json", "-c", 10,
+                   "-P", 1, "-r", KEYSPACE, "-d", 32, "--ratio", "1:0",
+                   "-t", FAIL_SECONDS, "--rate", FAIL_RATE, "--seed", 400 + trial]
+            cmd = [str(x) for x in cmd]
+            COMMANDS.append(" ".join(cmd))
+            load = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            time.sleep(1.5)
+        t_kill = time.monotonic()
+        cl.kill(k)
+        out = {}
+        ths = [threading.Thread(target=_probe_until_seen, daemon=True, args=(
+                   a, b, b"fail:%d:a" % trial, t_kill, 60, out, "a_to_b")),
+               threading.Thread(target=_probe_until_seen, daemon=True, args=(
+                   b, a, b"fail:%d:b" % trial, t_kill, 60, out, "b_to_a"))]
+        for t in ths:
+            t.start()
+        moved = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and moved is None:
+            st = a.stats()
+            if st["repl_broker"] != sa["repl_broker"] and \
+                    st.get("repl_state") in ("up", "syncing"):
+                moved = time.monotonic() - t_kill
+            time.sleep(0.01)
+        for t in ths:
+            t.join(65)
+        if load is not None:
+            load.wait(FAIL_SECONDS + 60)
+        s1, sb1 = a.stats(), b.stats()
+        resumed = max(out.get("a_to_b", float("nan")),
+                      out.get("b_to_a", float("nan")))
+        row = {"trial": trial, "killed_node": k, "b_on_killed": b_on == k,
+               "a_moved_s": None if moved is None else round(moved, 3),
+               "a_to_b_s": round(out.get("a_to_b", float("nan")), 3),
+               "b_to_a_s": round(out.get("b_to_a", float("nan")), 3),
+               "resumed_s": round(resumed, 3),
+               "a_failovers": ival(s1, "repl_failovers"),
+               "a_reconnects": ival(s1, "repl_reconnects"),
+               "a_gaps": ival(s1, "repl_gaps"), "b_gaps": ival(sb1, "repl_gaps"),
+               "a_sync_full": ival(s1, "sync_full") - ival(sa, "sync_full"),
+               "load_rate": FAIL_RATE,
+               "errors": "; ".join(v for k2, v in out.items()
+                                   if k2.endswith("_error"))}
+        log("  d) failover trial %d: killed broker node %d (A's%s); A on another "
+            "node after %s s; A->B %.2f s, B->A %.2f s: resumed after %.2f s "
+            "(A failovers %d, gaps A %d B %d)%s"
+            % (trial, k, ", and B's" if row["b_on_killed"] else "",
+               row["a_moved_s"], row["a_to_b_s"], row["b_to_a_s"],
+               row["resumed_s"], row["a_failovers"], row["a_gaps"],
+               row["b_gaps"], (" ERRORS " + row["errors"]) if row["errors"] else ""))
+        return row
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+            load.wait()
+        stop_pair(a, b)
+        if k is not None:
+            t = time.monotonic()
+            cl.restart(k)
+            cl.wait_healthy(timeout=150)
+            log("     (broker node %d back, cluster healthy in %.1f s)"
+                % (k, time.monotonic() - t))
+
+
+# --------------------------------------------------------------------------
 # report
 
 def fmt(v, d=0):
@@ -594,7 +778,7 @@ def fmt(v, d=0):
     return ("{:,.%df}" % d).format(v)
 
 
-def summary_md(arows, brows, crows, env):
+def summary_md(arows, brows, crows, env, drows=(), frows=()):
     out = []
     if arows:
         out += ["### a) Sustained replicated write rate",
@@ -690,10 +874,75 @@ def summary_md(arows, brows, crows, env):
                               fmt(x["a_cpu_pct"]),
                               fmt(x["broker_cpu_pct"])))
         out.append("")
+    out += summary_d(drows, frows)
     out.append("Vitamin %s; %s; RabbitMQ %s; %d CPUs (%s); nothing pinned."
                % (env["commit"], env["vitamin"], env["rabbitmq"], env["nproc"],
                   env["cpu"]))
     return "\n".join(out) + "\n"
+
+
+def summary_d(drows, frows):
+    out = []
+    setups = []
+    for r in drows:
+        if r["setup"] not in setups:
+            setups.append(r["setup"])
+    if drows:
+        out += ["### d) Three-node RabbitMQ cluster, quorum queues, vs one broker, "
+                "classic queues", "",
+                "Same run, setups alternating within each round; A and B are "
+                "given every node's address (cluster) or the one broker's. "
+                "Throughput as in a) (closed loop, -c %d -P %d, %.0f s); lag as in "
+                "b) at %s sets/s offered. Medians of %d round(s)."
+                % (CONNS, PIPELINE, SECONDS, fmt(D_RATE), len({r["round"] for r in drows})),
+                "",
+                "| setup | A sets/s | B applied/s (during) | end to end /s | caught up after | "
+                "lag p50 / p99 (stats) at %s/s | probe p50 / p99 / max | "
+                "B lag max | CPU broker(s) %% |" % fmt(D_RATE),
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        med = {}
+        for st in setups:
+            th = [r for r in drows if r["setup"] == st and r["kind"] == "throughput"]
+            lg = [r for r in drows if r["setup"] == st and r["kind"] == "lag"]
+
+            def m(rows, k):
+                return median([r.get(k) for r in rows])
+            med[st] = {"ops": m(th, "a_ops_per_sec"), "e2e": m(th, "replicated_per_sec"),
+                       "p99": m(lg, "stats_lag_p99_ms"), "probe99": m(lg, "probe_p99_ms")}
+            out.append("| %s | %s | %s | %s | %s s | %s / %s ms | %s / %s / %s ms | %s ms | %s / %s |"
+                       % (st, fmt(m(th, "a_ops_per_sec")),
+                          fmt(m(th, "b_apply_per_sec_during")),
+                          fmt(m(th, "replicated_per_sec")),
+                          fmt(m(th, "caught_up_after_s"), 2),
+                          fmt(m(lg, "stats_lag_p50_ms")), fmt(m(lg, "stats_lag_p99_ms")),
+                          fmt(m(lg, "probe_p50_ms"), 2), fmt(m(lg, "probe_p99_ms"), 2),
+                          fmt(m(lg, "probe_max_ms"), 1), fmt(m(lg, "b_lag_ms_max")),
+                          fmt(m(th, "broker_cpu_pct")), fmt(m(lg, "broker_cpu_pct"))))
+        if len(setups) == 2:
+            c, s1 = med[setups[0]], med[setups[1]]
+            out += ["", "Ratio %s / %s: end-to-end replicated rate %.2f, A's rate "
+                    "%.2f, lag p99 %.2f (stats), %.2f (probe)."
+                    % (setups[0], setups[1], c["e2e"] / s1["e2e"], c["ops"] / s1["ops"],
+                       c["p99"] / s1["p99"] if s1["p99"] else float("nan"),
+                       c["probe99"] / s1["probe99"] if s1["probe99"] else float("nan"))]
+        out.append("")
+    if frows:
+        res = [r["resumed_s"] for r in frows]
+        mov = [r["a_moved_s"] for r in frows if r["a_moved_s"] is not None]
+        out += ["### d) Broker node killed: time to replication resuming", "",
+                "A and B on the cluster, A under %s sets/s (async); the broker node "
+                "A's consumer uses is SIGKILLed; right after, one set on A and one "
+                "on B: resumed = both readable on the other node. %d trials."
+                % (fmt(FAIL_RATE), len(frows)), "",
+                "| | median | max | trials |", "|---|---:|---:|---|",
+                "| replication resumed after | %s s | %s s | %s |"
+                % (fmt(median(res), 2), fmt(max(res), 2),
+                   ", ".join(fmt(v, 2) for v in res)),
+                "| A on another broker node after | %s s | %s s | %s |"
+                % (fmt(median(mov), 2), fmt(max(mov) if mov else None, 2),
+                   ", ".join(fmt(v, 2) for v in mov)), ""]
+    return out
+
 
 
 def rabbit_version():
@@ -727,25 +976,49 @@ def main():
     t = time.monotonic()
     broker = Broker(name="vbench%d" % os.getpid())
     log("broker up on port %d in %.1f s" % (broker.port, time.monotonic() - t))
+    single = Bus("single", broker=broker)
     arows, brows, crows, timeline = [], [], [], []
+    drows, dtimeline, frows = [], [], []
+    rcl = None
     try:
         if "a" in PARTS:
             log("== a) sustained replicated write rate")
             for rnd in range(1, ROUNDS + 1):
-                arows.append(part_a(broker, workdir, rnd, timeline))
+                arows.append(part_a(single, workdir, rnd, timeline))
         if "b" in PARTS:
             log("== b) lag at fixed offered rates")
             for rnd in range(1, ROUNDS + 1):
                 for rate in RATES:
-                    brows.append(part_b(broker, workdir, rnd, rate))
+                    brows.append(part_b(single, workdir, rnd, rate))
         if "c" in PARTS:
             log("== c) confirm vs async")
             for rnd in range(1, ROUNDS + 1):
                 for load in CONFIRM_LOADS:
                     for mode in (("async", "confirm") if rnd % 2
                                  else ("confirm", "async")):
-                        crows.append(part_c(broker, workdir, rnd, mode, load))
+                        crows.append(part_c(single, workdir, rnd, mode, load))
+        if "d" in PARTS:
+            import cluster  # tests/e2e/cluster.py
+            log("== d) three-node cluster (quorum queues) vs one broker (classic "
+                "queues); broker node killed")
+            t = time.monotonic()
+            rcl = cluster.Cluster()
+            log("cluster up on ports %s in %.1f s" % (rcl.ports(), time.monotonic() - t))
+            buses = [Bus("cluster/quorum", cluster=rcl, exchange="vbench-quorum",
+                         flags=["--rabbitmq_queue_type", "quorum"]),
+                     Bus("single/classic", broker=broker, exchange="vbench-classic",
+                         flags=["--rabbitmq_queue_type", "classic"])]
+            quiet, B.QUIET_WAIT = B.QUIET_WAIT, min(B.QUIET_WAIT, D_QUIET_WAIT)
+            try:
+                for rnd in range(1, ROUNDS + 1):
+                    drows += part_d(buses, workdir, rnd, dtimeline)
+                for trial in range(1, FAIL_TRIALS + 1):
+                    frows.append(part_d_failover(buses[0], workdir, trial))
+            finally:
+                B.QUIET_WAIT = quiet
     finally:
+        if rcl is not None:
+            rcl.cleanup()
         broker.cleanup()
         if os.environ.get("BENCH_KEEP_LOGS") != "1":
             B.shutil.rmtree(workdir, ignore_errors=True)
@@ -755,17 +1028,23 @@ def main():
     B.write_csv(os.path.join(RESULTS, "repl_timeline.csv"), timeline)
     B.write_csv(os.path.join(RESULTS, "repl_lag.csv"), brows)
     B.write_csv(os.path.join(RESULTS, "repl_confirm.csv"), crows)
+    B.write_csv(os.path.join(RESULTS, "repl_cluster_throughput.csv"),
+                [r for r in drows if r["kind"] == "throughput"])
+    B.write_csv(os.path.join(RESULTS, "repl_cluster_lag.csv"),
+                [r for r in drows if r["kind"] == "lag"])
+    B.write_csv(os.path.join(RESULTS, "repl_failover.csv"), frows)
     with open(os.path.join(RESULTS, "repl_env.txt"), "w") as f:
         for k, v in env.items():
             f.write("%s: %s\n" % (k, v))
     with open(os.path.join(RESULTS, "repl_commands.txt"), "w") as f:
         f.write("\n".join(COMMANDS) + "\n")
-    text = summary_md(arows, brows, crows, env)
+    text = summary_md(arows, brows, crows, env, drows, frows)
     with open(os.path.join(RESULTS, "repl_summary.md"), "w") as f:
         f.write(text)
     log("")
     log(text)
-    log("results: bench/results/repl_{runs,timeline,lag,confirm}.csv, repl_summary.md")
+    log("results: bench/results/repl_{runs,timeline,lag,confirm,cluster_throughput,"
+        "cluster_lag,failover}.csv, repl_summary.md")
 
 
 if __name__ == "__main__":

@@ -44,9 +44,10 @@
  *
  * Memory. bytes = sum of the allocated size of every linked item (as malloc
  * reports it, plus its chunk header) + the table(s) + the heap. A write that
- * would pass memory_limit first evicts by policy: LRU = sampled second
- * chance over uniformly random slots (see store.c), TTL = earliest
- * expire_ms from the heap, NONE = refuse.
+ * would pass memory_limit first evicts by policy: LRU = sampled eviction
+ * by heat (reads counted, halved per idle minute; the coldest of 8 random
+ * items goes; see store.c), TTL = earliest expire_ms from the heap,
+ * NONE = refuse.
  *
  * Digest. items_digest = XOR over live items of item_digest(key, value,
  * client flags, expire_ms), kept up to date on every change, so two stores
@@ -63,7 +64,6 @@
 enum item_flags {
     ITEM_F_LINKED = 1u << 0,    /* reachable from the table */
     ITEM_F_TOMBSTONE = 1u << 1, /* no value, never returned; see "Items" */
-    ITEM_F_ACCESSED = 1u << 2,  /* read since LRU eviction last sampled it */
     ITEM_F_PLAIN = 1u << 3,     /* a cache for the reply encoder: the value
                                    is known to need no escaping. An item's
                                    value never changes, so it stays true. */
@@ -92,7 +92,8 @@ struct item {
     uint32_t refcount;    /* replies still pointing at this item */
     uint16_t key_len;     /* bytes of key at data[0] */
     uint8_t flags;        /* enum item_flags */
-    uint8_t unused;
+    uint8_t freq;         /* eviction: reads counted, saturating at
+                             STORE_FREQ_MAX (store.c, clock_pick) */
     uint32_t atime;       /* last access (created, or store_get), unix s;
                              local, not replicated */
     char data[];          /* key bytes, then value bytes */
@@ -154,13 +155,15 @@ void store_destroy(struct store *s);
 struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms);
 
-/* Note a client's read of it at now_ms: accessed for LRU, fetched, and
+#define STORE_FREQ_MAX 15
+
+/* Note a client's read of it at now_ms: counted for eviction, fetched, and
  * its last access time. */
 static inline void store_mark_read(struct item *it, int64_t now_ms)
 {
-    const uint8_t read = ITEM_F_ACCESSED | ITEM_F_FETCHED;
     uint32_t now_s = (uint32_t)(now_ms / 1000);
-    if ((it->flags & read) != read) it->flags |= read;
+    if (!(it->flags & ITEM_F_FETCHED)) it->flags |= ITEM_F_FETCHED;
+    if (it->freq < STORE_FREQ_MAX) it->freq++;
     if (it->atime != now_s) it->atime = now_s;
 }
 

@@ -25,7 +25,10 @@
  * applying a redelivered or reordered batch changes nothing.
  *
  * Gaps. Per peer we keep (incarnation, last seq). Within an incarnation a
- * jump is a gap. A new incarnation must start at seq 1; if its first batch
+ * jump skips batches; they get GAP_GRACE_S to arrive late (struct late:
+ * after a consumer fails over, a quorum queue redelivers the old
+ * consumer's unacknowledged batches after newer ones), and those that do
+ * not are a gap. A new incarnation must start at seq 1; if its first batch
  * we see is later, batches were lost - unless our state transfer is under
  * way, when the batch is "unverified" until the transfer completes: a
  * complete transfer from that peer with base >= first seq - 1 covers the
@@ -51,8 +54,22 @@
 
 #define APPLY_MAX_PER_TURN 64 /* messages applied before yielding to clients */
 #define BEACON_S 1.0          /* a beacon this long after a burst of writes */
+#define GAP_GRACE_S 3.0       /* skipped batches may still arrive this long */
+#define LATE_MAX 65536        /* more skipped than this: a gap at once */
 #define WAIT_BEACON_S 0.5     /* beacon period while our transfer waits */
 #define MAX_PEERS 64
+
+/* Batches a jump in the sequence skipped, given GAP_GRACE_S to arrive
+ * late before they count as lost: after a consumer moves to another broker
+ * node, a quorum queue hands back the old consumer's unacknowledged
+ * batches after newer ones. bits[i]: seq lo + i arrived. */
+struct late {
+    uint64_t lo;        /* first seq covered; 0 = nothing pending */
+    uint64_t len;       /* seqs covered: lo .. lo + len - 1 */
+    uint64_t missing;   /* of those, not arrived */
+    double deadline;    /* ev_now after which the missing ones are lost */
+    uint8_t *bits;
+};
 
 struct peer {
     char id[RC_MAX_ID_LEN + 1];
@@ -60,6 +77,7 @@ struct peer {
     uint64_t last_seq;   /* 0: no WRITES batch of this incarnation seen yet */
     uint64_t unverified; /* first seq seen of a new incarnation, to be covered
                             by the transfer under way; 0 = none */
+    struct late late;
 };
 
 struct repl {
@@ -307,6 +325,8 @@ static void send_beacon(struct repl *r)
     if (rc_begin(&b, &h) == 0 && outbox_put(r, &b, "", h.seq, 0, false)) r->beacons_sent++;
 }
 
+static void late_expire(struct repl *r);
+
 static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
@@ -318,6 +338,7 @@ static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
         repl_link_up(r))
         send_beacon(r);
     repl_watchdog(&r->bus);
+    late_expire(r);
     w->repeat = WAIT_BEACON_S;
     ev_timer_again(loop, w);
 }
@@ -343,26 +364,112 @@ static void gap(struct repl *r, const struct peer *p, uint64_t lost)
     repl_sync_request(r->sync, "sequence gap");
 }
 
+static void late_clear(struct late *l)
+{
+    free(l->bits);
+    memset(l, 0, sizeof *l);
+}
+
+/* Cover seqs up to `to` (so l->len reaches to - lo + 1). false: too many. */
+static bool late_cover(struct late *l, uint64_t to)
+{
+    uint64_t len = to - l->lo + 1;
+    if (len > LATE_MAX) return false;
+    if (len > l->len) {
+        size_t old = (size_t)((l->len + 7) / 8), need = (size_t)((len + 7) / 8);
+        uint8_t *nb = realloc(l->bits, need);
+        if (!nb) return false;
+        memset(nb + old, 0, need - old);
+        l->bits = nb;
+        l->len = len;
+    }
+    return true;
+}
+
+static void late_mark(struct late *l, uint64_t seq)
+{
+    uint64_t i = seq - l->lo;
+    l->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+}
+
+static bool late_marked(const struct late *l, uint64_t seq)
+{
+    uint64_t i = seq - l->lo;
+    return l->bits[i / 8] & (1u << (i % 8));
+}
+
+/* The peer's sequence jumped from last to seq: batches last+1 .. seq-1
+ * may still come. */
+static void late_skip(struct repl *r, struct peer *p, uint64_t last, uint64_t seq)
+{
+    struct late *l = &p->late;
+    uint64_t lost = seq - last - 1;
+    if (!l->lo) {
+        l->lo = last + 1;
+        l->deadline = ev_now(r->bus.loop) + GAP_GRACE_S;
+    }
+    if (!late_cover(l, seq)) { /* too many to follow: lost */
+        uint64_t missing = l->missing + lost;
+        late_clear(l);
+        gap(r, p, missing);
+        return;
+    }
+    l->missing += lost;
+    late_mark(l, seq);
+}
+
+/* A batch of this incarnation arrived: in order, or one that came late. */
+static void late_arrived(struct peer *p, uint64_t seq)
+{
+    struct late *l = &p->late;
+    if (!l->lo || seq < l->lo) return;
+    if (seq >= l->lo + l->len) {
+        if (late_cover(l, seq)) late_mark(l, seq);
+        return;
+    }
+    if (late_marked(l, seq)) return;
+    late_mark(l, seq);
+    if (--l->missing == 0) late_clear(l); /* everything skipped arrived */
+}
+
+/* Skipped batches whose grace is over are lost. */
+static void late_expire(struct repl *r)
+{
+    double now = ev_now(r->bus.loop);
+    for (size_t i = 0; i < r->npeers; i++) {
+        struct late *l = &r->peers[i].late;
+        if (!l->lo || now < l->deadline) continue;
+        uint64_t missing = l->missing;
+        late_clear(l);
+        gap(r, &r->peers[i], missing);
+    }
+}
+
 /* Track the per-origin sequence of WRITES batches; see "Gaps" above. */
 static void track_seq(struct repl *r, const struct rc_header *h)
 {
     struct peer *p = peer_find(r, h->origin, h->origin_len);
     if (!p) return;
     if (p->incarnation == h->incarnation && p->last_seq) {
-        if (h->seq <= p->last_seq) { /* redelivered or republished: merges to nothing */
+        if (h->seq <= p->last_seq) { /* redelivered, republished, or late */
             r->duplicates++;
+            late_arrived(p, h->seq);
             return;
         }
-        uint64_t lost = h->seq - p->last_seq - 1;
+        uint64_t last = p->last_seq;
         p->last_seq = h->seq;
-        if (!lost) return;
+        if (h->seq == last + 1) {
+            late_arrived(p, h->seq);
+            return;
+        }
         if (repl_sync_waiting(r->sync)) { /* the transfer under way may cover it */
             if (h->seq > p->unverified) p->unverified = h->seq;
             return;
         }
-        gap(r, p, lost);
+        late_skip(r, p, last, h->seq);
         return;
     }
+    late_clear(&p->late);
     p->incarnation = h->incarnation; /* a new incarnation (or a new peer) */
     p->last_seq = h->seq;
     p->unverified = 0;
@@ -700,6 +807,7 @@ void repl_destroy(struct repl *r)
     STOP_UNREF(async, bus->loop, &bus->confirm_async);
     STOP_UNREF(timer, bus->loop, &r->beacon);
     repl_sync_destroy(r->sync);
+    for (size_t i = 0; i < r->npeers; i++) late_clear(&r->peers[i].late);
     struct repl_msg *m;
     while ((m = repl_list_pop(&bus->outbox))) repl_msg_free(m);
     while ((m = repl_list_pop(&bus->inbox))) repl_msg_free(m);

@@ -355,20 +355,36 @@ struct pub {
     amqp_connection_state_t conn;
     struct repl_list inflight; /* published, waiting for the broker's ack */
     uint64_t next_tag;         /* delivery tag of the next publish */
+    unsigned backoff;          /* ms before the next connect; back to the
+                                  minimum only once a confirm arrives */
+    bool troubled;             /* a drop was logged; no confirm since */
 };
 
-static void pub_drop(struct pub *p, const char *why)
+/* The link goes (its in-flight batches back to the outbox, to be published
+ * again). next_broker: the broker node failed (try the next one); else a
+ * queue refused a batch (a nack, e.g. while a quorum leader is elected):
+ * the same node is tried again after the backoff. */
+static void pub_drop(struct pub *p, const char *why, bool next_broker)
 {
     struct repl_bus *r = p->r;
     if (p->conn) {
-        log_warn("replication: publisher lost the link to broker %s (%s); reconnecting",
-                 broker_name(r, atomic_load(&r->pub_broker)), why);
+        if (!p->troubled)
+            log_warn("replication: publisher lost the link to broker %s (%s); reconnecting",
+                     broker_name(r, atomic_load(&r->pub_broker)), why);
+        else
+            log_debug("replication: publisher lost the link to broker %s (%s) again",
+                      broker_name(r, atomic_load(&r->pub_broker)), why);
+        p->troubled = true;
         watch_fd(r, &r->pub_fd, NULL);
         amqp_destroy_connection(p->conn);
         p->conn = NULL;
         atomic_store(&r->pub_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
-        failover(r, &r->pub_broker);
+        if (next_broker) failover(r, &r->pub_broker);
+        else {
+            nap(r, p->backoff);
+            p->backoff = next_backoff(p->backoff);
+        }
     }
     pthread_mutex_lock(&r->mu);
     list_prepend_all(&r->outbox, &p->inflight);
@@ -383,6 +399,10 @@ static void pub_confirmed(struct pub *p, uint64_t tag, bool multiple)
     struct repl_bus *r = p->r;
     for (struct repl_msg *m = p->inflight.head; m && m->tag <= tag; m = m->next)
         if (m->tag == tag || multiple) m->acked = true;
+    if (p->inflight.head && p->inflight.head->acked) { /* the link works */
+        p->backoff = BACKOFF_MIN_MS;
+        p->troubled = false;
+    }
     while (p->inflight.head && p->inflight.head->acked) {
         struct repl_msg *m = repl_list_pop(&p->inflight);
         atomic_fetch_add(&r->published_writes, m->writes);
@@ -404,7 +424,7 @@ static void pub_read_frames(struct pub *p, unsigned wait_ms)
         int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);
         if (rc == AMQP_STATUS_TIMEOUT) return;
         if (rc != AMQP_STATUS_OK) {
-            pub_drop(p, amqp_error_string2(rc));
+            pub_drop(p, amqp_error_string2(rc), true);
             return;
         }
         if (f.frame_type == AMQP_FRAME_METHOD) {
@@ -415,11 +435,11 @@ static void pub_read_frames(struct pub *p, unsigned wait_ms)
                 break;
             }
             case AMQP_BASIC_NACK_METHOD:
-                pub_drop(p, "broker refused a batch (nack)");
+                pub_drop(p, "a queue refused a batch (nack)", false);
                 return;
             case AMQP_CHANNEL_CLOSE_METHOD:
             case AMQP_CONNECTION_CLOSE_METHOD:
-                pub_drop(p, "broker closed the channel");
+                pub_drop(p, "broker closed the channel", true);
                 return;
             default:
                 break;
@@ -432,7 +452,7 @@ static void pub_read_frames(struct pub *p, unsigned wait_ms)
     }
 }
 
-static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
+static bool pub_connect(struct pub *p, bool *was_down)
 {
     struct repl_bus *r = p->r;
     const char *why = "?";
@@ -454,14 +474,13 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
                      r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
         *was_down = true;
         failover(r, &r->pub_broker);
-        nap(r, *backoff);
-        *backoff = next_backoff(*backoff);
+        nap(r, p->backoff);
+        p->backoff = next_backoff(p->backoff);
         return false;
     }
     p->conn = conn;
     watch_fd(r, &r->pub_fd, conn);
     p->next_tag = 1;
-    *backoff = BACKOFF_MIN_MS;
     *was_down = false;
     atomic_store(&r->pub_up, 1);
     atomic_fetch_add(&r->pub_events, 1);
@@ -473,9 +492,8 @@ static bool pub_connect(struct pub *p, unsigned *backoff, bool *was_down)
 
 static void *pub_main(void *arg)
 {
-    struct pub p = {.r = arg};
+    struct pub p = {.r = arg, .backoff = BACKOFF_MIN_MS};
     struct repl_bus *r = p.r;
-    unsigned backoff = BACKOFF_MIN_MS;
     bool was_down = false;
     amqp_basic_properties_t props;
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -491,7 +509,7 @@ static void *pub_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         if (stop && (!draining || idle)) break;
         if (!p.conn) {
-            if (!pub_connect(&p, &backoff, &was_down)) continue;
+            if (!pub_connect(&p, &was_down)) continue;
         }
         busy(&r->pub_busy_ms, true);
         pub_read_frames(&p, 0); /* acks; and a missed heartbeat shows here */
@@ -511,7 +529,7 @@ static void *pub_main(void *arg)
             m->acked = false;
             repl_list_push(&p.inflight, m);
             if (rc != AMQP_STATUS_OK) {
-                pub_drop(&p, amqp_error_string2(rc));
+                pub_drop(&p, amqp_error_string2(rc), true);
                 break;
             }
         }
@@ -657,10 +675,14 @@ static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why,
     *existed = ex == 1;
     amqp_bytes_t q = amqp_cstring_bytes(r->queue);
     amqp_rpc_reply_t rep = declare_own_queue(conn, r);
-    /* an existing queue is bound already (a durable binding); binding again
-     * can block for as long as the cluster takes to declare a frozen node
-     * down, so it is skipped */
-    if (rep.reply_type == AMQP_RESPONSE_NORMAL && !*existed) {
+    /* Bind every time, also a queue that existed: it may have lost its
+     * binding or never had one (a process killed between queue.declare and
+     * queue.bind, an exchange deleted and declared again), and an unbound
+     * queue gets the direct state-transfer messages but no replicated write
+     * and no echo: the node would wait in "syncing" for ever. (A bind can
+     * block while a cluster node is frozen, until the others declare it
+     * down; so does the basic.consume below, so skipping it saved nothing.) */
+    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
         amqp_queue_bind(conn, 1, q, amqp_cstring_bytes(r->exchange), amqp_empty_bytes,
                         amqp_empty_table);
         rep = amqp_get_rpc_reply(conn);

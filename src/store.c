@@ -19,10 +19,10 @@
  * memory_limit after every write. Items unlinked while referenced leave the
  * accounting at once and are freed by the last store_item_unref().
  *
- * Eviction. LRU is CLOCK over the slots (old's first during a resize): the
- * hand (kept per slot array by the table) clears ITEM_F_ACCESSED (set by
- * store_get) once and evicts the first entry without it, tombstones
- * included. TTL takes the heap's minimum; NONE refuses. The item a write
+ * Eviction. `lru` is sampled eviction by heat (see clock_pick): among
+ * LRU_SAMPLE random items the one read least (reads halved per minute
+ * since the last) goes, so what is read often stays while what was read
+ * once, or long ago, goes first. TTL takes the heap's minimum; NONE refuses. The item a write
  * replaces is never the victim. A new key that needs a bigger table gets it
  * only if that table fits under the cap too; otherwise the write evicts to
  * keep the load under 3/4.
@@ -192,7 +192,7 @@ static struct item *item_new(const char *key, size_t key_len,
     it->refcount = 0;
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
-    it->unused = 0;
+    it->freq = 0;
     it->atime = (uint32_t)(now_ms / 1000);
     if (key_len) memcpy(it->data, key, key_len);
     if (tomb) memcpy(it->data + key_len, &r->expire_ms, sizeof r->expire_ms);
@@ -315,18 +315,25 @@ static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
 }
 
 /*
- * Approximate LRU, sampled second chance: look at uniformly random occupied
- * slots and take the first item not read since it was last sampled
- * (clearing the bit on the ones passed over), or the LRU_SAMPLE-th if all
- * were read. Victims must be uniform over the items: with linear probing
- * and backward-shift deletes the layout depends only on which keys are in
- * the table, so a victim choice tied to slot position (a sweeping hand, or
+ * `lru`: sampled eviction by heat. Each item counts its reads (freq,
+ * saturating at STORE_FREQ_MAX; a new item starts at 0), and its heat is
+ * that count halved for every FREQ_HALF_LIFE_S since its last read. An
+ * eviction looks at LRU_SAMPLE uniformly random items and takes the
+ * coldest (the first of equals, which is random): a key read often outlives
+ * everything colder, one read once (or never: a scan, a one-hit wonder of a
+ * Zipf tail) goes at its first sampling, and a key no longer read cools
+ * down within minutes. An item that is already dead (a tombstone, an
+ * expired item) is taken at once. Measured by hit ratio (make bench-hits).
+ * Victims must be uniform over the items: with linear probing and
+ * backward-shift deletes the layout depends only on which keys are in the
+ * table, so a victim choice tied to slot position (a sweeping hand, or
  * "first item after a random slot", which favours cluster heads) leaves the
  * keys of dense regions behind and the table packs into huge probe clusters
  * (every write at the cap then slows down by orders of magnitude).
  */
 #define LRU_SAMPLE 8
-#define LRU_PROBES 256 /* random slots tried before falling back to a sweep */
+#define LRU_PROBES 256
+#define FREQ_HALF_LIFE_S 60 /* an item not read this long counts half its reads */ /* random slots tried before falling back to a sweep */
 static uint64_t next_random(struct store *s)
 {
     uint64_t x = s->rng; /* xorshift64 */
@@ -336,23 +343,38 @@ static uint64_t next_random(struct store *s)
     return s->rng = x;
 }
 
+/* Reads that still count: halved for every FREQ_HALF_LIFE_S since the last. */
+static unsigned heat(const struct item *it, int64_t now_ms)
+{
+    int64_t idle = now_ms / 1000 - (int64_t)it->atime;
+    int64_t halvings = idle > 0 ? idle / FREQ_HALF_LIFE_S : 0;
+    return halvings >= 8 ? 0 : (unsigned)it->freq >> halvings;
+}
+
 static bool clock_pick(struct store *s, bool old, const struct item *protect,
-                       struct table_loc *out)
+                       int64_t now_ms, struct table_loc *out)
 {
     struct table_array *a = old ? &s->tb.old : &s->tb.cur;
     if (a->used == 0) return false;
-    unsigned seen = 0;
-    for (unsigned probe = 0; probe < LRU_PROBES; probe++) {
+    struct item *seen[LRU_SAMPLE];
+    size_t at[LRU_SAMPLE];
+    unsigned n = 0, best = 0;
+    for (unsigned probe = 0; probe < LRU_PROBES && n < LRU_SAMPLE; probe++) {
         size_t i = (size_t)(next_random(s) & a->mask);
         uint64_t slot = a->slots[i];
         if (!slot) continue;
         struct item *it = table_slot_item(slot);
         if (it == protect) continue;
-        if ((it->flags & ITEM_F_ACCESSED) && ++seen < LRU_SAMPLE) {
-            it->flags &= (uint8_t)~ITEM_F_ACCESSED;
-            continue;
+        if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
+            *out = (struct table_loc){old, i};
+            return true;
         }
-        *out = (struct table_loc){old, i};
+        if (n && heat(it, now_ms) < heat(seen[best], now_ms)) best = n;
+        seen[n] = it;
+        at[n++] = i;
+    }
+    if (n) {
+        *out = (struct table_loc){old, at[best]};
         return true;
     }
     /* a nearly empty array (the old one late in a resize): sweep it */
@@ -371,8 +393,8 @@ static bool evict_lru(struct store *s, const struct item *protect,
                       int64_t now_ms)
 {
     struct table_loc loc;
-    if (!clock_pick(s, true, protect, &loc) &&
-        !clock_pick(s, false, protect, &loc))
+    if (!clock_pick(s, true, protect, now_ms, &loc) &&
+        !clock_pick(s, false, protect, now_ms, &loc))
         return false;
     evict_at(s, loc, now_ms);
     return true;

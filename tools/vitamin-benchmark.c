@@ -15,8 +15,12 @@
  *
  * Requests are preformatted once per run (bench/wire.c: a template per op
  * with the key digits patched in), so making one costs a memcpy and 12
- * digit stores. Keys are "key:%012d", uniform over [0, -r); values are -d
- * bytes of [A-Za-z0-9], so no protocol needs escaping. Replies are parsed
+ * digit stores. Keys are "key:%012d" over [0, -r): uniform, or with
+ * --zipf S Zipf-distributed (key k has weight 1/(k+1)^S; a precomputed
+ * CDF and a binary search); values are -d bytes of [A-Za-z0-9], so no
+ * protocol needs escaping. With --set-on-miss a get that misses is
+ * followed by a set of that key (a cache filled on demand), which is how
+ * the hit ratio of an eviction policy is measured. Replies are parsed
  * incrementally by bench/wire.c's pure parsers.
  *
  * Latency is measured from the write of a request's batch to the return of
@@ -50,6 +54,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -91,6 +96,8 @@ struct options {
     double timeout;         /* give up after this long without a reply */
     double rate;            /* --rate: offered requests/s (open loop); 0 = closed loop */
     double series_ms;       /* --series: interval of the per-interval lines; 0 = none */
+    double zipf;            /* --zipf: exponent of key popularity; 0 = uniform */
+    bool set_on_miss;       /* --set-on-miss: a missed get is followed by a set */
 };
 
 static void usage(FILE *f)
@@ -114,6 +121,8 @@ static void usage(FILE *f)
         "      --timeout SECONDS  fail after this long without any reply (10)\n"
         "      --rate N           open loop: offer N requests/s over all connections\n"
         "      --series MS        print the interval's ops and latency every MS ms\n"
+        "      --zipf S           Zipf key popularity with exponent S (0 = uniform)\n"
+        "      --set-on-miss      set a key after its get missed (hit-ratio runs)\n"
         "      --help\n");
 }
 
@@ -147,7 +156,7 @@ static void die_opt(const char *name, const char *val)
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_RATIO = 256, O_TTL, O_PREFILL, O_SEED, O_PROTO, O_CSV, O_JSON,
-           O_TIMEOUT, O_RATE, O_SERIES, O_HELP };
+           O_TIMEOUT, O_RATE, O_SERIES, O_ZIPF, O_SET_ON_MISS, O_HELP };
     static const struct option longs[] = {
         {"host", required_argument, 0, 'h'},
         {"port", required_argument, 0, 'p'},
@@ -167,6 +176,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"timeout", required_argument, 0, O_TIMEOUT},
         {"rate", required_argument, 0, O_RATE},
         {"series", required_argument, 0, O_SERIES},
+        {"zipf", required_argument, 0, O_ZIPF},
+        {"set-on-miss", no_argument, 0, O_SET_ON_MISS},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -242,11 +253,16 @@ static void parse_options(int argc, char **argv, struct options *o)
             if (!parse_secs(optarg, &o->series_ms) || o->series_ms < 1)
                 die_opt("--series", optarg);
             break;
+        case O_ZIPF:
+            if (!parse_secs(optarg, &o->zipf) || o->zipf > 10) die_opt("--zipf", optarg);
+            break;
+        case O_SET_ON_MISS: o->set_on_miss = true; break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
     if (optind < argc) die_opt("argument", argv[optind]);
+    if (o->zipf > 0 && o->keyspace > 100000000) die_opt("-r (with --zipf: at most 1e8)", "");
     if (o->requests == 0 && !o->prefill && o->seconds == 0) die_opt("-n", "0");
 }
 
@@ -266,6 +282,7 @@ struct conn {
     char *wbuf;             /* requests [woff, wlen) still to write */
     size_t wlen, woff, wcap; /* end, first unwritten byte, allocated */
     uint8_t *ops;           /* ring of P: op of each request in flight */
+    uint64_t *keys;         /* ring of P: its key (--set-on-miss) */
     uint64_t *sent_ns;      /* ring of P: when its batch was written */
     unsigned head;          /* oldest request in flight */
     unsigned inflight;      /* requests sent and not answered */
@@ -285,6 +302,9 @@ struct bench {
     struct wire_tmpl set_t, get_t; /* the preformatted requests */
     uint64_t rng;           /* splitmix64 state */
     uint32_t set_cut;       /* op is a set when 32 random bits < set_cut */
+    double *zipf_cdf;       /* --zipf: cdf[k] = P(key <= k) */
+    uint64_t *refill;       /* --set-on-miss: keys to set, a ring of refill_cap */
+    size_t refill_cap, refill_head, refill_len;
     bool all_sets;          /* --ratio N:0 (set_cut cannot say 100%) */
     enum phase phase;
     uint64_t prefill_next;  /* next key to prefill */
@@ -363,11 +383,37 @@ static bool next_request(struct bench *b, uint64_t now, enum wire_op *op, uint64
     if (b->phase != PH_RUN) return false;
     if (b->o.seconds == 0 && b->issued >= b->o.requests) return false;
     if (b->o.rate > 0 && b->issued >= due_by(b, now)) return false;
+    if (b->refill_len) { /* a missed get's set first (not counted in -n) */
+        *op = WIRE_SET;
+        *key = b->refill[b->refill_head];
+        b->refill_head = (b->refill_head + 1) % b->refill_cap;
+        b->refill_len--;
+        return true;
+    }
     b->issued++;
     uint64_t r = rand64(b);
     *op = b->all_sets || (uint32_t)r < b->set_cut ? WIRE_SET : WIRE_GET;
-    *key = (uint64_t)(((unsigned __int128)rand64(b) * b->o.keyspace) >> 64);
+    if (b->zipf_cdf) { /* the first k with cdf[k] >= u */
+        double u = (double)(rand64(b) >> 11) / 9007199254740992.0;
+        uint64_t lo = 0, hi = b->o.keyspace - 1;
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            if (b->zipf_cdf[mid] < u) lo = mid + 1;
+            else hi = mid;
+        }
+        *key = lo;
+    } else {
+        *key = (uint64_t)(((unsigned __int128)rand64(b) * b->o.keyspace) >> 64);
+    }
     return true;
+}
+
+/* --set-on-miss: remember key to set next. */
+static void refill_push(struct bench *b, uint64_t key)
+{
+    if (b->refill_len == b->refill_cap) return; /* more misses than slots: drop */
+    b->refill[(b->refill_head + b->refill_len) % b->refill_cap] = key;
+    b->refill_len++;
 }
 
 static void conn_fail(struct conn *c, const char *why)
@@ -412,6 +458,7 @@ static bool conn_add(struct conn *c, uint64_t now)
     c->wlen += t->len;
     unsigned slot = (c->head + c->inflight) % P;
     c->ops[slot] = (uint8_t)op;
+    c->keys[slot] = key;
     c->sent_ns[slot] = now;
     if (b->o.rate > 0 && b->phase == PH_RUN) { /* how late against the schedule */
         uint64_t due = b->t0_ns + (uint64_t)((double)(b->issued - 1) * 1e9 / b->o.rate);
@@ -509,6 +556,8 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
         account(b, op, out, now - c->sent_ns[c->head]);
+        if (out == WIRE_MISS && b->o.set_on_miss && b->phase == PH_RUN)
+            refill_push(b, c->keys[c->head]);
         c->head = (c->head + 1) % P;
         c->inflight--;
         b->inflight--;
@@ -750,6 +799,21 @@ static void setup(struct bench *b)
         exit(1);
     }
     free(value);
+    if (o->zipf > 0) {
+        b->zipf_cdf = xcalloc(o->keyspace, sizeof *b->zipf_cdf);
+        double sum = 0;
+        for (uint64_t k = 0; k < o->keyspace; k++) sum += pow((double)(k + 1), -o->zipf);
+        double acc = 0;
+        for (uint64_t k = 0; k < o->keyspace; k++) {
+            acc += pow((double)(k + 1), -o->zipf) / sum;
+            b->zipf_cdf[k] = acc;
+        }
+        b->zipf_cdf[o->keyspace - 1] = 1.0;
+    }
+    if (o->set_on_miss) {
+        b->refill_cap = (size_t)o->conns * o->pipeline;
+        b->refill = xcalloc(b->refill_cap, sizeof *b->refill);
+    }
     b->all_sets = o->get_w == 0;
     b->set_cut = (uint32_t)(((uint64_t)o->set_w << 32) / (o->set_w + o->get_w));
     size_t reply_max = o->value_size + 128;
@@ -766,6 +830,7 @@ static void setup(struct bench *b)
         c->wcap = req_max * o->pipeline;
         c->wbuf = xcalloc(1, c->wcap);
         c->ops = xcalloc(o->pipeline, sizeof *c->ops);
+        c->keys = xcalloc(o->pipeline, sizeof *c->keys);
         c->sent_ns = xcalloc(o->pipeline, sizeof *c->sent_ns);
         ev_io_init(&c->rio, on_read, c->fd, EV_READ);
         ev_io_init(&c->wio, on_write, c->fd, EV_WRITE);

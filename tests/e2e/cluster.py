@@ -1,6 +1,6 @@
 """A real three-node RabbitMQ cluster on loopback, for the broker-cluster
 tests (SPEC section 9, issue 13). Facts about RabbitMQ 3.10 clusters that
-the tests and the C code rely on: docs/notes-broker-cluster.md.
+the tests and the C code rely on: docs/operations.md, "A broker cluster".
 
 How it is started
 -----------------
@@ -165,7 +165,7 @@ class Cluster:
         RabbitMQ default, 60 s). A frozen (SIGSTOPped) node counts as up for
         its peers until 0.75-1.25 x net_ticktime has passed, and meanwhile
         queue.bind, basic.consume and a new channel's first publish on the
-        OTHER nodes block (see docs/notes-broker-cluster.md). The default
+        OTHER nodes block (see docs/operations.md). The default
         here, 10 s, keeps SIGSTOP tests short.
     partition_handling: cluster_partition_handling (pause_minority is what
         a 3-node production cluster should use). A node resumed right about

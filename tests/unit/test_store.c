@@ -618,6 +618,37 @@ static void test_lru_keeps_accessed(void **state)
     store_destroy(s);
 }
 
+/* A hot set read many times survives a long stream of new, never read
+ * keys and a one-off scan reading each cold key once: at the cap, an item
+ * read more is never taken while a colder one is sampled with it. */
+static void test_lru_keeps_hot_set(void **state)
+{
+    (void)state;
+    struct store *s = mk(4u << 20, STORE_EVICT_LRU, 0);
+    char k[32], v[64];
+    memset(v, 'v', 63);
+    v[63] = '\0';
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "hot%d", i);
+        assert_int_equal(put(s, k, v, 0), STORE_OK);
+        for (int r = 0; r < 4; r++) assert_non_null(store_get(s, k, strlen(k), NOW));
+    }
+    for (int i = 0; i < 200000; i++) { /* cold writes, far more than fit */
+        snprintf(k, sizeof k, "cold%d", i);
+        assert_int_equal(put(s, k, v, 0), STORE_OK);
+        if (i % 3 == 0) store_get(s, k, strlen(k), NOW); /* a scan reads some once */
+    }
+    assert_true(stats(s).evicted > 150000);
+    int hot = 0;
+    for (int i = 0; i < 2000; i++) {
+        snprintf(k, sizeof k, "hot%d", i);
+        hot += store_peek(s, k, strlen(k)) != NULL;
+    }
+    print_message("hot keys kept: %d of 2000\n", hot);
+    assert_int_equal(hot, 2000);
+    store_destroy(s);
+}
+
 static void test_lru_protects_overwritten(void **state)
 {
     (void)state;
@@ -1052,6 +1083,7 @@ int main(void)
         cmocka_unit_test_setup(test_cap_random, setup),
         cmocka_unit_test_setup(test_shrink_respects_cap, setup),
         cmocka_unit_test_setup(test_lru_keeps_accessed, setup),
+        cmocka_unit_test_setup(test_lru_keeps_hot_set, setup),
         cmocka_unit_test_setup(test_lru_protects_overwritten, setup),
         cmocka_unit_test_setup(test_ttl_evicts_earliest, setup),
         cmocka_unit_test_setup(test_noeviction_and_too_large, setup),
