@@ -520,12 +520,12 @@ def _diagnostics(pools, nut):
 @pytest.mark.slow
 @pytest.mark.replication
 @pytest.mark.parametrize("proto", ["memcache", "redis"])
-def test_shard_through_nutcracker(shard, proto):
-    pools, nut = shard
+def test_shard_through_nutcracker(request, proto):
     if proto == "redis":
         pytest.importorskip("redis")
         if not redis_served():
             pytest.skip("this build does not serve --redis_port yet")
+    pools, nut = request.getfixturevalue("shard")
     try:
         _scenario(pools, nut, proto)
     except BaseException:
