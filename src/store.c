@@ -784,9 +784,40 @@ size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
     return table_scan(&s->tb, cursor, max, fn, arg);
 }
 
+struct live_walk {
+    const struct store *s;
+    int64_t now_ms;
+    size_t count;    /* items wanted */
+    size_t reported;
+    store_visit_fn fn;
+    void *arg;
+};
+
+static bool live_visit(void *arg, const struct item *it)
+{
+    struct live_walk *w = arg;
+    if (!is_tomb(it) && !is_expired(it, w->now_ms) &&
+        !flushed(w->s, it->version, it->origin, w->now_ms)) {
+        w->fn(w->arg, it);
+        w->reported++;
+    }
+    return w->reported < w->count;
+}
+
+size_t store_scan_keys(const struct store *s, uint64_t *cursor, size_t count,
+                       size_t max_buckets, int64_t now_ms, store_visit_fn fn,
+                       void *arg)
+{
+    struct live_walk w = {s, now_ms, count, 0, fn, arg};
+    if (count > 0) table_scan_homes(&s->tb, cursor, max_buckets, live_visit, &w);
+    return w.reported;
+}
+
 void store_get_stats(const struct store *s, struct store_stats *out)
 {
     out->curr_items = s->items;
+    /* the heap holds every item with an expiry, tombstones included */
+    out->expiring = s->heap.len > s->tombstones ? s->heap.len - s->tombstones : 0;
     out->tombstones = s->tombstones;
     out->bytes = store_bytes(s);
     out->limit_bytes = s->cfg.memory_limit;
