@@ -23,6 +23,7 @@
 #include "proto.h"
 #include "reply.h"
 #include "repl.h"
+#include "resp_serve.h"
 #include "serve.h"
 #include "stats.h"
 #include "store.h"
@@ -43,6 +44,8 @@ struct server {
     struct exec *exec;
     struct vt_serve *vt;
     struct serve_proto vt_proto;
+    struct resp_serve *resp; /* NULL without --redis_port */
+    struct serve_proto resp_proto;
     struct stats_sources stats;
     ev_signal sigterm, sigint;
 };
@@ -189,6 +192,22 @@ int main(int argc, char **argv)
         .idle_timeout = s.opts.idle_timeout,
         .max_client_memory = s.opts.max_client_memory_mib << 20,
     };
+    if (s.opts.redis_port) {
+        struct resp_serve_config rc = {
+            .exec = s.exec,
+            .auth = &s.auth,
+            .sources = &s.stats,
+            .max_value_size = s.opts.max_value_size,
+            .port = s.opts.redis_port,
+        };
+        s.resp = resp_serve_create(&rc);
+        if (!s.resp) {
+            log_error("out of memory at startup");
+            return 1;
+        }
+        resp_serve_proto(s.resp, &s.resp_proto);
+        nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.redis_port, &s.resp_proto};
+    }
     s.net = net_create(s.loop, &nc, s.store);
     if (!s.net) return 1;
     s.stats.net = s.net;
@@ -200,6 +219,7 @@ int main(int argc, char **argv)
     ev_signal_start(s.loop, &s.sigterm);
     ev_signal_start(s.loop, &s.sigint);
 
+    if (s.resp) log_info("Redis protocol (RESP2/RESP3) on %s:%u", s.opts.host, s.opts.redis_port);
     log_info("vitamin %s listening on %s:%u (node %s, memory %zu MiB, eviction %s, %s)",
              VITAMIN_VERSION, s.opts.host, s.opts.port, s.opts.node_id,
              s.opts.memory_mib, s.opts.eviction == STORE_EVICT_LRU ? "lru"
@@ -212,6 +232,7 @@ int main(int argc, char **argv)
         repl_destroy(s.repl);
     }
     net_destroy(s.net);
+    resp_serve_destroy(s.resp);
     vt_serve_destroy(s.vt);
     exec_destroy(s.exec);
     expiry_destroy(s.expiry);
