@@ -279,6 +279,15 @@ size_t store_scan_keys(const struct store *s, uint64_t *cursor, size_t count,
                        size_t max_buckets, int64_t now_ms, store_visit_fn fn,
                        void *arg);
 
+/*
+ * Live items at now_ms, for Redis's DBSIZE: curr_items without those that a
+ * flush in effect has killed but the bounded sweep has not removed yet.
+ * Exact after a flush newer than every item the store ever held (every
+ * local flush); after an older replicated one, curr_items until the sweep
+ * is done (a few loop turns).
+ */
+uint64_t store_live_items(const struct store *s, int64_t now_ms);
+
 void store_get_stats(const struct store *s, struct store_stats *out);
 
 /* Diagnostics (O(slots), for tests and debugging): the longest run of

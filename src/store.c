@@ -68,6 +68,10 @@ struct store {
     uint64_t rng;           /* xorshift state: where LRU eviction samples */
     uint64_t flush_ver;     /* flush watermark stamp (0: never flushed) */
     uint32_t flush_origin;
+    uint64_t max_version;   /* no item ever linked had a newer value stamp */
+    uint64_t below_flush;   /* linked live items below the watermark, not
+                               yet swept (exact when the flush was newer
+                               than max_version; see store_live_items) */
     bool sweep_due;         /* items below the watermark may still be linked */
     bool sweep_old;         /* the sweep's position: array (old or cur), */
     uint32_t sweep_gen;     /* its generation, */
@@ -222,15 +226,23 @@ static void maybe_shrink(struct store *s)
 
 /* ---- linking ---------------------------------------------------------- */
 
+/* Is it's value stamp below the flush watermark (in effect or not)? */
+static bool below_watermark(const struct store *s, const struct item *it)
+{
+    return s->flush_ver && newer(it->version, it->origin, s->flush_ver, s->flush_origin);
+}
+
 static void account(struct store *s, struct item *it)
 {
     it->flags |= ITEM_F_LINKED;
     s->item_bytes += item_cost(it);
+    if (it->version > s->max_version) s->max_version = it->version;
     if (is_tomb(it)) {
         s->tombstones++;
     } else {
         s->items++;
         s->digest ^= digest_of(it);
+        if (below_watermark(s, it)) s->below_flush++; /* a delayed flush */
     }
 }
 
@@ -244,6 +256,7 @@ static void unlink_item(struct store *s, struct item *it)
     } else {
         s->items--;
         s->digest ^= digest_of(it);
+        if (s->below_flush && below_watermark(s, it)) s->below_flush--;
     }
     it->flags &= (uint8_t)~ITEM_F_LINKED;
     if (it->refcount == 0) free(it);
@@ -640,6 +653,9 @@ bool store_flush(struct store *s, uint64_t version, uint32_t origin)
     if (!newer(s->flush_ver, s->flush_origin, version, origin)) return false;
     s->flush_ver = version;
     s->flush_origin = origin;
+    /* newer than every item ever linked (a local flush): all are below it;
+     * otherwise unknown, and the sweep makes the count right */
+    s->below_flush = version > s->max_version ? s->items : 0;
     s->sweep_due = true; /* (re)start the sweep from the beginning */
     s->sweep_gen = 0;
     return true;
@@ -811,6 +827,12 @@ size_t store_scan_keys(const struct store *s, uint64_t *cursor, size_t count,
     struct live_walk w = {s, now_ms, count, 0, fn, arg};
     if (count > 0) table_scan_homes(&s->tb, cursor, max_buckets, live_visit, &w);
     return w.reported;
+}
+
+uint64_t store_live_items(const struct store *s, int64_t now_ms)
+{
+    bool in_effect = s->flush_ver && now_ms >= hlc_physical_ms(s->flush_ver);
+    return in_effect && s->below_flush <= s->items ? s->items - s->below_flush : s->items;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *out)
