@@ -267,6 +267,7 @@ void rs_randomkey(struct rs_call *c)
 {
     struct resp_serve *r = c->r;
     const struct store *st = exec_store_of(X(c));
+    if (store_live_items(st, c->now_ms) == 0) return rs_null(c);
     struct collect k = {r, false};
     uint64_t x = r->rng; /* xorshift64 */
     x ^= x << 13;

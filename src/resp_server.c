@@ -507,10 +507,11 @@ static void info_keyspace(struct rs_call *c, struct text *t)
 {
     struct store_stats ss;
     store_get_stats(c->r->cfg.sources->store, &ss);
+    uint64_t keys = store_live_items(c->r->cfg.sources->store, c->now_ms);
     text_add(t, "# Keyspace\r\n");
-    if (ss.curr_items)
-        text_add(t, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", ss.curr_items,
-                 ss.expiring);
+    if (keys)
+        text_add(t, "db0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n", keys,
+                 ss.expiring < keys ? ss.expiring : keys);
 }
 
 static const struct {
@@ -546,9 +547,7 @@ void rs_info(struct rs_call *c)
 
 void rs_dbsize(struct rs_call *c)
 {
-    struct store_stats ss;
-    store_get_stats(exec_store_of(c->r->cfg.exec), &ss);
-    rs_int(c, (long long)ss.curr_items);
+    rs_int(c, (long long)store_live_items(exec_store_of(c->r->cfg.exec), c->now_ms));
 }
 
 /* FLUSHALL and FLUSHDB [ASYNC|SYNC]: one database, so the same; the flush

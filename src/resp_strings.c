@@ -222,9 +222,12 @@ void rs_getex(struct rs_call *c)
     struct set_opts o = {0, 0};
     int64_t expire_ms = 0;
     if (!parse_opts(c, 2, false, &o)) return;
-    if ((o.flags & OPT_EXPIRE) && !expire_of(c, &o, &expire_ms)) return;
     struct item *it = get_ref(c);
-    if (!it) return rs_null(c);
+    if (!it) return rs_null(c); /* Redis checks the time only for a key that exists */
+    if ((o.flags & OPT_EXPIRE) && !expire_of(c, &o, &expire_ms)) {
+        store_item_unref(STORE(c), it);
+        return;
+    }
     bool touch = (o.flags & OPT_EXPIRE) || ((o.flags & OPT_PERSIST) && it->expire_ms != 0);
     if (touch) {
         /* a time already past expires the key now (Redis deletes it) */
