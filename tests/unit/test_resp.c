@@ -1056,7 +1056,7 @@ static void test_str_to_ll(void **state)
         long long x = (long long)rng();
         if (i % 3 == 0) x >>= rng() % 64;
         if (i < 6) x = (long long[]){0, -1, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1, 1}[i];
-        char a[RESP_LL_STR_MAX], b[32];
+        char a[NUM_MAX_DIGITS], b[32]; /* num_format_* writes a NUL too */
         size_t n = num_format_i64(a, x);
         int bn = snprintf(b, sizeof b, "%lld", x);
         assert_int_equal(n, (size_t)bn);
@@ -1071,7 +1071,7 @@ static void test_str_to_ll(void **state)
             assert_memory_equal(a, b, n);
         }
     }
-    char a[RESP_LL_STR_MAX];
+    char a[NUM_MAX_DIGITS];
     assert_int_equal(num_format_u64(a, ULLONG_MAX), 20);
     assert_memory_equal(a, "18446744073709551615", 20);
 }
