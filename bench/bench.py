@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: Vitamin vs redis-server vs memcached -t 1.
 
+Vitamin runs twice: speaking its own protocol, and speaking RESP on its
+--redis_port ("Vitamin RESP"), so that Vitamin and Redis are also compared
+with the same client and the same protocol. redis-benchmark -t set,get -P 16
+against Vitamin RESP and Redis is a cross-check with Redis's own client.
+
 Run through `make bench` (bench/run.sh installs the packages and builds).
 Every server runs pinned to one core (taskset -c BENCH_SERVER_CPU, 0) and
 build/vitamin-benchmark to another (BENCH_CLIENT_CPU, 1), all on free
@@ -16,8 +21,8 @@ into a fresh server; (RSS after - RSS before) / items - 48 B of payload.
 
 Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_QUICK=1 (1 round of
 2 s), BENCH_KEYSPACE (100000), BENCH_MEM_ITEMS (1000000), BENCH_CONNS (50).
-Writes bench/results/{runs,summary,memory}.csv, summary.md, env.txt,
-commands.txt, throughput.png and memory.png.
+Writes bench/results/{runs,summary,memory,redis_benchmark}.csv, summary.md,
+env.txt, commands.txt, throughput.png and memory.png.
 """
 
 import csv
@@ -122,6 +127,11 @@ class Server:
         if kind == "vitamin":
             self.proto = "vitamin"
             cmd = [VITAMIN, "--host", HOST, "--port", str(self.port),
+                   "--memory", str(MEMORY_MIB), "--log_level", "warn"]
+        elif kind == "vitamin_resp":  # the same server, its RESP port benchmarked
+            self.proto = "redis"
+            cmd = [VITAMIN, "--host", HOST, "--port", str(free_port()),
+                   "--redis_port", str(self.port),
                    "--memory", str(MEMORY_MIB), "--log_level", "warn"]
         elif kind == "redis":
             self.proto = "redis"
@@ -283,8 +293,12 @@ def machine():
     }
 
 
-KINDS = ("vitamin", "redis", "memcached")
-NAMES = {"vitamin": "Vitamin", "redis": "Redis", "memcached": "memcached"}
+KINDS = ("vitamin", "vitamin_resp", "redis", "memcached")
+MEM_KINDS = ("vitamin", "redis", "memcached")  # vitamin_resp: the same store
+NAMES = {"vitamin": "Vitamin", "vitamin_resp": "Vitamin RESP", "redis": "Redis",
+         "memcached": "memcached"}
+# ratio columns of the table: (numerator, denominator)
+RATIOS = (("vitamin", "redis"), ("vitamin_resp", "redis"), ("vitamin", "memcached"))
 
 
 def run_throughput(workdir):
@@ -339,7 +353,7 @@ def run_throughput(workdir):
 
 def run_memory(workdir):
     rows = []
-    for k in KINDS:
+    for k in MEM_KINDS:
         s = Server(k, workdir).start()
         try:
             before = rss_bytes(s.pid)
@@ -356,6 +370,69 @@ def run_memory(workdir):
         log("  memory %-9s RSS %d -> %d: %.1f B/item beyond the 48 B payload"
             " (%d errors)" % (k, before, after, per_item, r["prefill_errors"]))
     return rows
+
+
+def run_redis_benchmark(workdir):
+    """redis-benchmark -t set,get -P 16 against Vitamin RESP and Redis, in
+    alternating rounds, client pinned like vitamin-benchmark: Redis's own
+    load generator as a cross-check of the RESP comparison."""
+    servers = {k: Server(k, workdir).start() for k in ("vitamin_resp", "redis")}
+    rows = []
+    n = 200000 if QUICK else 1000000
+    try:
+        for rnd in range(ROUNDS):
+            for k, srv in servers.items():
+                cmd = ["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-h", HOST,
+                       "-p", str(srv.port), "-t", "set,get", "-P", "16", "-c", str(CONNS),
+                       "-n", str(n), "-r", str(KEYSPACE), "-d", "32", "--csv"]
+                COMMANDS.append(" ".join(cmd))
+                wait_quiet()
+                t0 = proc_ticks(srv.pid)
+                p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=600)
+                ticks = proc_ticks(srv.pid) - t0
+                got = {}
+                for line in p.stdout.decode().splitlines():
+                    f = [x.strip('"') for x in line.split(",")]
+                    if f[0] in ("SET", "GET"):
+                        got[f[0]] = (float(f[1]), float(f[6]))  # rps, p99 ms
+                errors = p.returncode != 0 or len(got) != 2 or b"ERR" in p.stderr
+                for test, (rps, p99) in sorted(got.items()):
+                    rows.append({"round": rnd + 1, "server": k, "test": test,
+                                 "requests_per_sec": rps, "p99_ms": p99,
+                                 "server_cpu_us_per_req": round(ticks / CLK_TCK * 1e6 / (2 * n), 3),
+                                 "errors": int(errors)})
+                    log("  redis-benchmark round %d %-12s %s %9.0f req/s  p99 %.3f ms%s"
+                        % (rnd + 1, k, test, rps, p99, "  ERRORS" if errors else ""))
+                if errors:
+                    log("  WARNING: redis-benchmark against %s: exit %d: %s"
+                        % (k, p.returncode, p.stderr.decode()[-500:]))
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    return rows
+
+
+def redis_benchmark_table(rows):
+    if not rows:
+        return ""
+    out = ["", "redis-benchmark -t set,get -P 16 -c %d -r %d -d 32 (Redis's client):" % (
+               CONNS, KEYSPACE), "",
+           "| test | Vitamin RESP req/s | Redis req/s | ratio | Vitamin RESP p99 ms | Redis p99 ms |",
+           "|---|---:|---:|---:|---:|---:|"]
+    for test in ("SET", "GET"):
+        v = {k: [r for r in rows if r["server"] == k and r["test"] == test]
+             for k in ("vitamin_resp", "redis")}
+        rps = {k: median([r["requests_per_sec"] for r in v[k]]) for k in v}
+        p99 = {k: median([r["p99_ms"] for r in v[k]]) for k in v}
+        out.append("| %s | %s | %s | %s | %.3f | %.3f |"
+                   % (test, fmt(rps["vitamin_resp"], "ops"), fmt(rps["redis"], "ops"),
+                      ratio(rps["vitamin_resp"], rps["redis"]), p99["vitamin_resp"],
+                      p99["redis"]))
+    errs = sum(r["errors"] for r in rows)
+    out.append("")
+    out.append("Medians of %d round(s); %d runs with errors." % (ROUNDS, errs))
+    return "\n".join(out) + "\n"
 
 
 def median(xs):
@@ -413,31 +490,33 @@ def round_ratio(rows, name, key, a, b):
 
 def table(summary, mem, env, rows):
     get = {(s["workload"], s["server"]): s for s in summary}
-    out = ["| workload | metric | Vitamin | Redis | memcached | Vitamin/Redis | Vitamin/memcached |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+    out = ["| workload | metric | %s | %s |" % (
+               " | ".join(NAMES[k] for k in KINDS),
+               " | ".join("%s/%s" % (NAMES[a], NAMES[b]) for a, b in RATIOS)),
+           "|---|---|%s" % ("---:|" * (len(KINDS) + len(RATIOS)))]
     metrics = [("ops_per_sec", "ops/s", "ops"), ("p99_us", "p99 µs", "us"),
                ("server_cpu_us_per_op", "server CPU µs/req", "cpu"),
                ("client_cpu_pct", "client CPU", "pct"),
                ("other_cpu_pct", "other processes' CPU", "pct")]
     for name, label, _, _, _ in WORKLOADS:
         for key, mlabel, kind in metrics:
-            v = [get[(name, k)][key] for k in KINDS]
+            v = {k: get[(name, k)][key] for k in KINDS}
             if kind == "pct":
-                r = ("", "")
+                r = [""] * len(RATIOS)
             else:  # ratio of the medians (median of the per-round ratios)
-                r = tuple("%s (%.2f)" % (ratio(v[0], v[i]),
-                                         round_ratio(rows, name, key, "vitamin", KINDS[i]))
-                          for i in (1, 2))
-            out.append("| %s | %s | %s | %s | %s | %s | %s |"
-                       % (label, mlabel, fmt(v[0], kind), fmt(v[1], kind),
-                          fmt(v[2], kind), r[0], r[1]))
+                r = ["%s (%.2f)" % (ratio(v[a], v[b]), round_ratio(rows, name, key, a, b))
+                     for a, b in RATIOS]
+            out.append("| %s | %s | %s | %s |"
+                       % (label, mlabel, " | ".join(fmt(v[k], kind) for k in KINDS),
+                          " | ".join(r)))
     if mem:
         m = {r["server"]: r["overhead_bytes_per_item"] for r in mem}
-        v = [m.get(k, float("nan")) for k in KINDS]
+        v = {k: m.get(k, float("nan")) for k in KINDS}
+        v["vitamin_resp"] = v["vitamin"]  # one store behind both ports
         out.append("| memory, %s items 16 B key 32 B value TTL | bytes/item beyond payload"
-                   " | %s | %s | %s | %s | %s |"
-                   % ("{:,}".format(MEM_ITEMS), fmt(v[0], "b"), fmt(v[1], "b"),
-                      fmt(v[2], "b"), ratio(v[0], v[1]), ratio(v[0], v[2])))
+                   " | %s | %s |"
+                   % ("{:,}".format(MEM_ITEMS), " | ".join(fmt(v[k], "b") for k in KINDS),
+                      " | ".join(ratio(v[a], v[b]) for a, b in RATIOS)))
     errs = sum(s["errors"] for s in summary) + sum(r["errors"] for r in mem)
     out.append("")
     out.append("Medians of %d round(s) of %.0f s; %d connections; %s keys; TTL %d; %s; "
@@ -447,7 +526,8 @@ def table(summary, mem, env, rows):
                   env["commit"]))
     out.append("")
     out.append("Ratios: of the medians; in parentheses the median of the per-round "
-               "ratios (each round runs the three servers back to back).")
+               "ratios (each round runs the servers back to back). Vitamin RESP is "
+               "Vitamin's --redis_port driven with the same client and protocol as Redis.")
     out.append("")
     out.append("Noise control: %s." % env["noise"])
     return "\n".join(out) + "\n"
@@ -469,7 +549,7 @@ def charts(summary, mem, env):
     get = {(s["workload"], s["server"]): s for s in summary}
     dat = os.path.join(RESULTS, "throughput.dat")
     with open(dat, "w") as f:
-        f.write("# workload Vitamin Redis memcached (ops/s)\n")
+        f.write("# workload %s (ops/s)\n" % " ".join(NAMES[k].replace(" ", "_") for k in KINDS))
         for name, label, _, _, _ in WORKLOADS:
             f.write('"%s" %s\n' % (label.replace(", ", " ").replace(" 32 B", ""), " ".join(
                 "%.0f" % get[(name, k)]["ops_per_sec"] for k in KINDS)))
@@ -490,11 +570,13 @@ set title "ops/s, median of {rounds} x {secs:.0f} s; {conns} connections, 32 B v
 set ylabel "thousand ops/s"
 set format y "%.0f"
 plot '{dat}' using ($2/1000):xtic(1) title 'Vitamin' lc rgb '#2e8b57', \\
-     '' using ($3/1000) title '{redis}' lc rgb '#c0392b', \\
-     '' using ($4/1000) title '{mc} -t 1' lc rgb '#2c6fbb', \\
-     '' using ($0-0.25):($2/1000):(sprintf("%.0fk", $2/1000)) with labels offset 0,0.7 notitle, \\
-     '' using ($0):($3/1000):(sprintf("%.0fk", $3/1000)) with labels offset 0,0.7 notitle, \\
-     '' using ($0+0.25):($4/1000):(sprintf("%.0fk", $4/1000)) with labels offset 0,0.7 notitle
+     '' using ($3/1000) title 'Vitamin RESP' lc rgb '#8fbc8f', \\
+     '' using ($4/1000) title '{redis}' lc rgb '#c0392b', \\
+     '' using ($5/1000) title '{mc} -t 1' lc rgb '#2c6fbb', \\
+     '' using ($0-0.3):($2/1000):(sprintf("%.0fk", $2/1000)) with labels offset 0,0.7 notitle, \\
+     '' using ($0-0.1):($3/1000):(sprintf("%.0fk", $3/1000)) with labels offset 0,0.7 notitle, \\
+     '' using ($0+0.1):($4/1000):(sprintf("%.0fk", $4/1000)) with labels offset 0,0.7 notitle, \\
+     '' using ($0+0.3):($5/1000):(sprintf("%.0fk", $5/1000)) with labels offset 0,0.7 notitle
 """.format(out=os.path.join(RESULTS, "throughput.png"), dat=dat,
            rounds=env["rounds"], secs=env["seconds"], conns=env["connections"],
            redis="Redis " + env["redis"].split()[2].replace("v=", ""),
@@ -524,7 +606,7 @@ def main():
     for b in (VITAMIN, BENCH):
         if not os.path.exists(b):
             sys.exit("bench: %s is missing; run `make` first" % b)
-    for tool in ("redis-server", "memcached", "taskset"):
+    for tool in ("redis-server", "redis-benchmark", "memcached", "taskset"):
         if not shutil.which(tool):
             sys.exit("bench: %s is missing; run `make bench`" % tool)
     os.makedirs(RESULTS, exist_ok=True)
@@ -535,6 +617,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="vitamin-bench-")
     try:
         rows = run_throughput(workdir)
+        log("== redis-benchmark cross-check (Vitamin RESP vs Redis)")
+        rb_rows = run_redis_benchmark(workdir)
         log("== memory")
         mem = run_memory(workdir)
     finally:
@@ -543,12 +627,13 @@ def main():
     write_csv(os.path.join(RESULTS, "runs.csv"), rows)
     write_csv(os.path.join(RESULTS, "summary.csv"), summary)
     write_csv(os.path.join(RESULTS, "memory.csv"), mem)
+    write_csv(os.path.join(RESULTS, "redis_benchmark.csv"), rb_rows)
     with open(os.path.join(RESULTS, "env.txt"), "w") as f:
         for k, v in env.items():
             f.write("%s: %s\n" % (k, v))
     with open(os.path.join(RESULTS, "commands.txt"), "w") as f:
         f.write("\n".join(COMMANDS) + "\n")
-    text = table(summary, mem, env, rows)
+    text = table(summary, mem, env, rows) + redis_benchmark_table(rb_rows)
     with open(os.path.join(RESULTS, "summary.md"), "w") as f:
         f.write(text)
     charts(summary, mem, env)
