@@ -32,6 +32,7 @@
 /* Buckets a SCAN call may visit: 10 x COUNT as Redis, but at least the
  * smallest table, so a nearly empty store is scanned in one call. */
 #define SCAN_MIN_BUCKETS 1024
+#define FOUND_KEEP 4096 /* result slots kept between calls */
 #define KEY(c, i) (c)->argv[i].ptr, (c)->argv[i].len
 
 /* ---- DEL, EXISTS, TYPE --------------------------------------------------- */
@@ -211,6 +212,11 @@ static void reply_found(struct rs_call *c)
     for (size_t i = 0; i < r->found_len; i++)
         rs_bulk(c, item_key(r->found[i]), r->found[i]->key_len);
     r->found_len = 0;
+    if (r->found_cap > FOUND_KEEP) { /* a big KEYS must not pin its array */
+        free(r->found);
+        r->found = NULL;
+        r->found_cap = 0;
+    }
 }
 
 void rs_scan(struct rs_call *c)
