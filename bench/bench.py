@@ -639,7 +639,7 @@ def main():
     charts(summary, mem, env)
     log("")
     log(text)
-    log("results: %s/{runs,summary,memory}.csv, summary.md, throughput.png, memory.png"
+    log("results: %s/{runs,summary,memory,redis_benchmark}.csv, summary.md, throughput.png, memory.png"
         % os.path.relpath(RESULTS, ROOT))
 
 
