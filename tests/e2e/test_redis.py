@@ -379,7 +379,7 @@ def test_value_size_limits(server):
 
 def test_one_mib_values_and_binary_safety(node):
     _, rport, r = node
-    big = bytes(random.Random(1).getrandbits(8) for _ in range(MIB))
+    big = random.Random(1).randbytes(MIB)
     assert r.set("big", big) is True
     assert r.get("big") == big
     assert r.strlen("big") == MIB
@@ -1393,7 +1393,8 @@ def rpool(broker, request):
 
 @pytest.mark.replication
 def test_pool_set_via_resp_read_via_vitamin(rpool):
-    c, (ra, rb) = rpool(2)
+    # confirm mode: every RESP write's reply waits for the broker's confirm
+    c, (ra, rb) = rpool(2, extra=("--replication_ack", "confirm"))
     ra.set("k", "from A", ex=100)
     ra.mset({"m1": "1", "m2": "2"})
     ra.incrbyfloat("f", 2.5)
