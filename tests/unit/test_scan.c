@@ -366,6 +366,37 @@ static void test_only_live_items(void **state)
     store_destroy(s);
 }
 
+/* store_live_items (DBSIZE): a flush counts at once, not after its sweep. */
+static void test_live_items_after_flush(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    int64_t now = (int64_t)(clock_v + 1000); /* stamps' physical ms: see ver() */
+    for (unsigned i = 0; i < 300; i++) put(s, 'v', i, 0);
+    assert_int_equal(store_live_items(s, now), 300);
+    /* a delayed flush (a stamp in the future) counts only from its time on */
+    uint64_t w = ver() << 16;
+    assert_true(store_flush(s, w, 1));
+    assert_int_equal(store_live_items(s, (int64_t)(w >> 16) - 1), 300);
+    assert_int_equal(store_live_items(s, (int64_t)(w >> 16)), 0);
+    /* writes newer than the flush count; the sweep changes nothing */
+    clock_v = (w >> 16) << 16;
+    put(s, 'n', 1, 0);
+    put(s, 'n', 2, 0);
+    now = (int64_t)(w >> 16) + 10;
+    assert_int_equal(store_live_items(s, now), 2);
+    for (int i = 0; i < 100; i++) (void)store_expire_due(s, now, 64); /* the sweep */
+    assert_int_equal(store_live_items(s, now), 2);
+    assert_int_equal(stats(s).curr_items, 2);
+    /* a flush older than some items (a delayed replicated one): curr_items
+     * until the sweep has removed what it killed */
+    assert_true(store_flush(s, w + 2, 1)); /* kills n1 (w + 1), not n2 (w + 2) */
+    assert_int_equal(store_live_items(s, now), 2);
+    for (int i = 0; i < 100; i++) (void)store_expire_due(s, now, 64); /* the sweep */
+    assert_int_equal(store_live_items(s, now), 1);
+    store_destroy(s);
+}
+
 /* count and max_buckets bound a call; count 0 visits nothing. */
 static void test_bounded_calls(void **state)
 {
@@ -397,6 +428,7 @@ int main(void)
         cmocka_unit_test(test_exhaustive_positions),
         cmocka_unit_test(test_churn_on_stable_keys),
         cmocka_unit_test(test_only_live_items),
+        cmocka_unit_test(test_live_items_after_flush),
         cmocka_unit_test(test_bounded_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
