@@ -372,41 +372,64 @@ def run_memory(workdir):
     return rows
 
 
+def redis_benchmark_once(srv, n):
+    """One redis-benchmark -t set,get -P 16 run against srv: {test: (rps,
+    p99 ms)}, the server's CPU ticks, what others took (% of a core), and
+    whether it failed."""
+    cmd = ["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-h", HOST,
+           "-p", str(srv.port), "-t", "set,get", "-P", "16", "-c", str(CONNS),
+           "-n", str(n), "-r", str(KEYSPACE), "-d", "32", "--csv"]
+    COMMANDS.append(" ".join(cmd))
+    t0, b0, c0 = proc_ticks(srv.pid), machine_busy_ticks(), children_cpu_ticks()
+    w0 = time.monotonic()
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=600)
+    wall = time.monotonic() - w0
+    ticks = proc_ticks(srv.pid) - t0
+    other = machine_busy_ticks() - b0 - ticks - (children_cpu_ticks() - c0)
+    got = {}
+    for line in p.stdout.decode().splitlines():
+        f = [x.strip('"') for x in line.split(",")]
+        if f[0] in ("SET", "GET"):
+            got[f[0]] = (float(f[1]), float(f[6]))  # rps, p99 ms
+    failed = p.returncode != 0 or len(got) != 2 or b"ERR" in p.stderr
+    if failed:
+        log("  WARNING: redis-benchmark against %s: exit %d: %s"
+            % (srv.kind, p.returncode, p.stderr.decode()[-500:]))
+    return got, ticks, max(0.0, 100.0 * other / CLK_TCK / wall), failed
+
+
 def run_redis_benchmark(workdir):
     """redis-benchmark -t set,get -P 16 against Vitamin RESP and Redis, in
-    alternating rounds, client pinned like vitamin-benchmark: Redis's own
-    load generator as a cross-check of the RESP comparison."""
+    alternating rounds, client pinned like vitamin-benchmark, with the same
+    noise control: Redis's own load generator as a cross-check of the RESP
+    comparison."""
     servers = {k: Server(k, workdir).start() for k in ("vitamin_resp", "redis")}
     rows = []
     n = 200000 if QUICK else 1000000
     try:
         for rnd in range(ROUNDS):
             for k, srv in servers.items():
-                cmd = ["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-h", HOST,
-                       "-p", str(srv.port), "-t", "set,get", "-P", "16", "-c", str(CONNS),
-                       "-n", str(n), "-r", str(KEYSPACE), "-d", "32", "--csv"]
-                COMMANDS.append(" ".join(cmd))
-                wait_quiet()
-                t0 = proc_ticks(srv.pid)
-                p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, timeout=600)
-                ticks = proc_ticks(srv.pid) - t0
-                got = {}
-                for line in p.stdout.decode().splitlines():
-                    f = [x.strip('"') for x in line.split(",")]
-                    if f[0] in ("SET", "GET"):
-                        got[f[0]] = (float(f[1]), float(f[6]))  # rps, p99 ms
-                errors = p.returncode != 0 or len(got) != 2 or b"ERR" in p.stderr
+                best = None
+                for attempt in range(RETRIES + 1):
+                    wait_quiet()
+                    r = redis_benchmark_once(srv, n)
+                    if best is None or r[2] < best[2]:
+                        best = r
+                    if r[2] <= NOISY_PCT:
+                        break
+                    if attempt < RETRIES:
+                        log("  (%s: other processes took %.0f%% of a core; again)" % (k, r[2]))
+                got, ticks, other, failed = best
                 for test, (rps, p99) in sorted(got.items()):
                     rows.append({"round": rnd + 1, "server": k, "test": test,
                                  "requests_per_sec": rps, "p99_ms": p99,
                                  "server_cpu_us_per_req": round(ticks / CLK_TCK * 1e6 / (2 * n), 3),
-                                 "errors": int(errors)})
-                    log("  redis-benchmark round %d %-12s %s %9.0f req/s  p99 %.3f ms%s"
-                        % (rnd + 1, k, test, rps, p99, "  ERRORS" if errors else ""))
-                if errors:
-                    log("  WARNING: redis-benchmark against %s: exit %d: %s"
-                        % (k, p.returncode, p.stderr.decode()[-500:]))
+                                 "other_cpu_pct": round(other, 1), "errors": int(failed)})
+                    log("  redis-benchmark round %d %-12s %s %9.0f req/s  p99 %.3f ms  "
+                        "server %.2f us/req  others %.0f%% CPU%s"
+                        % (rnd + 1, k, test, rps, p99, rows[-1]["server_cpu_us_per_req"],
+                           other, "  ERRORS" if failed else ""))
     finally:
         for srv in servers.values():
             srv.stop()
@@ -418,17 +441,23 @@ def redis_benchmark_table(rows):
         return ""
     out = ["", "redis-benchmark -t set,get -P 16 -c %d -r %d -d 32 (Redis's client):" % (
                CONNS, KEYSPACE), "",
-           "| test | Vitamin RESP req/s | Redis req/s | ratio | Vitamin RESP p99 ms | Redis p99 ms |",
-           "|---|---:|---:|---:|---:|---:|"]
+           "| test | Vitamin RESP req/s | Redis req/s | ratio (per round) | Vitamin RESP p99 ms"
+           " | Redis p99 ms | server CPU µs/req, both tests: Vitamin RESP / Redis |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
     for test in ("SET", "GET"):
         v = {k: [r for r in rows if r["server"] == k and r["test"] == test]
              for k in ("vitamin_resp", "redis")}
         rps = {k: median([r["requests_per_sec"] for r in v[k]]) for k in v}
         p99 = {k: median([r["p99_ms"] for r in v[k]]) for k in v}
-        out.append("| %s | %s | %s | %s | %.3f | %.3f |"
+        cpu = {k: median([r["server_cpu_us_per_req"] for r in v[k]]) for k in v}
+        per_round = median([a["requests_per_sec"] / b["requests_per_sec"]
+                            for a in v["vitamin_resp"] for b in v["redis"]
+                            if a["round"] == b["round"] and b["requests_per_sec"]])
+        out.append("| %s | %s | %s | %s (%.2f) | %.3f | %.3f | %.2f / %.2f = %s |"
                    % (test, fmt(rps["vitamin_resp"], "ops"), fmt(rps["redis"], "ops"),
-                      ratio(rps["vitamin_resp"], rps["redis"]), p99["vitamin_resp"],
-                      p99["redis"]))
+                      ratio(rps["vitamin_resp"], rps["redis"]), per_round,
+                      p99["vitamin_resp"], p99["redis"], cpu["vitamin_resp"], cpu["redis"],
+                      ratio(cpu["vitamin_resp"], cpu["redis"])))
     errs = sum(r["errors"] for r in rows)
     out.append("")
     out.append("Medians of %d round(s); %d runs with errors." % (ROUNDS, errs))
