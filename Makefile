@@ -18,9 +18,9 @@ WERROR  ?= -Werror
 OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
-TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pytest-xdist python3-pika python3-pymemcache \
-             python3-redis rabbitmq-server haproxy nutcracker procps clang libclang-rt-14-dev openssl
-BENCH_PKGS = $(BUILD_PKGS) python3 redis-server memcached gnuplot-nox util-linux haproxy nutcracker
+TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pytest-xdist python3-pika python3-pymemcache python3-redis redis-tools redis-server \
+             rabbitmq-server haproxy nutcracker procps clang libclang-rt-14-dev openssl
+BENCH_PKGS = $(BUILD_PKGS) python3 redis-server redis-tools memcached gnuplot-nox util-linux haproxy nutcracker
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san

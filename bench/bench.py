@@ -3,7 +3,8 @@
 
 Servers ("kinds"): vitamin (its own protocol), vitamin_mc (the same binary's
 --memcache_port, driven with the memcached protocol, so it meets memcached
-with the same client and protocol), redis, memcached; BENCH_KINDS picks
+with the same client and protocol), vitamin_resp (its --redis_port with
+RESP, to meet Redis the same way), redis, memcached; BENCH_KINDS picks
 some (comma-separated). BENCH_BASELINE=/path/to/vitamin adds "baseline":
 an older binary on the Vitamin protocol, to see whether a change moved the
 Vitamin-protocol figures (same run, same rounds).
@@ -24,9 +25,11 @@ into a fresh server; (RSS after - RSS before) / items - 48 B of payload.
 Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_QUICK=1 (1 round of
 2 s), BENCH_KEYSPACE (100000), BENCH_MEM_ITEMS (1000000), BENCH_CONNS (50),
 BENCH_KINDS, BENCH_BASELINE, BENCH_WORKLOADS (names, comma-separated),
-BENCH_MEMORY=0 (skip the memory run).
-Writes bench/results/{runs,summary,memory}.csv, summary.md, env.txt,
-commands.txt, throughput.png and memory.png.
+BENCH_MEMORY=0 (skip the memory run), BENCH_REDIS_BENCHMARK=0 (skip the
+cross-check: redis-benchmark -t set,get -P 16 against Vitamin's RESP port
+and Redis, Redis's own client).
+Writes bench/results/{runs,summary,memory,redis_benchmark}.csv, summary.md,
+env.txt, commands.txt, throughput.png and memory.png.
 """
 
 import csv
@@ -83,17 +86,19 @@ if os.environ.get("BENCH_WORKLOADS"):
     WORKLOADS = [w for w in WORKLOADS if w[0] in _want]
 
 BASELINE = os.environ.get("BENCH_BASELINE")
-ALL_KINDS = ("vitamin", "vitamin_mc", "baseline", "redis", "memcached")
+ALL_KINDS = ("vitamin", "vitamin_mc", "vitamin_resp", "baseline", "redis", "memcached")
 KINDS = tuple(k for k in (os.environ.get("BENCH_KINDS") or
-                          "vitamin,vitamin_mc,redis,memcached").split(",") if k)
+                          "vitamin,vitamin_mc,vitamin_resp,redis,memcached").split(",") if k)
 if BASELINE and "baseline" not in KINDS:
     KINDS = KINDS[:1] + ("baseline",) + KINDS[1:]
 KINDS = tuple(k for k in ALL_KINDS if k in KINDS)
 NAMES = {"vitamin": "Vitamin", "vitamin_mc": "Vitamin memcache port",
-         "baseline": "Vitamin baseline", "redis": "Redis", "memcached": "memcached"}
+         "vitamin_resp": "Vitamin RESP port", "baseline": "Vitamin baseline",
+         "redis": "Redis", "memcached": "memcached"}
 # ratios shown (numerator, denominator), when both were run
-RATIOS = [("vitamin", "redis"), ("vitamin", "memcached"), ("vitamin_mc", "memcached"),
-          ("vitamin", "baseline")]
+RATIOS = [("vitamin", "redis"), ("vitamin_resp", "redis"), ("vitamin", "memcached"),
+          ("vitamin_mc", "memcached"), ("vitamin", "baseline")]
+REDIS_BENCHMARK = os.environ.get("BENCH_REDIS_BENCHMARK", "1") != "0"
 MEMORY = os.environ.get("BENCH_MEMORY", "1") != "0"
 
 COMMANDS = []  # every vitamin-benchmark command line, for commands.txt
@@ -154,6 +159,11 @@ class Server:
             self.proto = "memcache"
             cmd = [VITAMIN, "--host", HOST, "--port", str(free_port()),
                    "--memcache_port", str(self.port),
+                   "--memory", str(MEMORY_MIB), "--log_level", "warn"]
+        elif kind == "vitamin_resp":  # the same server, its RESP port benchmarked
+            self.proto = "redis"
+            cmd = [VITAMIN, "--host", HOST, "--port", str(free_port()),
+                   "--redis_port", str(self.port),
                    "--memory", str(MEMORY_MIB), "--log_level", "warn"]
         elif kind == "redis":
             self.proto = "redis"
@@ -388,6 +398,98 @@ def run_memory(workdir):
     return rows
 
 
+def redis_benchmark_once(srv, n):
+    """One redis-benchmark -t set,get -P 16 run against srv: {test: (rps,
+    p99 ms)}, the server's CPU ticks, what others took (% of a core), and
+    whether it failed."""
+    cmd = ["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-h", HOST,
+           "-p", str(srv.port), "-t", "set,get", "-P", "16", "-c", str(CONNS),
+           "-n", str(n), "-r", str(KEYSPACE), "-d", "32", "--csv"]
+    COMMANDS.append(" ".join(cmd))
+    t0, b0, c0 = proc_ticks(srv.pid), machine_busy_ticks(), children_cpu_ticks()
+    w0 = time.monotonic()
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=600)
+    wall = time.monotonic() - w0
+    ticks = proc_ticks(srv.pid) - t0
+    other = machine_busy_ticks() - b0 - ticks - (children_cpu_ticks() - c0)
+    got = {}
+    for line in p.stdout.decode().splitlines():
+        f = [x.strip('"') for x in line.split(",")]
+        if f[0] in ("SET", "GET"):
+            got[f[0]] = (float(f[1]), float(f[6]))  # rps, p99 ms
+    failed = p.returncode != 0 or len(got) != 2 or b"ERR" in p.stderr
+    if failed:
+        log("  WARNING: redis-benchmark against %s: exit %d: %s"
+            % (srv.kind, p.returncode, p.stderr.decode()[-500:]))
+    return got, ticks, max(0.0, 100.0 * other / CLK_TCK / wall), failed
+
+
+def run_redis_benchmark(workdir):
+    """redis-benchmark -t set,get -P 16 against Vitamin RESP and Redis, in
+    alternating rounds, client pinned like vitamin-benchmark, with the same
+    noise control: Redis's own load generator as a cross-check of the RESP
+    comparison."""
+    servers = {k: Server(k, workdir).start() for k in ("vitamin_resp", "redis")}
+    rows = []
+    n = 200000 if QUICK else 1000000
+    try:
+        for rnd in range(ROUNDS):
+            for k, srv in servers.items():
+                best = None
+                for attempt in range(RETRIES + 1):
+                    wait_quiet()
+                    r = redis_benchmark_once(srv, n)
+                    if best is None or r[2] < best[2]:
+                        best = r
+                    if r[2] <= NOISY_PCT:
+                        break
+                    if attempt < RETRIES:
+                        log("  (%s: other processes took %.0f%% of a core; again)" % (k, r[2]))
+                got, ticks, other, failed = best
+                for test, (rps, p99) in sorted(got.items()):
+                    rows.append({"round": rnd + 1, "server": k, "test": test,
+                                 "requests_per_sec": rps, "p99_ms": p99,
+                                 "server_cpu_us_per_req": round(ticks / CLK_TCK * 1e6 / (2 * n), 3),
+                                 "other_cpu_pct": round(other, 1), "errors": int(failed)})
+                    log("  redis-benchmark round %d %-12s %s %9.0f req/s  p99 %.3f ms  "
+                        "server %.2f us/req  others %.0f%% CPU%s"
+                        % (rnd + 1, k, test, rps, p99, rows[-1]["server_cpu_us_per_req"],
+                           other, "  ERRORS" if failed else ""))
+    finally:
+        for srv in servers.values():
+            srv.stop()
+    return rows
+
+
+def redis_benchmark_table(rows):
+    if not rows:
+        return ""
+    out = ["", "redis-benchmark -t set,get -P 16 -c %d -r %d -d 32 (Redis's client):" % (
+               CONNS, KEYSPACE), "",
+           "| test | Vitamin RESP req/s | Redis req/s | ratio (per round) | Vitamin RESP p99 ms"
+           " | Redis p99 ms | server CPU µs/req, both tests: Vitamin RESP / Redis |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for test in ("SET", "GET"):
+        v = {k: [r for r in rows if r["server"] == k and r["test"] == test]
+             for k in ("vitamin_resp", "redis")}
+        rps = {k: median([r["requests_per_sec"] for r in v[k]]) for k in v}
+        p99 = {k: median([r["p99_ms"] for r in v[k]]) for k in v}
+        cpu = {k: median([r["server_cpu_us_per_req"] for r in v[k]]) for k in v}
+        per_round = median([a["requests_per_sec"] / b["requests_per_sec"]
+                            for a in v["vitamin_resp"] for b in v["redis"]
+                            if a["round"] == b["round"] and b["requests_per_sec"]])
+        out.append("| %s | %s | %s | %s (%.2f) | %.3f | %.3f | %.2f / %.2f = %s |"
+                   % (test, fmt(rps["vitamin_resp"], "ops"), fmt(rps["redis"], "ops"),
+                      ratio(rps["vitamin_resp"], rps["redis"]), per_round,
+                      p99["vitamin_resp"], p99["redis"], cpu["vitamin_resp"], cpu["redis"],
+                      ratio(cpu["vitamin_resp"], cpu["redis"])))
+    errs = sum(r["errors"] for r in rows)
+    out.append("")
+    out.append("Medians of %d round(s); %d runs with errors." % (ROUNDS, errs))
+    return "\n".join(out) + "\n"
+
+
 def median(xs):
     xs = [x for x in xs if x == x]  # drop NaN
     return statistics.median(xs) if xs else float("nan")
@@ -527,7 +629,8 @@ def charts(summary, mem, env):
         for name, label, _, _, _ in WORKLOADS:
             f.write('"%s" %s\n' % (label.replace(", ", " ").replace(" 32 B", ""), " ".join(
                 "%.0f" % get[(name, k)]["ops_per_sec"] for k in KINDS)))
-    colors = {"vitamin": "#2e8b57", "vitamin_mc": "#8fbc8f", "baseline": "#999999",
+    colors = {"vitamin": "#2e8b57", "vitamin_mc": "#8fbc8f", "vitamin_resp": "#3cb371",
+              "baseline": "#999999",
               "redis": "#c0392b", "memcached": "#2c6fbb"}
     titles = dict(NAMES)
     if "redis" in KINDS:
@@ -589,7 +692,8 @@ def main():
         if not os.path.exists(b):
             sys.exit("bench: %s is missing; run `make` first" % b)
     for tool in ["taskset"] + [{"redis": "redis-server"}.get(k, k) for k in KINDS
-                               if k in ("redis", "memcached")]:
+                               if k in ("redis", "memcached")] + \
+            (["redis-benchmark"] if REDIS_BENCHMARK else []):
         if not shutil.which(tool):
             sys.exit("bench: %s is missing; run `make bench`" % tool)
     if BASELINE and not os.path.exists(BASELINE):
@@ -602,6 +706,10 @@ def main():
     workdir = tempfile.mkdtemp(prefix="vitamin-bench-")
     try:
         rows = run_throughput(workdir)
+        rb_rows = []
+        if REDIS_BENCHMARK:
+            log("== redis-benchmark cross-check (Vitamin RESP vs Redis)")
+            rb_rows = run_redis_benchmark(workdir)
         mem = []
         if MEMORY:
             log("== memory")
@@ -612,18 +720,20 @@ def main():
     write_csv(os.path.join(RESULTS, "runs.csv"), rows)
     write_csv(os.path.join(RESULTS, "summary.csv"), summary)
     write_csv(os.path.join(RESULTS, "memory.csv"), mem)
+    if rb_rows:
+        write_csv(os.path.join(RESULTS, "redis_benchmark.csv"), rb_rows)
     with open(os.path.join(RESULTS, "env.txt"), "w") as f:
         for k, v in env.items():
             f.write("%s: %s\n" % (k, v))
     with open(os.path.join(RESULTS, "commands.txt"), "w") as f:
         f.write("\n".join(COMMANDS) + "\n")
-    text = table(summary, mem, env, rows)
+    text = table(summary, mem, env, rows) + (redis_benchmark_table(rb_rows) if rb_rows else "")
     with open(os.path.join(RESULTS, "summary.md"), "w") as f:
         f.write(text)
     charts(summary, mem, env)
     log("")
     log(text)
-    log("results: %s/{runs,summary,memory}.csv, summary.md, throughput.png, memory.png"
+    log("results: %s/{runs,summary,memory,redis_benchmark}.csv, summary.md, throughput.png, memory.png"
         % os.path.relpath(RESULTS, ROOT))
 
 

@@ -6,7 +6,7 @@
 # BENCH_QUICK=1 (1 round of 2 s), BENCH_MEM_ITEMS (1000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=${BENCH_PKGS:-"gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev python3 redis-server memcached gnuplot-nox util-linux haproxy nutcracker"}
+PKGS=${BENCH_PKGS:-"gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev python3 redis-server redis-tools memcached gnuplot-nox util-linux haproxy nutcracker"}
 # shellcheck disable=SC2086
 scripts/ensure-packages.sh $PKGS
 make --no-print-directory all

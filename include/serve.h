@@ -19,6 +19,14 @@
 
 struct reply_queue;
 
+/* Where a connection comes from, for protocols that show it (Redis's
+ * CLIENT LIST). Addresses are "ip:port", "[ip]:port" for IPv6. */
+struct serve_peer {
+    int fd;
+    char addr[64];  /* the client's address */
+    char laddr[64]; /* the address it connected to */
+};
+
 /* What one handle() call decided, besides its reply. */
 struct serve_outcome {
     bool close;           /* close once the replies queued so far are sent */
@@ -39,8 +47,10 @@ struct serve_proto {
     size_t (*handle)(void *ctx, void *session, char *in, size_t len,
                      struct reply_queue *out, int64_t now_ms,
                      struct serve_outcome *res);
-    /* Optional: a connection was accepted (its session is zeroed). */
-    void (*session_start)(void *ctx, void *session);
+    /* Optional: a connection was accepted; called once, before any
+     * handle(). Only protocols that set it cost net the address lookups. */
+    void (*session_start)(void *ctx, void *session, const struct serve_peer *peer,
+                          int64_t now_ms);
     /* Optional: the connection is going away (free what session owns). */
     void (*session_end)(void *ctx, void *session);
     size_t max_input;     /* the most unread input a connection may hold */

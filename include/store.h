@@ -129,6 +129,7 @@ struct store_config {
 
 struct store_stats {
     uint64_t curr_items;   /* live items (not tombstones) */
+    uint64_t expiring;     /* of those, items with an expiry */
     uint64_t tombstones;   /* delete markers held */
     uint64_t bytes;        /* accounted bytes, see "Memory" above */
     uint64_t limit_bytes;  /* memory_limit */
@@ -294,6 +295,30 @@ void store_item_unref(struct store *s, struct item *it);
 typedef void (*store_visit_fn)(void *arg, const struct item *it);
 size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
                   store_visit_fn fn, void *arg);
+
+/*
+ * Client SCAN with Redis's guarantee: from *cursor (0 to start), report the
+ * live items of whole hash buckets until *cursor is 0 again (the iteration
+ * is complete), max_buckets buckets were visited, or at least count items
+ * were reported. Tombstones and expired or flushed items are skipped (not
+ * removed). A key that is live from the call with cursor 0 to the call that
+ * returns 0 is reported at least once, whatever writes, deletes and table
+ * resizes happen between the calls; a key may be reported more than once.
+ * The cursor is a bucket number in reverse-binary order (table.c). fn must
+ * not write to the store. Returns the items reported.
+ */
+size_t store_scan_keys(const struct store *s, uint64_t *cursor, size_t count,
+                       size_t max_buckets, int64_t now_ms, store_visit_fn fn,
+                       void *arg);
+
+/*
+ * Live items at now_ms, for Redis's DBSIZE: curr_items without those that a
+ * flush in effect has killed but the bounded sweep has not removed yet.
+ * Exact after a flush newer than every item the store ever held (every
+ * local flush); after an older replicated one, curr_items until the sweep
+ * is done (a few loop turns).
+ */
+uint64_t store_live_items(const struct store *s, int64_t now_ms);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 

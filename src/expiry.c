@@ -7,7 +7,10 @@
 #include "expiry.h"
 
 #include <ev.h>
+#include <malloc.h>
 #include <stdlib.h>
+
+#include "log.h"
 
 #include "store.h"
 
@@ -19,7 +22,33 @@ struct expiry {
     struct ev_loop *loop;
     struct store *store;
     int64_t armed_ms; /* absolute unix ms the timer fires at */
+    uint64_t peak_bytes; /* the store's bytes at their highest since the last trim */
+    double last_trim;    /* ev_now of the last malloc_trim */
 };
+
+#define TRIM_MIN_BYTES (16u << 20) /* freed at least this much ... */
+#define TRIM_PERIOD_S 1.0          /* ... and at most one trim a second */
+
+/*
+ * Give freed memory back to the OS once the store has shrunk a lot (a mass
+ * expiry, flush, or deletes): glibc returns only the top of its heap by
+ * itself, so after a wave RSS would stay at its peak. malloc_trim(0) also
+ * releases free pages inside the heap; it runs when the wave is over (no
+ * expiry work pending), so no client waits behind both.
+ */
+static void maybe_trim(struct expiry *e)
+{
+    struct store_stats st;
+    store_get_stats(e->store, &st);
+    if (st.bytes > e->peak_bytes) e->peak_bytes = st.bytes;
+    double now = ev_now(e->loop);
+    if (e->peak_bytes - st.bytes < TRIM_MIN_BYTES || now - e->last_trim < TRIM_PERIOD_S) return;
+    double t0 = ev_time();
+    malloc_trim(0);
+    e->last_trim = now;
+    e->peak_bytes = st.bytes;
+    log_debug("expiry: gave freed memory back to the OS in %.1f ms", (ev_time() - t0) * 1000.0);
+}
 
 static int64_t now_ms(struct ev_loop *loop) { return (int64_t)(ev_now(loop) * 1000.0); }
 
@@ -53,6 +82,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         arm(e, now); /* again on the next loop turn, after I/O */
         return;
     }
+    maybe_trim(e);
     int64_t next = store_next_expiry(e->store);
     int64_t idle = now + IDLE_PERIOD_MS;
     arm(e, next && next < idle ? next : idle);

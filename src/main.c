@@ -7,6 +7,7 @@
  * before anything serves or joins replication.
  */
 #include <ev.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "proto.h"
 #include "reply.h"
 #include "repl.h"
+#include "resp_serve.h"
 #include "serve.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -49,6 +51,8 @@ struct server {
     struct serve_proto vt_proto;
     struct mc_serve *mc;         /* NULL when --memcache_port is 0 */
     struct serve_proto mc_proto;
+    struct resp_serve *resp; /* NULL without --redis_port */
+    struct serve_proto resp_proto;
     struct stats_sources stats;
     ev_signal sigterm, sigint, sighup;
     int argc;
@@ -169,6 +173,10 @@ int main(int argc, char **argv)
     case OPTIONS_EXIT_USAGE: return 2;
     }
     log_set_level(s.opts.log_level);
+    /* no fastbins: freeing a million small items would leave them there,
+     * and the next big allocation would consolidate them all at once (a
+     * 20 ms stall in an expiry wave); tcache still serves small sizes */
+    mallopt(M_MXFAST, 0);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(s.opts.max_connections);
 
@@ -285,6 +293,22 @@ int main(int argc, char **argv)
     s.stats = (struct stats_sources){.exec = s.exec, .vt = s.vt, .mc = s.mc, .store = s.store,
                                      .opts = &s.opts, .repl = s.repl, .snapshot = s.snap,
                                      .start_ms = now_ms};
+    if (s.opts.redis_port) {
+        struct resp_serve_config rc = {
+            .exec = s.exec,
+            .auth = &s.auth,
+            .sources = &s.stats,
+            .max_value_size = s.opts.max_value_size,
+            .port = s.opts.redis_port,
+        };
+        s.resp = resp_serve_create(&rc);
+        if (!s.resp) {
+            log_error("out of memory at startup");
+            return 1;
+        }
+        resp_serve_proto(s.resp, &s.resp_proto);
+        nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.redis_port, &s.resp_proto};
+    }
     s.net = net_create(s.loop, &nc, s.store);
     if (!s.net) return 1;
     s.stats.net = s.net;
@@ -298,6 +322,7 @@ int main(int argc, char **argv)
     ev_signal_start(s.loop, &s.sigint);
     ev_signal_start(s.loop, &s.sighup);
 
+    if (s.resp) log_info("Redis protocol (RESP2/RESP3) on %s:%u", s.opts.host, s.opts.redis_port);
     log_info("vitamin %s listening on %s:%u (node %s, memory %zu MiB, eviction %s, %s)",
              VITAMIN_VERSION, s.opts.host, s.opts.port, s.opts.node_id,
              s.opts.memory_mib, s.opts.eviction == STORE_EVICT_LRU ? "lru"
@@ -317,6 +342,7 @@ int main(int argc, char **argv)
     }
     net_destroy(s.net);
     mc_serve_destroy(s.mc);
+    resp_serve_destroy(s.resp);
     vt_serve_destroy(s.vt);
     exec_destroy(s.exec);
     expiry_destroy(s.expiry);

@@ -353,10 +353,13 @@ static size_t mc_handle(void *ctx, void *session, char *in, size_t len, struct r
     return used;
 }
 
-static void mc_session_start(void *ctx, void *session)
+static void mc_session_start(void *ctx, void *session, const struct serve_peer *peer,
+                             int64_t now_ms)
 {
     struct mc_serve *m = ctx;
     (void)session;
+    (void)peer;
+    (void)now_ms;
     m->stats.curr_connections++;
     m->stats.total_connections++;
 }

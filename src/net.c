@@ -328,6 +328,33 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
     conn_close(c);
 }
 
+/* "ip:port" (or "[ip]:port") of a socket address, "?:0" if unknown. */
+static void format_addr(const struct sockaddr_storage *ss, socklen_t len, char *out,
+                        size_t cap)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    if (getnameinfo((const struct sockaddr *)ss, len, host, sizeof host, port, sizeof port,
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(out, cap, "?:0");
+        return;
+    }
+    snprintf(out, cap, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/* Tell the protocol who connected (only if it asked: two syscalls). */
+static void session_start(struct net *n, const struct serve_proto *p, void *session, int fd)
+{
+    struct serve_peer peer = {.fd = fd};
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        format_addr(&ss, len, peer.addr, sizeof peer.addr);
+    len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+        format_addr(&ss, len, peer.laddr, sizeof peer.laddr);
+    p->session_start(p->ctx, session, &peer, loop_ms(n->loop));
+}
+
 static void conn_open(struct listener *l, int fd)
 {
     struct net *n = l->net;
@@ -354,12 +381,12 @@ static void conn_open(struct listener *l, int fd)
         c->idle.data = c;
         ev_timer_again(n->loop, &c->idle);
     }
+    if (l->proto->session_start) session_start(n, l->proto, session, fd);
     c->next = n->conns;
     if (n->conns) n->conns->prev = c;
     n->conns = c;
     n->stats.curr_connections++;
     n->stats.total_connections++;
-    if (c->proto->session_start) c->proto->session_start(c->proto->ctx, c->session);
 }
 
 static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)

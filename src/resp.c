@@ -315,14 +315,14 @@ enum resp_status resp_parse(struct resp_parser *p, char *buf, size_t len,
 {
     if (p->err != 0)
         return (enum resp_status)p->err;
-    if (len < p->pos)
-        return RESP_NEED_MORE; /* the caller gave back fewer bytes than before */
-    if (p->kind == KIND_NONE) {
+    if (p->kind == KIND_NONE) { /* a new request: forget the last one's offsets */
         resp_parser_reset(p);
         if (len == 0)
             return RESP_NEED_MORE;
         p->kind = buf[0] == '*' ? KIND_MULTIBULK : KIND_INLINE;
     }
+    if (len < p->pos)
+        return RESP_NEED_MORE; /* the caller gave back fewer bytes than before */
     enum resp_status st = p->kind == KIND_MULTIBULK ? parse_multibulk(p, buf, len, limits)
                                                     : parse_inline(p, buf, len);
     if (st == RESP_OK)

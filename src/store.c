@@ -74,6 +74,10 @@ struct store {
     uint32_t flush_origin;
     uint64_t pend_ver;      /* a delayed flush's watermark, not yet due */
     uint32_t pend_origin;
+    uint64_t max_version;   /* no item ever linked had a newer value stamp */
+    uint64_t below_flush;   /* linked live items below the watermark, not
+                               yet swept (exact when the flush was newer
+                               than max_version; see store_live_items) */
     bool sweep_due;         /* items below the watermark may still be linked */
     bool sweep_old;         /* the sweep's position: array (old or cur), */
     uint32_t sweep_gen;     /* its generation, */
@@ -247,15 +251,23 @@ static void maybe_shrink(struct store *s)
 
 /* ---- linking ---------------------------------------------------------- */
 
+/* Is it's value stamp below the flush watermark (in effect or not)? */
+static bool below_watermark(const struct store *s, const struct item *it)
+{
+    return it->version < s->flush_ver; /* as flushed() compares */
+}
+
 static void account(struct store *s, struct item *it)
 {
     it->flags |= ITEM_F_LINKED;
     s->item_bytes += item_cost(it);
+    if (it->version > s->max_version) s->max_version = it->version;
     if (is_tomb(it)) {
         s->tombstones++;
     } else {
         s->items++;
         digest_toggle(s, it, digest_of(it));
+        if (below_watermark(s, it)) s->below_flush++; /* a delayed flush */
     }
 }
 
@@ -269,6 +281,7 @@ static void unlink_item(struct store *s, struct item *it)
     } else {
         s->items--;
         digest_toggle(s, it, digest_of(it));
+        if (s->below_flush && below_watermark(s, it)) s->below_flush--;
     }
     it->flags &= (uint8_t)~ITEM_F_LINKED;
     if (it->refcount == 0) free(it);
@@ -578,6 +591,13 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
     return st;
 }
 
+/* A delayed flush whose time has come takes effect. */
+static void flush_due(struct store *s, int64_t now_ms)
+{
+    if (s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver))
+        store_flush(s, s->pend_ver, s->pend_origin, now_ms);
+}
+
 enum store_status store_write(struct store *s, const struct store_write *w,
                               int64_t now_ms)
 {
@@ -587,6 +607,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
          ITEM_HDR + w->key_len + w->value_len + CHUNK_OVERHEAD > s->cfg.memory_limit))
         return STORE_TOO_LARGE;
     table_move(&s->tb, MOVE_PER_WRITE);
+    flush_due(s, now_ms);
     uint64_t hash = table_hash(&s->tb, w->key, w->key_len);
     struct table_loc loc = {false, 0};
     struct item *cur = table_lookup(&s->tb, hash, w->key, w->key_len, &loc);
@@ -697,6 +718,9 @@ bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now
     s->flush_origin = origin;
     if (!newer(s->flush_ver, s->flush_origin, s->pend_ver, s->pend_origin))
         s->pend_ver = s->pend_origin = 0; /* a pending one is now moot */
+    /* newer than every item ever linked (a local flush): all are below it;
+     * otherwise unknown, and the sweep makes the count right */
+    s->below_flush = version > s->max_version ? s->items : 0;
     s->sweep_due = true; /* (re)start the sweep from the beginning */
     s->sweep_gen = 0;
     return true;
@@ -726,8 +750,7 @@ size_t store_flush_stamps(const struct store *s, uint64_t version[2], uint32_t o
  */
 static size_t sweep_flushed(struct store *s, int64_t now_ms, size_t max)
 {
-    if (s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver)) /* it is due now */
-        store_flush(s, s->pend_ver, s->pend_origin, now_ms);
+    flush_due(s, now_ms);
     if (!s->sweep_due) return 0;
     size_t removed = 0;
     while (max > 0) {
@@ -860,9 +883,47 @@ size_t store_scan(struct store *s, uint64_t *cursor, size_t max,
     return table_scan(&s->tb, cursor, max, fn, arg);
 }
 
+struct live_walk {
+    const struct store *s;
+    int64_t now_ms;
+    size_t count;    /* items wanted */
+    size_t reported;
+    store_visit_fn fn;
+    void *arg;
+};
+
+static bool live_visit(void *arg, const struct item *it)
+{
+    struct live_walk *w = arg;
+    if (!is_tomb(it) && !is_expired(it, w->now_ms) &&
+        !flushed(w->s, it->version, it->origin, w->now_ms)) {
+        w->fn(w->arg, it);
+        w->reported++;
+    }
+    return w->reported < w->count;
+}
+
+size_t store_scan_keys(const struct store *s, uint64_t *cursor, size_t count,
+                       size_t max_buckets, int64_t now_ms, store_visit_fn fn,
+                       void *arg)
+{
+    struct live_walk w = {s, now_ms, count, 0, fn, arg};
+    if (count > 0) table_scan_homes(&s->tb, cursor, max_buckets, live_visit, &w);
+    return w.reported;
+}
+
+uint64_t store_live_items(const struct store *s, int64_t now_ms)
+{
+    if (s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver)) /* due, not applied yet */
+        return s->pend_ver > s->max_version ? 0 : s->items;
+    return s->flush_ver && s->below_flush <= s->items ? s->items - s->below_flush : s->items;
+}
+
 void store_get_stats(const struct store *s, struct store_stats *out)
 {
     out->curr_items = s->items;
+    /* the heap holds every item with an expiry, tombstones included */
+    out->expiring = s->heap.len > s->tombstones ? s->heap.len - s->tombstones : 0;
     out->tombstones = s->tombstones;
     out->bytes = store_bytes(s);
     out->limit_bytes = s->cfg.memory_limit;

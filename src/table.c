@@ -28,6 +28,8 @@
  * becomes old keeps its hand, since the sweep visits old first.
  *
  * Scan. The cursor is (array generation << 40 | slot index); see table_scan.
+ * Client SCAN walks home buckets instead, with a cursor that survives
+ * resizes and backward shifts; see "Home scan" below.
  */
 #include "table.h"
 
@@ -236,4 +238,100 @@ size_t table_scan(const struct table *tb, uint64_t *cursor, size_t max,
     }
     *cursor = ((uint64_t)a->gen << CURSOR_POS_BITS) | pos;
     return visited;
+}
+
+/* ---- home scan (client SCAN) -------------------------------------------- */
+
+/*
+ * Home scan. Home bucket h of an array is the set of its entries whose home
+ * slot is h. Linear probing keeps every entry in [home, first empty slot
+ * after home] (table.h), and a backward shift never moves an entry before
+ * its home nor past an empty slot, so reading the slots from h up to the
+ * first empty one finds the whole bucket, wherever inserts, deletes and
+ * shifts have put its entries (an empty slot h means an empty bucket).
+ * Buckets thus behave as the chains of a chained hash table, and the cursor
+ * walks them in reverse-binary order, as Redis's dictScan does:
+ *
+ *     next cursor = rev(rev(cursor | ~mask) + 1)        (rev: bit reversal)
+ *
+ * Read backwards, the low k bits of a hash place it in one of 2^k equal
+ * intervals of [0, 1), one per bucket of a 2^k-slot array, and the walk
+ * visits the intervals left to right: everything left of the cursor has
+ * been visited. Growing splits each interval in two (the cursor is still a
+ * boundary); shrinking merges pairs (masking the cursor rounds it down, so
+ * some keys come twice, none zero times). During a resize each key is in
+ * exactly one array; a step visits the bucket of the smaller array and the
+ * buckets of the larger one that expand it (same low bits) and are not left
+ * of the cursor, so the interval is covered in both. Hence a key present from the first call to the last is
+ * returned at least once, whatever inserts, deletes, moves, grows and
+ * shrinks happen between calls (tests/unit/test_scan.c checks it).
+ *
+ * Cost: a bucket visit reads its run up to the next empty slot and hashes
+ * each key there (homes are not stored), a few keys at 3/4 load.
+ */
+
+static uint64_t rev64(uint64_t v)
+{
+    v = ((v >> 1) & UINT64_C(0x5555555555555555)) | ((v & UINT64_C(0x5555555555555555)) << 1);
+    v = ((v >> 2) & UINT64_C(0x3333333333333333)) | ((v & UINT64_C(0x3333333333333333)) << 2);
+    v = ((v >> 4) & UINT64_C(0x0f0f0f0f0f0f0f0f)) | ((v & UINT64_C(0x0f0f0f0f0f0f0f0f)) << 4);
+    return __builtin_bswap64(v);
+}
+
+/* The cursor after bucket (v & mask); 0 when that was the last one. */
+static uint64_t next_home(uint64_t v, uint64_t mask)
+{
+    return rev64(rev64(v | ~mask) + 1);
+}
+
+/* Every entry of home bucket h of a. Returns false if fn wants no more. */
+static bool visit_home(const struct table *tb, const struct table_array *a, size_t h,
+                       bool (*fn)(void *arg, const struct item *it), void *arg)
+{
+    bool more = true;
+    for (size_t i = h; a->slots[i]; i = (i + 1) & a->mask) {
+        const struct item *it = table_slot_item(a->slots[i]);
+        if ((table_item_hash(tb, it) & a->mask) == h && !fn(arg, it)) more = false;
+    }
+    return more;
+}
+
+size_t table_scan_homes(const struct table *tb, uint64_t *cursor,
+                        size_t max_buckets, bool (*fn)(void *arg, const struct item *it),
+                        void *arg)
+{
+    const struct table_array *small = &tb->cur, *large = NULL;
+    if (tb->old.slots) {
+        large = &tb->old;
+        if (large->mask < small->mask) {
+            large = &tb->cur;
+            small = &tb->old;
+        }
+    }
+    if (tb->cur.used + tb->old.used == 0) { /* nothing to find: done */
+        *cursor = 0;
+        return 0;
+    }
+    uint64_t v = *cursor, m0 = small->mask;
+    size_t n = 0;
+    bool more = true;
+    while (more && n < max_buckets) {
+        more = visit_home(tb, small, (size_t)(v & m0), fn, arg);
+        if (!large) {
+            v = next_home(v, m0);
+        } else {
+            /* the buckets of large that expand v & m0, from v's own bits
+             * in m1 ^ m0 on, in the same reversed order; the carry out of
+             * those bits advances v & m0 to the next small bucket */
+            uint64_t m1 = large->mask;
+            do {
+                if (!visit_home(tb, large, (size_t)(v & m1), fn, arg)) more = false;
+                v = next_home(v, m1);
+            } while (v & (m0 ^ m1));
+        }
+        n++;
+        if (v == 0) break;
+    }
+    *cursor = v;
+    return n;
 }

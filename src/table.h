@@ -273,4 +273,17 @@ static inline struct table_loc table_sweep_stop(struct table_sweep *sw)
 size_t table_scan(const struct table *tb, uint64_t *cursor, size_t max,
                   store_visit_fn fn, void *arg);
 
+/*
+ * Client SCAN by home bucket (see "Home scan" in table.c): from *cursor,
+ * visit whole home buckets, in the cursor's order, until the cursor is 0
+ * again, max_buckets were visited, or fn returned false (the bucket under
+ * way is finished first: a bucket is never cut). fn(arg, it) gets every
+ * entry, tombstones too (the caller filters), and returns whether it wants
+ * more; it must not write to the table. *cursor is advanced. Returns the
+ * buckets visited.
+ */
+size_t table_scan_homes(const struct table *tb, uint64_t *cursor,
+                        size_t max_buckets, bool (*fn)(void *arg, const struct item *it),
+                        void *arg);
+
 #endif

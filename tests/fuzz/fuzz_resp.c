@@ -288,7 +288,7 @@ static void check_numbers(const uint8_t *data, size_t size)
     int64_t v;
     char *s = dup_exact(data, size);
     if (num_parse_i64(s, size, &v)) {
-        char back[RESP_LL_STR_MAX];
+        char back[NUM_MAX_DIGITS]; /* num_format_* writes a NUL too */
         size_t n = num_format_i64(back, v);
         CHECK(n == size && memcmp(back, s, n) == 0);
     }

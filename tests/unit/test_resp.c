@@ -562,6 +562,32 @@ static void test_pipeline(void **state)
     free(wire.p);
 }
 
+/*
+ * A complete request shorter than the one before it, alone in the buffer,
+ * is served at once (the parser once compared its length with the previous
+ * request's offset and waited for more bytes that never came).
+ */
+static void test_short_after_long(void **state)
+{
+    (void)state;
+    static const char *const reqs[] = {
+        "*2\r\n$4\r\nECHO\r\n$10\r\n0123456789\r\n", "*1\r\n$3\r\nfoo\r\n",
+        "PING with a long inline line\r\n", "a\n", "*1\r\n$4\r\nPING\r\n", "*0\r\n",
+    };
+    struct harness h;
+    h_init(&h, 0, false);
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        size_t n = strlen(reqs[i]);
+        char *buf = malloc(n);
+        assert_non_null(buf);
+        memcpy(buf, reqs[i], n);
+        assert_int_equal(h_parse(&h, buf, n, &dflt), RESP_OK);
+        assert_int_equal(h.p.consumed, n);
+        free(buf);
+    }
+    h_free(&h);
+}
+
 /* ---- argv growth ------------------------------------------------------- */
 
 static void test_argv_growth(void **state)
@@ -1030,7 +1056,7 @@ static void test_str_to_ll(void **state)
         long long x = (long long)rng();
         if (i % 3 == 0) x >>= rng() % 64;
         if (i < 6) x = (long long[]){0, -1, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1, 1}[i];
-        char a[RESP_LL_STR_MAX], b[32];
+        char a[NUM_MAX_DIGITS], b[32]; /* num_format_* writes a NUL too */
         size_t n = num_format_i64(a, x);
         int bn = snprintf(b, sizeof b, "%lld", x);
         assert_int_equal(n, (size_t)bn);
@@ -1045,7 +1071,7 @@ static void test_str_to_ll(void **state)
             assert_memory_equal(a, b, n);
         }
     }
-    char a[RESP_LL_STR_MAX];
+    char a[NUM_MAX_DIGITS];
     assert_int_equal(num_format_u64(a, ULLONG_MAX), 20);
     assert_memory_equal(a, "18446744073709551615", 20);
 }
@@ -1266,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_resume_moving_buffer),
         cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_short_after_long),
         cmocka_unit_test(test_argv_growth),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_line_limits),
