@@ -89,6 +89,9 @@ up() {
         echo "shard: Redis clients:     127.0.0.1:$((PROXY_PORT + 1)) once this build serves --redis_port (it does not yet)"
     fi
     echo "shard: try: $PY -c 'from pymemcache.client.base import Client; c = Client((\"127.0.0.1\", $PROXY_PORT)); c.set(\"k\", \"v\"); print(c.get(\"k\"))'"
+    if pl_port_open "$(node_port 1 1 2)" && command -v redis-cli >/dev/null; then
+        echo "shard:  or: redis-cli -p $((PROXY_PORT + 1)) SET k v; redis-cli -p $((PROXY_PORT + 1)) GET k"
+    fi
     echo "shard: then: $0 status"
 }
 
