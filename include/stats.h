@@ -17,6 +17,7 @@ struct net;
 struct exec;
 struct vt_serve;
 struct mc_serve;
+struct resp_serve;
 struct store;
 struct options;
 struct repl;
@@ -28,6 +29,7 @@ struct stats_sources {
     const struct exec *exec;
     const struct vt_serve *vt;
     const struct mc_serve *mc; /* NULL when --memcache_port is 0 */
+    const struct resp_serve *resp; /* NULL when --redis_port is 0 */
     const struct store *store;
     const struct options *opts;
     const struct repl *repl; /* NULL when standalone */

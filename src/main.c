@@ -307,6 +307,7 @@ int main(int argc, char **argv)
             return 1;
         }
         resp_serve_proto(s.resp, &s.resp_proto);
+        s.stats.resp = s.resp;
         nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.redis_port, &s.resp_proto};
     }
     s.net = net_create(s.loop, &nc, s.store);

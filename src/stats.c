@@ -11,6 +11,7 @@
 
 #include "exec.h"
 #include "mc_serve.h"
+#include "resp_serve.h"
 #include "net.h"
 #include "options.h"
 #include "reply.h"
@@ -93,6 +94,14 @@ void stats_compose(const struct stats_sources *src, struct reply_queue *q,
         STAT_U("mc_commands", mc_serve_commands(src->mc));
         STAT_U("mc_protocol_errors", ms->protocol_errors);
         STAT_U("mc_auth_failures", ms->auth_errors);
+    }
+    if (src->resp) { /* the redis port's own (its INFO has the rest) */
+        const struct resp_stats *rs = resp_serve_stats(src->resp);
+        STAT_U("resp_total_connections", rs->connections);
+        STAT_U("resp_commands", rs->commands);
+        STAT_U("resp_error_replies", rs->errors);
+        STAT_U("resp_protocol_errors", rs->protocol_errors + rs->oversized);
+        STAT_U("resp_auth_failures", rs->auth_failures);
     }
 
     STAT_U("curr_items", ss.curr_items);

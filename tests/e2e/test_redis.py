@@ -718,6 +718,23 @@ def test_info_counts_errors_and_commands(node):
     assert after["total_commands_processed"] - before["total_commands_processed"] >= 2
 
 
+def test_vitamin_stats_show_the_redis_port(node):
+    srv, rport, r = node
+    v = Client(srv.port)
+    r.set("a", "b")
+    Resp(rport).call("NOSUCH")
+    vs = v.stats()
+    assert int(vs["resp_total_connections"]) >= 2
+    assert int(vs["resp_commands"]) >= 1
+    assert int(vs["resp_error_replies"]) == 1
+    assert int(vs["resp_auth_failures"]) == 0
+    s = socket.create_connection((HOST, rport))
+    s.sendall(b"*1\r\n$x\r\n")            # not a bulk length: closed
+    s.recv(100)
+    s.close()
+    poll(lambda: int(v.stats()["resp_protocol_errors"]) == 1, what="resp protocol error counted")
+
+
 def test_command_command(node):
     _, rport, r = node
     c = Resp(rport)
