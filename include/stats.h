@@ -29,6 +29,7 @@ struct store;
 struct options;
 struct repl;
 struct snapshot;
+struct metrics;
 struct reply_queue;
 
 enum stats_kind {
@@ -120,6 +121,7 @@ struct stats_sources {
     const struct options *opts;
     const struct repl *repl; /* NULL when standalone */
     const struct snapshot *snapshot; /* NULL without --snapshot (counters 0) */
+    const struct metrics *metrics; /* NULL when --metrics_port is 0 */
     int64_t start_ms;        /* when the server started, unix ms */
 };
 

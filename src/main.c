@@ -19,6 +19,7 @@
 #include "expiry.h"
 #include "hlc.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "options.h"
 #include "proto.h"
@@ -46,6 +47,8 @@ struct server {
     struct exec *exec;
     struct vt_serve *vt;
     struct serve_proto vt_proto;
+    struct metrics *metrics; /* NULL without --metrics_port */
+    struct serve_proto metrics_proto;
     struct stats_sources stats;
     ev_signal sigterm, sigint, sighup;
     int argc;
@@ -266,6 +269,17 @@ int main(int argc, char **argv)
         .idle_timeout = s.opts.idle_timeout,
         .max_client_memory = s.opts.max_client_memory_mib << 20,
     };
+    if (s.opts.metrics_port) { /* Prometheus: GET /metrics (metrics.h) */
+        struct metrics_config mc = {.src = &s.stats};
+        s.metrics = metrics_create(&mc);
+        if (!s.metrics) {
+            log_error("out of memory at startup");
+            return 1;
+        }
+        metrics_proto(s.metrics, &s.metrics_proto);
+        s.stats.metrics = s.metrics;
+        nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.metrics_port, &s.metrics_proto};
+    }
     s.net = net_create(s.loop, &nc, s.store);
     if (!s.net) return 1;
     s.stats.net = s.net;
@@ -296,6 +310,7 @@ int main(int argc, char **argv)
         snapshot_destroy(s.snap);
     }
     net_destroy(s.net);
+    metrics_destroy(s.metrics);
     vt_serve_destroy(s.vt);
     exec_destroy(s.exec);
     expiry_destroy(s.expiry);

@@ -34,7 +34,7 @@ enum opt_id {
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
     OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
     OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY, OPT_CONFIG,
-    OPT_SNAPSHOT, OPT_SNAPSHOT_INTERVAL,
+    OPT_SNAPSHOT, OPT_SNAPSHOT_INTERVAL, OPT_METRICS_PORT,
 };
 
 struct opt_doc {
@@ -50,6 +50,7 @@ static const struct opt_doc docs[] = {
     {OPT_PORT, "port", "PORT", "8080", "TCP port of Vitamin's own protocol"},
     {OPT_MEMCACHE_PORT, "memcache_port", "PORT", "0 = off", "TCP port speaking memcached's text and meta protocol"},
     {OPT_REDIS_PORT, "redis_port", "PORT", "0 = off", "TCP port speaking Redis's RESP2/RESP3"},
+    {OPT_METRICS_PORT, "metrics_port", "PORT", "0 = off", "TCP port serving Prometheus metrics at GET /metrics"},
     {OPT_MEMORY, "memory", "MIB", "200", "memory cap for data and index, in MiB"},
     {OPT_EVICTION, "eviction", "POLICY", "lru", "when full: lru | ttl | noeviction"},
     {OPT_MAX_VALUE_SIZE, "max_value_size", "BYTES", "1048576", "largest value accepted"},
@@ -254,10 +255,12 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         return 0;
     case OPT_MEMCACHE_PORT:
     case OPT_REDIS_PORT:
+    case OPT_METRICS_PORT:
         *why = "a port number 1..65535, or 0 for none";
         if (parse_uint(v, 0, 65535, &n)) return -1;
         if (id == OPT_MEMCACHE_PORT) o->memcache_port = (uint16_t)n;
-        else o->redis_port = (uint16_t)n;
+        else if (id == OPT_REDIS_PORT) o->redis_port = (uint16_t)n;
+        else o->metrics_port = (uint16_t)n;
         return 0;
     case OPT_MEMORY:
         *why = "a size in MiB, 1..4194304";
@@ -440,6 +443,24 @@ static int check_names(const struct options *o)
     return -1;
 }
 
+/* Two listeners on one port: "--a equals --b", or NULL. */
+static const char *port_clash(const struct options *o)
+{
+    static char msg[64];
+    const struct { const char *name; uint16_t port; } ports[] = {
+        {"port", o->port}, {"memcache_port", o->memcache_port},
+        {"redis_port", o->redis_port}, {"metrics_port", o->metrics_port},
+    };
+    const size_t n = sizeof ports / sizeof ports[0];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (ports[i].port && ports[i].port == ports[j].port) {
+                snprintf(msg, sizeof msg, "--%s equals --%s", ports[j].name, ports[i].name);
+                return msg;
+            }
+    return NULL;
+}
+
 static int doc_index(enum opt_id id)
 {
     for (size_t i = 0; i < NDOCS; i++)
@@ -605,11 +626,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }
-    const char *clash = NULL;
-    if (o->memcache_port && o->memcache_port == o->port) clash = "--memcache_port equals --port";
-    else if (o->redis_port && o->redis_port == o->port) clash = "--redis_port equals --port";
-    else if (o->redis_port && o->redis_port == o->memcache_port)
-        clash = "--redis_port equals --memcache_port";
+    const char *clash = port_clash(o);
     if (clash) {
         fprintf(stderr, "vitamin: %s: each protocol needs its own port\n", clash);
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);

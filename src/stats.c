@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "metrics.h"
 #include "net.h"
 #include "options.h"
 #include "reply.h"
@@ -225,6 +226,7 @@ void stats_visit(const struct stats_sources *src, const struct stats_visitor *v,
     command_stats(src, v);
     store_part(src, v);
     snapshot_part(src, v);
+    if (src->metrics) metrics_stats_visit(src->metrics, v);
     if (src->repl) {
         repl_stats_visit(src->repl, v);
     } else {
