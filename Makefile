@@ -63,9 +63,35 @@ $(BUILD)/vitamin: $(BUILD)/main.o $(LIB)
 $(BUILD)/%: $(BUILD)/tools/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)
+# Each unit test links the modules it tests and those they call, not the
+# whole library (as the fuzz targets do): a pure module's test needs
+# neither libev nor librabbitmq. UNIT_OBJS_<test> names the modules
+# (src/<name>.c), UNIT_LIBS_<test> the libraries. A test without a list
+# links the whole library: give it one.
+STORE_MODS := store table ttlheap rdigest
+UNIT_OBJS_test_config     := config options log
+UNIT_OBJS_test_glob       := glob
+UNIT_OBJS_test_http       := http
+UNIT_OBJS_test_mc_proto   := mc_proto mc_meta mc_reply
+UNIT_OBJS_test_merge      := $(STORE_MODS)
+UNIT_OBJS_test_options    := options config log
+UNIT_OBJS_test_proto      := proto
+UNIT_OBJS_test_rdigest    := $(STORE_MODS)
+UNIT_OBJS_test_repl_codec := repl_codec
+UNIT_OBJS_test_reply      := reply proto $(STORE_MODS)
+UNIT_OBJS_test_resp       := resp resp_reply num
+UNIT_OBJS_test_snapshot   := snapshot snap_codec repl_codec record log $(STORE_MODS)
+UNIT_OBJS_test_store      := $(STORE_MODS)
+UNIT_OBJS_test_ttlheap    := ttlheap
+$(foreach t,merge rdigest reply store,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
+UNIT_LIBS_test_snapshot   := -lev -lxxhash
+unit_objs = $(if $(UNIT_OBJS_$1),$(UNIT_OBJS_$1:%=$(BUILD)/%.o),$(LIB))
+unit_libs = $(if $(UNIT_OBJS_$1),$(UNIT_LIBS_$1),$(LDLIBS))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: tests/unit/%.c $$(call unit_objs,$$*) | $(BUILD)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $< $(call unit_objs,$*) $(LDFLAGS) $(call unit_libs,$*) -lcmocka -o $@
 $(BUILD):
 	@mkdir -p $(BUILD)
 
@@ -141,7 +167,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
               -Wno-unused-parameter $(WERROR) -Iinclude
-FUZZ_NAMES := proto codec resp mc_proto snapshot
+FUZZ_NAMES := proto codec resp mc_proto snapshot http
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
@@ -154,6 +180,7 @@ $(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_me
 $(FUZZ_BUILD)/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c src/snap_codec.c src/repl_codec.c \
                               include/snap_codec.h include/repl_codec.h
 $(FUZZ_BUILD)/fuzz_snapshot: FUZZ_LIBS = -lxxhash
+$(FUZZ_BUILD)/fuzz_http: tests/fuzz/fuzz_http.c src/http.c include/http.h
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(FUZZ_LIBS)
