@@ -27,8 +27,8 @@
  * pipelining) is ~200 lines, pure and fuzzed (tests/fuzz/fuzz_http.c).
  *
  * Hostile clients: a head over HTTP_MAX_HEAD gets 431, a malformed one 400,
- * a head not complete METRICS_HEAD_TIMEOUT_MS after its first byte 408
- * (slowloris), each then closed; a request with a body is answered and
+ * a head not complete METRICS_HEAD_TIMEOUT_MS (or --idle_timeout, if
+ * shorter) after its first byte 408 (slowloris), each then closed; a request with a body is answered and
  * the connection closed; silence is net's idle timeout.
  */
 #ifndef VITAMIN_METRICS_H
@@ -44,6 +44,7 @@ struct stats_visitor;
 
 struct metrics_config {
     const struct stats_sources *src; /* what stats() shows; src->net for latency */
+    const uint32_t *idle_timeout_s;  /* --idle_timeout as now (a reload changes it) */
 };
 
 struct metrics_stats {

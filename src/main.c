@@ -114,6 +114,8 @@ static void on_changed(void *arg, const char *name, bool live)
     if (!strcmp(name, "log_level")) {
         log_set_level(n->log_level);
         s->opts.log_level = n->log_level;
+        log_info("reload: 'log_level' changed to %s", log_level_name(n->log_level));
+        return;
     } else if (!strcmp(name, "password") || !strcmp(name, "password_file")) {
         if (!auth_set(&s->auth, n->password)) {
             log_warn("reload: the new password is too long; the old one stays");
@@ -270,7 +272,7 @@ int main(int argc, char **argv)
         .max_client_memory = s.opts.max_client_memory_mib << 20,
     };
     if (s.opts.metrics_port) { /* Prometheus: GET /metrics (metrics.h) */
-        struct metrics_config mc = {.src = &s.stats};
+        struct metrics_config mc = {.src = &s.stats, .idle_timeout_s = &s.opts.idle_timeout};
         s.metrics = metrics_create(&mc);
         if (!s.metrics) {
             log_error("out of memory at startup");

@@ -244,6 +244,13 @@ static void serve(struct metrics *m, const struct http_request *rq, struct reply
     }
 }
 
+/* How long a request head may take to arrive. */
+static int64_t head_timeout_ms(const struct metrics *m)
+{
+    int64_t idle = m->cfg.idle_timeout_s ? (int64_t)*m->cfg.idle_timeout_s * 1000 : 0;
+    return idle > 0 && idle < METRICS_HEAD_TIMEOUT_MS ? idle : METRICS_HEAD_TIMEOUT_MS;
+}
+
 static size_t metrics_handle(void *ctx, void *session, char *in, size_t len,
                              struct reply_queue *q, int64_t now_ms, struct serve_outcome *res)
 {
@@ -259,7 +266,7 @@ static size_t metrics_handle(void *ctx, void *session, char *in, size_t len,
     struct http_request rq;
     switch (http_parse(in, len, HTTP_MAX_HEAD, &s->scan, &rq)) {
     case HTTP_NEED_MORE:
-        if (now_ms - s->started_ms < METRICS_HEAD_TIMEOUT_MS) return 0;
+        if (now_ms - s->started_ms < head_timeout_ms(m)) return 0;
         m->stats.timeouts++;
         respond(q, 408, false, NULL);
         res->close = true;
