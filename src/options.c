@@ -724,7 +724,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }
-    if (check_tls(o, rmq_port_given) != 0) {
+    if (check_tls(o, rmq_port_given || o->given[doc_index(OPT_RMQ_PORT)]) != 0) {
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }
