@@ -8,6 +8,8 @@
 #   make fuzz       libFuzzer campaigns, FUZZ_SECONDS (60) per target; fuzz-smoke: a short pass
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
 #   make bench-resync   state transfer: a full one vs an incremental one
+#   make install    binary, man page, systemd units, example config under
+#                   DESTDIR + PREFIX (/usr/local); make uninstall removes them
 # The core objects form one static library that the server, the unit tests,
 # the fuzzers and the benchmark all link.
 
@@ -18,7 +20,8 @@ OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pika \
-             rabbitmq-server haproxy procps clang libclang-rt-14-dev openssl
+             rabbitmq-server haproxy procps clang libclang-rt-14-dev openssl \
+             prometheus groff-base man-db
 BENCH_PKGS = $(BUILD_PKGS) python3 redis-server memcached gnuplot-nox util-linux
 
 ifeq ($(SAN),1)
@@ -45,7 +48,7 @@ TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 BENCH_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/bench/*.c))
 
-.PHONY: all run test deps test-deps unit e2e san check clean
+.PHONY: all run test deps test-deps unit e2e san check clean install uninstall
 all: $(BUILD)/vitamin $(TOOL_BINS)
 ifneq ($(SAN),1)
 	@ln -sf $(BUILD)/vitamin vitamin
@@ -123,6 +126,42 @@ test: test-deps
 
 clean:
 	rm -rf build build-san vitamin
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the binary, vitamin(1),
+# the systemd units (paths filled in) and, only if there is none yet, the
+# example config. make uninstall removes them, and the config only if it
+# is still the example (an edited one is kept and named). INSTALL_BIN: the
+# binary to install (the e2e test installs the one it tests).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+INSTALL_BIN ?= $(BUILD)/vitamin
+UNITS      := vitamin.service vitamin@.service
+CONF       := $(DESTDIR)$(SYSCONFDIR)/vitamin/vitamin.conf
+
+install: $(INSTALL_BIN)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/vitamin
+	$(INSTALL) -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/vitamin
+	$(INSTALL) -m 0644 docs/vitamin.1 $(DESTDIR)$(MANDIR)/man1/vitamin.1
+	@set -e; for u in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/$$u \
+	    > $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp; mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; \
+	  echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
+	done
+	@if [ -e $(CONF) ]; then echo "kept $(CONF) (it exists)"; \
+	 else $(INSTALL) -m 0644 etc/vitamin.conf $(CONF) && echo "installed $(CONF)"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vitamin $(DESTDIR)$(MANDIR)/man1/vitamin.1
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%)
+	@if [ -e $(CONF) ] && ! cmp -s etc/vitamin.conf $(CONF); then \
+	  echo "kept $(CONF): it was edited"; else rm -f $(CONF); fi
+	@rmdir $(DESTDIR)$(SYSCONFDIR)/vitamin 2>/dev/null || true
 
 # Side-by-side benchmark against redis-server and memcached (not part of
 # `make test`): see docs/performance.md. BENCH_QUICK=1 for a smoke run.

@@ -56,7 +56,7 @@ def test_sighup_applies_live_settings(server, tmp_path):
     os.kill(s.pid, signal.SIGHUP)
     poll(lambda: "'password' changed" in s.stderr(), what="the reload logged")
     err = s.stderr()
-    assert "'log_level' changed" in err
+    assert "'log_level' changed to debug" in err
     assert "'memory' changed; it takes effect at the next restart" in err
     # the new password for new authentications; the session stays
     assert c.call("set", "k", "v") == b"v"
