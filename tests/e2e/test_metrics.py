@@ -381,3 +381,36 @@ def test_metrics_port_flag_errors(server):
     assert rc == 2 and "--metrics_port equals --port" in err, err
     rc, _, err = run_cli(["--metrics_port", "70000"])
     assert rc == 2 and "metrics_port" in err, err
+
+
+@needs_promtool
+def test_alert_rules():
+    """docs/alerts.yml is valid and fires on what it is about
+    (tests/e2e/alerts_test.yml: lag, outbox drops, broker state, failed
+    transfers; evictions at 0 do not fire)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.run([PROMTOOL, "check", "rules", os.path.join(root, "docs", "alerts.yml")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = subprocess.run([PROMTOOL, "test", "rules", "alerts_test.yml"], cwd=here,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # every metric an alert names is one that a replicated node exposes
+    rules = open(os.path.join(root, "docs", "alerts.yml")).read()
+    named = set(re.findall(r"\b(vitamin_[a-z_]+?)(?:_bucket)?\b", rules))
+    known = known_metrics()
+    assert named <= known, named - known
+
+
+def known_metrics():
+    """Every family of a replicated node's exposition (broker absent)."""
+    from conftest import Server
+    mport = free_port()
+    s = Server(["--metrics_port", mport, "--rabbitmq_host", "%s:%d" % (HOST, free_port())])
+    s.start()
+    try:
+        _, _, body = get_metrics(mport)
+    finally:
+        s.stop()
+    return set(families(body))
