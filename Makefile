@@ -69,12 +69,13 @@ $(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
 # Each unit test links the modules it tests and those they call, not the
 # whole library (as the fuzz targets do): a pure module's test needs
 # neither libev nor librabbitmq. UNIT_OBJS_<test> names the modules
-# (src/<name>.c), UNIT_LIBS_<test> the libraries. A test without a list
-# links the whole library: give it one.
+# (src/<name>.c; empty for a header-only module), UNIT_LIBS_<test> the
+# libraries. A test without a list links the whole library: give it one.
 STORE_MODS := store table ttlheap rdigest
 UNIT_OBJS_test_config     := config options log
 UNIT_OBJS_test_glob       := glob
 UNIT_OBJS_test_http       := http
+UNIT_OBJS_test_latency    :=
 UNIT_OBJS_test_mc_proto   := mc_proto mc_meta mc_reply
 UNIT_OBJS_test_merge      := $(STORE_MODS)
 UNIT_OBJS_test_options    := options config log
@@ -88,8 +89,9 @@ UNIT_OBJS_test_store      := $(STORE_MODS)
 UNIT_OBJS_test_ttlheap    := ttlheap
 $(foreach t,merge rdigest reply store,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
 UNIT_LIBS_test_snapshot   := -lev -lxxhash
-unit_objs = $(if $(UNIT_OBJS_$1),$(UNIT_OBJS_$1:%=$(BUILD)/%.o),$(LIB))
-unit_libs = $(if $(UNIT_OBJS_$1),$(UNIT_LIBS_$1),$(LDLIBS))
+unit_listed = $(filter-out undefined,$(origin UNIT_OBJS_$1))
+unit_objs = $(if $(call unit_listed,$1),$(UNIT_OBJS_$1:%=$(BUILD)/%.o),$(LIB))
+unit_libs = $(if $(call unit_listed,$1),$(UNIT_LIBS_$1),$(LDLIBS))
 
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/unit/%.c $$(call unit_objs,$$*) | $(BUILD)
