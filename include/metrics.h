@@ -20,9 +20,10 @@
  * route on a loop that net.c already runs, with its limits (connections,
  * buffers, idle timeout, back-pressure). libmicrohttpd brings its own
  * sockets and threads or an external-select loop, so its clients would sit
- * outside net's limits and counters; the C Prometheus client library
- * (libprom/promhttp, not in Debian) is built on libmicrohttpd and on its own
- * metric registry, when the counters already live in each module. The
+ * outside net's limits and counters; Debian's prometheus-cpp is C++ with
+ * its own server threads (civetweb), and the C client (libprom/promhttp,
+ * not in Debian) is libmicrohttpd plus its own metric registry, when the
+ * counters already live in each module. The
  * subset of HTTP needed (request heads up to 8 KiB, GET/HEAD, keep-alive,
  * pipelining) is ~200 lines, pure and fuzzed (tests/fuzz/fuzz_http.c).
  *
