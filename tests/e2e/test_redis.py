@@ -463,7 +463,11 @@ def test_expire_conditions(node):
     assert 159 <= r.ttl("k") <= 160
     r.set("n", "v")
     assert r.expire("n", 100, nx=True) is True
-    assert r.execute_command("EXPIRE", "n", 100, "XX", "GT") is False
+    # XX and GT together: both must hold (a later millisecond with the same
+    # seconds would be greater, as in Redis, so compare with a clear margin)
+    assert r.execute_command("EXPIRE", "n", 50, "XX", "GT") is False
+    assert r.execute_command("EXPIRE", "n", 500, "XX", "GT") is True
+    assert r.execute_command("EXPIRE", "m", 500, "XX", "GT") is False
 
 
 def test_keys_randomkey_dbsize_flush(node):
