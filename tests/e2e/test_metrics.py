@@ -176,6 +176,48 @@ def test_latency_histograms(mserver):
     assert sm['vitamin_command_duration_seconds_sum{protocol="vitamin",command="set"}'] > 0
 
 
+def test_latency_by_command_on_the_memcache_and_redis_ports(mserver):
+    mport, rport = free_port(), free_port()
+    s = mserver("--memcache_port", mport, "--redis_port", rport)
+    poll(lambda: _accepts(mport) and _accepts(rport), what="memcache and redis ports")
+    m = socket.create_connection((HOST, mport))
+    m.sendall(b"set a 0 0 1\r\nx\r\n" * 4 + b"get a\r\n" * 3 + b"mn\r\nbogus\r\n")
+    want = b"STORED\r\n" * 4 + b"VALUE a 0 1\r\nx\r\nEND\r\n" * 3 + b"MN\r\nERROR\r\n"
+    got = b""
+    while len(got) < len(want):
+        got += m.recv(4096)
+    assert got == want
+    m.close()
+    r = socket.create_connection((HOST, rport))
+    r.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\ny\r\n" * 2
+              + b"*2\r\n$3\r\nget\r\n$1\r\nb\r\n"
+              + b"*2\r\n$6\r\nCLIENT\r\n$7\r\nGETNAME\r\n")
+    want = b"+OK\r\n+OK\r\n$1\r\ny\r\n$-1\r\n"
+    got = b""
+    while len(got) < len(want):
+        got += r.recv(4096)
+    assert got == want
+    r.close()
+    sm = parse_samples(get_metrics(s.mport)[2])
+    cnt = 'vitamin_command_duration_seconds_count{protocol="%s",command="%s"}'
+    assert sm[cnt % ("memcache", "set")] == 4
+    assert sm[cnt % ("memcache", "get")] == 3
+    assert sm[cnt % ("memcache", "mn")] == 1
+    assert sm['vitamin_request_duration_seconds_count{protocol="memcache"}'] == 9
+    assert sm[cnt % ("redis", "set")] == 2
+    assert sm[cnt % ("redis", "get")] == 1
+    assert sm[cnt % ("redis", "client")] == 1    # a subcommand counts as its container
+    assert (cnt % ("redis", "del")) not in sm
+
+
+def _accepts(port):
+    try:
+        socket.create_connection((HOST, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def test_replication_state_and_broker_labels(mserver):
     """With a broker set (here one that is not there), the state is a
     labelled gauge and the broker in use is a label of an info metric."""
