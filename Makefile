@@ -9,6 +9,8 @@
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
 #   make bench-resync   state transfer: a full one vs an incremental one
 #   make bench-shard    through nutcracker (+ HAProxy) vs straight to a node (also run by make bench)
+#   make install    binary, man page, systemd units, example config under
+#                   DESTDIR + PREFIX (/usr/local); make uninstall removes them
 # The core objects form one static library that the server, the unit tests,
 # the fuzzers and the benchmark all link.
 
@@ -19,7 +21,8 @@ OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pytest-xdist python3-pika python3-pymemcache python3-redis redis-tools redis-server \
-             rabbitmq-server haproxy nutcracker procps clang libclang-rt-14-dev openssl
+             rabbitmq-server haproxy nutcracker procps clang libclang-rt-14-dev openssl \
+             prometheus groff-base man-db
 BENCH_PKGS = $(BUILD_PKGS) python3 redis-server redis-tools memcached gnuplot-nox util-linux haproxy nutcracker
 
 ifeq ($(SAN),1)
@@ -46,7 +49,7 @@ TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 BENCH_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(wildcard tools/bench/*.c))
 
-.PHONY: all run test deps test-deps unit e2e san check clean
+.PHONY: all run test deps test-deps unit e2e san check clean install uninstall
 all: $(BUILD)/vitamin $(TOOL_BINS)
 ifneq ($(SAN),1)
 	@ln -sf $(BUILD)/vitamin vitamin
@@ -64,9 +67,37 @@ $(BUILD)/vitamin: $(BUILD)/main.o $(LIB)
 $(BUILD)/%: $(BUILD)/tools/%.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)
+# Each unit test links the modules it tests and those they call, not the
+# whole library (as the fuzz targets do): a pure module's test needs
+# neither libev nor librabbitmq. UNIT_OBJS_<test> names the modules
+# (src/<name>.c; empty for a header-only module), UNIT_LIBS_<test> the
+# libraries. A test without a list links the whole library: give it one.
+STORE_MODS := store table ttlheap rdigest
+UNIT_OBJS_test_config     := config options log
+UNIT_OBJS_test_glob       := glob
+UNIT_OBJS_test_http       := http
+UNIT_OBJS_test_latency    :=
+UNIT_OBJS_test_mc_proto   := mc_proto mc_meta mc_reply
+UNIT_OBJS_test_merge      := $(STORE_MODS)
+UNIT_OBJS_test_options    := options config log
+UNIT_OBJS_test_proto      := proto
+UNIT_OBJS_test_rdigest    := $(STORE_MODS)
+UNIT_OBJS_test_repl_codec := repl_codec
+UNIT_OBJS_test_reply      := reply proto $(STORE_MODS)
+UNIT_OBJS_test_resp       := resp resp_reply num
+UNIT_OBJS_test_snapshot   := snapshot snap_codec repl_codec record log $(STORE_MODS)
+UNIT_OBJS_test_store      := $(STORE_MODS)
+UNIT_OBJS_test_ttlheap    := ttlheap
+$(foreach t,merge rdigest reply store,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
+UNIT_LIBS_test_snapshot   := -lev -lxxhash
+unit_listed = $(filter-out undefined,$(origin UNIT_OBJS_$1))
+unit_objs = $(if $(call unit_listed,$1),$(UNIT_OBJS_$1:%=$(BUILD)/%.o),$(LIB))
+unit_libs = $(if $(call unit_listed,$1),$(UNIT_LIBS_$1),$(LDLIBS))
+
+.SECONDEXPANSION:
+$(BUILD)/tests/%: tests/unit/%.c $$(call unit_objs,$$*) | $(BUILD)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $< $(LIB) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+	$(CC) $(CFLAGS) $< $(call unit_objs,$*) $(LDFLAGS) $(call unit_libs,$*) -lcmocka -o $@
 $(BUILD):
 	@mkdir -p $(BUILD)
 
@@ -102,6 +133,42 @@ test: test-deps
 
 clean:
 	rm -rf build build-san vitamin
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the binary, vitamin(1),
+# the systemd units (paths filled in) and, only if there is none yet, the
+# example config. make uninstall removes them, and the config only if it
+# is still the example (an edited one is kept and named). INSTALL_BIN: the
+# binary to install (the e2e test installs the one it tests).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL    ?= install
+INSTALL_BIN ?= $(BUILD)/vitamin
+UNITS      := vitamin.service vitamin@.service
+CONF       := $(DESTDIR)$(SYSCONFDIR)/vitamin/vitamin.conf
+
+install: $(INSTALL_BIN)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/vitamin
+	$(INSTALL) -m 0755 $(INSTALL_BIN) $(DESTDIR)$(BINDIR)/vitamin
+	$(INSTALL) -m 0644 docs/vitamin.1 $(DESTDIR)$(MANDIR)/man1/vitamin.1
+	@set -e; for u in $(UNITS); do \
+	  sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' systemd/$$u \
+	    > $(DESTDIR)$(UNITDIR)/$$u.tmp; \
+	  chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp; mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u; \
+	  echo "installed $(DESTDIR)$(UNITDIR)/$$u"; \
+	done
+	@if [ -e $(CONF) ]; then echo "kept $(CONF) (it exists)"; \
+	 else $(INSTALL) -m 0644 etc/vitamin.conf $(CONF) && echo "installed $(CONF)"; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/vitamin $(DESTDIR)$(MANDIR)/man1/vitamin.1
+	rm -f $(UNITS:%=$(DESTDIR)$(UNITDIR)/%)
+	@if [ -e $(CONF) ] && ! cmp -s etc/vitamin.conf $(CONF); then \
+	  echo "kept $(CONF): it was edited"; else rm -f $(CONF); fi
+	@rmdir $(DESTDIR)$(SYSCONFDIR)/vitamin 2>/dev/null || true
 
 # Side-by-side benchmark against redis-server and memcached, then the cost
 # of the sharding proxy (bench/bench_shard.py; BENCH_SHARD=0 skips it). Not
@@ -160,7 +227,7 @@ FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
               -Wno-unused-parameter $(WERROR) -Iinclude
-FUZZ_NAMES := proto codec resp mc_proto snapshot
+FUZZ_NAMES := proto codec resp mc_proto snapshot http
 FUZZ_BINS  := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 
 $(FUZZ_BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c src/proto.c include/proto.h
@@ -173,6 +240,7 @@ $(FUZZ_BUILD)/fuzz_mc_proto: tests/fuzz/fuzz_mc_proto.c src/mc_proto.c src/mc_me
 $(FUZZ_BUILD)/fuzz_snapshot: tests/fuzz/fuzz_snapshot.c src/snap_codec.c src/repl_codec.c \
                               include/snap_codec.h include/repl_codec.h
 $(FUZZ_BUILD)/fuzz_snapshot: FUZZ_LIBS = -lxxhash
+$(FUZZ_BUILD)/fuzz_http: tests/fuzz/fuzz_http.c src/http.c include/http.h
 $(FUZZ_BINS):
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(filter %.c,$^) -o $@ $(FUZZ_LIBS)

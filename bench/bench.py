@@ -142,6 +142,48 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS for pid %d" % pid)
 
 
+class Line:
+    """A line client of Vitamin's protocol (one per thread), shared by the
+    bench scripts: cmd() sends one request and returns its reply line,
+    stats() returns stats() as {name: value}."""
+
+    def __init__(self, port, timeout=30.0):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def _line(self):
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 1:]
+                return line
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+
+    def cmd(self, line):
+        self.sock.sendall(line + b"\n")
+        return self._line()
+
+    def stats(self):
+        self.sock.sendall(b"stats()\n")
+        st = {}
+        while True:
+            line = self._line()
+            if line == b"END":
+                return st
+            _, k, v = line.decode().split(" ", 2)
+            st[k] = v
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
 class Server:
     """One server process pinned to SERVER_CPU on a free loopback port."""
 
@@ -490,9 +532,10 @@ def redis_benchmark_table(rows):
     return "\n".join(out) + "\n"
 
 
-def median(xs):
-    xs = [x for x in xs if x == x]  # drop NaN
-    return statistics.median(xs) if xs else float("nan")
+def median(xs, empty=float("nan")):
+    """Median of xs without its None and NaN entries; `empty` if none."""
+    xs = [x for x in xs if x is not None and x == x]
+    return statistics.median(xs) if xs else empty
 
 
 def summarize(rows, mem):

@@ -40,7 +40,6 @@ import json
 import math
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -68,39 +67,10 @@ log = B.log
 
 
 def median(xs):
-    xs = [x for x in xs if x is not None and x == x]
-    return statistics.median(xs) if xs else None
+    return B.median(xs, empty=None)
 
 
-class Line:
-    def __init__(self, port):
-        self.sock = socket.create_connection((HOST, port), timeout=30)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 1:]
-                return line
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-
-    def stats(self):
-        self.sock.sendall(b"stats()\n")
-        st = {}
-        while True:
-            line = self._line()
-            if line == b"END":
-                return st
-            _, k, v = line.decode().split(" ", 2)
-            st[k] = v
-
-    def close(self):
-        self.sock.close()
+Line = B.Line  # the shared line client (bench/bench.py)
 
 
 def expire_pass(port, target):

@@ -60,8 +60,6 @@ import csv
 import json
 import os
 import re
-import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -108,9 +106,7 @@ COMMANDS = []
 log = B.log
 
 
-def median(xs):
-    xs = [x for x in xs if x is not None and x == x]
-    return statistics.median(xs) if xs else float("nan")
+median = B.median
 
 
 def pct(xs, q):
@@ -122,45 +118,7 @@ def pct(xs, q):
     return xs[k]
 
 
-# --------------------------------------------------------------------------
-# a tiny stats/line client (one per thread)
-
-class Line:
-    def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-
-    def _line(self):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line, self.buf = self.buf[:i], self.buf[i + 1:]
-                return line
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-
-    def cmd(self, line):
-        self.sock.sendall(line + b"\n")
-        return self._line()
-
-    def stats(self):
-        self.sock.sendall(b"stats()\n")
-        st = {}
-        while True:
-            line = self._line()
-            if line == b"END":
-                return st
-            _, k, v = line.decode().split(" ", 2)
-            st[k] = v
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+Line = B.Line  # the shared line client (bench/bench.py)
 
 
 def ival(st, k):

@@ -45,7 +45,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,16 +104,11 @@ class Node:
         return self.proc.pid
 
     def stats(self):
-        with socket.create_connection((HOST, self.port), timeout=30) as s:
-            s.sendall(b"stats()\n")
-            buf = b""
-            while not buf.endswith(b"END\n"):
-                d = s.recv(65536)
-                if not d:
-                    break
-                buf += d
-        return {m.group(1): m.group(2) for m in
-                re.finditer(r"STAT (\S+) (\S+)", buf.decode())}
+        c = B.Line(self.port, timeout=30)
+        try:
+            return c.stats()
+        finally:
+            c.close()
 
     def stop(self):
         t0 = time.monotonic()
@@ -211,8 +205,7 @@ def one_round(rnd, workdir, folder):
 
 
 def median(rows, key):
-    xs = [r[key] for r in rows if r.get(key) is not None]
-    return statistics.median(xs) if xs else None
+    return B.median([r.get(key) for r in rows], empty=None)
 
 
 def summary_md(rows, env):

@@ -160,6 +160,9 @@ enum mc_cmd {
     MC_CMD_MN, MC_CMD_MG, MC_CMD_MS, MC_CMD_MD, MC_CMD_MA,
 };
 
+/* The command's word on the wire ("get", "mg"...); NULL for MC_CMD_NONE. */
+const char *mc_cmd_name(enum mc_cmd cmd);
+
 /* What a storage or arithmetic request does, classic or meta alike. */
 enum mc_op {
     MC_OP_NONE = 0,

@@ -26,6 +26,7 @@
 struct ev_loop;
 struct store;
 struct serve_proto;
+struct latency_hist;
 struct net;
 
 #define NET_OUTPUT_PAUSE (1u << 20)      /* stop reading above this many unsent bytes */
@@ -71,6 +72,19 @@ struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
 void net_shutdown(struct net *n, double timeout, void (*done)(void *arg), void *arg);
 void net_destroy(struct net *n);
 const struct net_stats *net_get_stats(const struct net *n);
+
+/* Request service times of one listener (serve.h, "Latency"). */
+struct net_latency {
+    const char *protocol;            /* its protocol's name */
+    uint16_t port;
+    const struct latency_hist *all;  /* every request of the listener */
+    const struct latency_hist *cmd;  /* by serve_outcome.cmd; NULL: no names */
+    const char *const *cmd_names;    /* ncmds of them (a NULL name: none) */
+    uint16_t ncmds;
+};
+size_t net_nlisteners(const struct net *n);
+/* Listener i < net_nlisteners(n), in net_config order. */
+void net_latency(const struct net *n, size_t i, struct net_latency *out);
 /* New limits (a reload): they apply to the next accept and the next idle
  * check of each connection (an idle timer started with 0 = never stays
  * off until the client reconnects). */

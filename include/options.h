@@ -39,6 +39,7 @@ struct options {
     uint16_t port;                  /* listen port, Vitamin's protocol */
     uint16_t memcache_port;         /* memcached protocol; 0 = off */
     uint16_t redis_port;            /* RESP; 0 = off */
+    uint16_t metrics_port;          /* Prometheus GET /metrics; 0 = off */
     size_t memory_mib;              /* memory cap for data and index */
     enum store_eviction eviction;   /* policy when the cap is reached */
     size_t max_value_size;          /* bytes */

@@ -40,8 +40,10 @@ struct store;
 struct hlc;
 struct store_write;
 struct reply_queue;
+struct stats_visitor;
 
 #define REPL_MAX_BROKERS 16
+#define REPL_MAX_NAME 255 /* longest broker host name */
 
 /* One broker node of --rabbitmq_host. */
 struct repl_broker {
@@ -111,7 +113,11 @@ uint64_t repl_local_flush(struct repl *r, uint64_t version, uint32_t origin);
  */
 void repl_shutdown(struct repl *r, double timeout);
 void repl_destroy(struct repl *r);
-/* Append the repl_* STAT lines. */
+/* Every replication statistic (stats.h), in stats() order. */
+void repl_stats_visit(const struct repl *r, const struct stats_visitor *v);
+/* The same as repl_* STAT lines appended to q. */
 void repl_stats(const struct repl *r, struct reply_queue *q);
+/* The values of repl_state, NULL-terminated ("off" when standalone). */
+extern const char *const repl_state_names[];
 
 #endif

@@ -9,6 +9,14 @@
  * between calls (authentication, a partial-line scan position, RESP3...)
  * in a per-connection session of session_size bytes that net allocates,
  * zeroes and frees. Nothing else flows between them.
+ *
+ * Latency. net times each handle() call that consumed input (one clock
+ * read per call: the end of one is the start of the next) into its
+ * listener's histogram (latency.h), and into the histogram of the command
+ * the protocol names in serve_outcome.cmd: an index into its cmd_names
+ * (0, or a NULL name: no command, e.g. a blank line or a protocol error).
+ * The time is the server's own work on the request (parse, execute,
+ * compose), not the network's or the wait in the socket buffers.
  */
 #ifndef VITAMIN_SERVE_H
 #define VITAMIN_SERVE_H
@@ -32,6 +40,7 @@ struct serve_outcome {
     bool close;           /* close once the replies queued so far are sent */
     uint64_t confirm_seq; /* send nothing more until replication batch
                              confirm_seq is confirmed (0: no wait) */
+    uint16_t cmd;         /* the command served: index into cmd_names (0: none) */
 };
 
 struct serve_proto {
@@ -56,6 +65,9 @@ struct serve_proto {
     size_t max_input;     /* the most unread input a connection may hold */
     const char *busy_reply; /* sent to a client refused over max_connections */
     void *ctx;            /* the protocol's own state, passed to handle */
+    const char *const *cmd_names; /* command names by serve_outcome.cmd, for
+                                     per-command latency; NULL: none */
+    uint16_t ncmds;       /* entries of cmd_names */
 };
 
 #endif

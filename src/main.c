@@ -21,6 +21,7 @@
 #include "hlc.h"
 #include "log.h"
 #include "mc_serve.h"
+#include "metrics.h"
 #include "net.h"
 #include "options.h"
 #include "proto.h"
@@ -53,6 +54,8 @@ struct server {
     struct serve_proto mc_proto;
     struct resp_serve *resp; /* NULL without --redis_port */
     struct serve_proto resp_proto;
+    struct metrics *metrics; /* NULL without --metrics_port */
+    struct serve_proto metrics_proto;
     struct stats_sources stats;
     ev_signal sigterm, sigint, sighup;
     int argc;
@@ -118,6 +121,8 @@ static void on_changed(void *arg, const char *name, bool live)
     if (!strcmp(name, "log_level")) {
         log_set_level(n->log_level);
         s->opts.log_level = n->log_level;
+        log_info("reload: 'log_level' changed to %s", log_level_name(n->log_level));
+        return;
     } else if (!strcmp(name, "password") || !strcmp(name, "password_file")) {
         if (!auth_set(&s->auth, n->password)) {
             log_warn("reload: the new password is too long; the old one stays");
@@ -307,7 +312,19 @@ int main(int argc, char **argv)
             return 1;
         }
         resp_serve_proto(s.resp, &s.resp_proto);
+        s.stats.resp = s.resp;
         nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.redis_port, &s.resp_proto};
+    }
+    if (s.opts.metrics_port) { /* Prometheus: GET /metrics (metrics.h) */
+        struct metrics_config mx = {.src = &s.stats, .idle_timeout_s = &s.opts.idle_timeout};
+        s.metrics = metrics_create(&mx);
+        if (!s.metrics) {
+            log_error("out of memory at startup");
+            return 1;
+        }
+        metrics_proto(s.metrics, &s.metrics_proto);
+        s.stats.metrics = s.metrics;
+        nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.metrics_port, &s.metrics_proto};
     }
     s.net = net_create(s.loop, &nc, s.store);
     if (!s.net) return 1;
@@ -343,6 +360,7 @@ int main(int argc, char **argv)
     net_destroy(s.net);
     mc_serve_destroy(s.mc);
     resp_serve_destroy(s.resp);
+    metrics_destroy(s.metrics);
     vt_serve_destroy(s.vt);
     exec_destroy(s.exec);
     expiry_destroy(s.expiry);

@@ -447,6 +447,13 @@ static const struct {
     {"stats", 5, MC_CMD_STATS},       {"quit", 4, MC_CMD_QUIT},
 };
 
+const char *mc_cmd_name(enum mc_cmd cmd)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (commands[i].cmd == cmd) return commands[i].name;
+    return NULL;
+}
+
 static enum mc_cmd lookup(const struct tok *t)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

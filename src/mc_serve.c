@@ -263,6 +263,7 @@ static void do_version(struct mc_call *c)
 static void execute(struct mc_call *c)
 {
     c->m->stats.cmds[c->req->cmd]++;
+    c->res->cmd = (uint16_t)c->req->cmd;
     switch (c->req->cmd) {
     case MC_CMD_SET: case MC_CMD_ADD: case MC_CMD_REPLACE: case MC_CMD_APPEND:
     case MC_CMD_PREPEND: case MC_CMD_CAS: do_store(c); break;
@@ -380,6 +381,7 @@ struct mc_serve *mc_serve_create(const struct mc_serve_config *cfg)
     m->cfg = *cfg;
     m->limits = (struct mc_limits){.max_value_len = cfg->max_value_len,
                                    .max_get_line = MC_DEFAULT_MAX_GET_LINE};
+    for (int i = 0; i < MC_SERVE_CMDS; i++) m->cmd_names[i] = mc_cmd_name((enum mc_cmd)i);
     return m;
 }
 
@@ -407,5 +409,7 @@ void mc_serve_proto(struct mc_serve *m, struct serve_proto *out)
         .max_input = block > m->limits.max_get_line ? block : m->limits.max_get_line,
         .busy_reply = "ERROR Too many open connections\r\n" /* memcached's */,
         .ctx = m,
+        .cmd_names = m->cmd_names,
+        .ncmds = MC_SERVE_CMDS,
     };
 }

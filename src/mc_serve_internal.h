@@ -42,6 +42,7 @@ struct mc_serve {
     struct mc_limits limits;
     struct mc_stats stats;
     struct mc_base base;
+    const char *cmd_names[MC_SERVE_CMDS]; /* by enum mc_cmd, for net's latency */
 };
 
 /* Per connection (zeroed at accept). */

@@ -23,8 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "latency.h"
 #include "log.h"
 #include "reply.h"
 #include "serve.h"
@@ -39,6 +41,7 @@ struct conn {
     ev_io wio;              /* writable; armed only while a write would block */
     ev_timer idle;          /* idle_timeout; checks last_active when it fires */
     struct net *net;
+    struct listener *listener;       /* the one that accepted it */
     const struct serve_proto *proto; /* its listener's protocol */
     void *session;          /* the protocol's per-connection state */
     int fd;
@@ -62,6 +65,8 @@ struct listener {
     int fd;
     ev_io accept_io;
     ev_timer accept_retry;  /* re-enables accepting after EMFILE */
+    struct latency_hist latency;  /* every handle() call that consumed input */
+    struct latency_hist *cmd_latency; /* per command, proto->ncmds of them (or NULL) */
 };
 
 struct net {
@@ -86,6 +91,20 @@ static bool conn_flush(struct conn *c);
 static void conn_flush_accounted(struct conn *c);
 
 static int64_t loop_ms(struct ev_loop *loop) { return (int64_t)(ev_now(loop) * 1000.0); }
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One request served by l's protocol took ns (serve.h, "Latency"). */
+static void note_latency(struct listener *l, uint16_t cmd, uint64_t ns)
+{
+    latency_record(&l->latency, ns);
+    if (cmd && cmd < l->proto->ncmds && l->cmd_latency) latency_record(&l->cmd_latency[cmd], ns);
+}
 
 static void maybe_done(struct net *n)
 {
@@ -165,6 +184,7 @@ static void conn_process(struct conn *c)
 {
     struct net *n = c->net;
     int64_t now = loop_ms(n->loop);
+    uint64_t started = mono_ns(); /* of the next request */
     size_t pos = 0;
     while (pos < c->rlen) {
         if (c->out.pending >= NET_OUTPUT_PAUSE) {
@@ -175,10 +195,15 @@ static void conn_process(struct conn *c)
             }
             break;
         }
-        struct serve_outcome res = {false, 0};
+        struct serve_outcome res = {.close = false};
         size_t used = c->proto->handle(c->proto->ctx, c->session, c->rbuf + pos,
                                        c->rlen - pos, &c->out, now, &res);
         pos += used;
+        if (used) {
+            uint64_t done = mono_ns();
+            note_latency(c->listener, res.cmd, done - started);
+            started = done;
+        }
         if (res.confirm_seq > c->hold_seq) c->hold_seq = res.confirm_seq;
         if (res.close) {
             c->closing = true;
@@ -367,6 +392,7 @@ static void conn_open(struct listener *l, int fd)
         return;
     }
     c->net = n;
+    c->listener = l;
     c->proto = l->proto;
     c->session = session;
     c->fd = fd;
@@ -471,6 +497,14 @@ static void listeners_close(struct net *n)
     }
 }
 
+static void listeners_free(struct net *n)
+{
+    for (size_t i = 0; i < n->nlisteners; i++) {
+        free(n->listeners[i].cmd_latency);
+        n->listeners[i].cmd_latency = NULL;
+    }
+}
+
 struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
                        struct store *store)
 {
@@ -485,8 +519,10 @@ struct net *net_create(struct ev_loop *loop, const struct net_config *cfg,
         l->proto = cfg->listeners[i].proto;
         l->port = cfg->listeners[i].port;
         l->fd = listen_on(cfg->host, l->port);
-        if (l->fd < 0) {
+        if (l->proto->ncmds) l->cmd_latency = calloc(l->proto->ncmds, sizeof *l->cmd_latency);
+        if (l->fd < 0 || (l->proto->ncmds && !l->cmd_latency)) {
             listeners_close(n);
+            listeners_free(n);
             free(n);
             return NULL;
         }
@@ -535,11 +571,27 @@ void net_destroy(struct net *n)
     if (!n) return;
     while (n->conns) conn_close(n->conns);
     listeners_close(n);
+    listeners_free(n);
     ev_timer_stop(n->loop, &n->shutdown_timer);
     free(n);
 }
 
 const struct net_stats *net_get_stats(const struct net *n) { return &n->stats; }
+
+size_t net_nlisteners(const struct net *n) { return n->nlisteners; }
+
+void net_latency(const struct net *n, size_t i, struct net_latency *out)
+{
+    const struct listener *l = &n->listeners[i];
+    *out = (struct net_latency){
+        .protocol = l->proto->name,
+        .port = l->port,
+        .all = &l->latency,
+        .cmd = l->cmd_latency,
+        .cmd_names = l->cmd_latency ? l->proto->cmd_names : NULL,
+        .ncmds = l->cmd_latency ? l->proto->ncmds : 0,
+    };
+}
 
 void net_set_limits(struct net *n, uint32_t max_connections, uint32_t idle_timeout)
 {

@@ -34,7 +34,7 @@ enum opt_id {
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
     OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
     OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY, OPT_CONFIG,
-    OPT_SNAPSHOT, OPT_SNAPSHOT_INTERVAL,
+    OPT_SNAPSHOT, OPT_SNAPSHOT_INTERVAL, OPT_METRICS_PORT, OPT_PRINT_CONFIG,
 };
 
 struct opt_doc {
@@ -50,6 +50,7 @@ static const struct opt_doc docs[] = {
     {OPT_PORT, "port", "PORT", "8080", "TCP port of Vitamin's own protocol"},
     {OPT_MEMCACHE_PORT, "memcache_port", "PORT", "0 = off", "TCP port speaking memcached's text and meta protocol"},
     {OPT_REDIS_PORT, "redis_port", "PORT", "0 = off", "TCP port speaking Redis's RESP2/RESP3"},
+    {OPT_METRICS_PORT, "metrics_port", "PORT", "0 = off", "TCP port serving Prometheus metrics at GET /metrics"},
     {OPT_MEMORY, "memory", "MIB", "200", "memory cap for data and index, in MiB"},
     {OPT_EVICTION, "eviction", "POLICY", "lru", "when full: lru | ttl | noeviction"},
     {OPT_MAX_VALUE_SIZE, "max_value_size", "BYTES", "1048576", "largest value accepted"},
@@ -83,6 +84,7 @@ static const struct opt_doc docs[] = {
     {OPT_PASSWORD_FILE, "password_file", "PATH", "unset", "read the client password from a file"},
     {OPT_SYNC_BEFORE_SERVE, "sync_before_serve", NULL, NULL, "accept clients only after the first state transfer"},
     {OPT_CONFIG, "config", "FILE", "none", "read settings from FILE (name = value lines); flags given here win"},
+    {OPT_PRINT_CONFIG, "print_config", NULL, NULL, "print the settings in effect as a config file and exit"},
     {OPT_HELP, "help", NULL, NULL, "print this help and exit"},
     {OPT_VERSION, "version", NULL, NULL, "print the version and exit"},
 };
@@ -254,10 +256,12 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         return 0;
     case OPT_MEMCACHE_PORT:
     case OPT_REDIS_PORT:
+    case OPT_METRICS_PORT:
         *why = "a port number 1..65535, or 0 for none";
         if (parse_uint(v, 0, 65535, &n)) return -1;
         if (id == OPT_MEMCACHE_PORT) o->memcache_port = (uint16_t)n;
-        else o->redis_port = (uint16_t)n;
+        else if (id == OPT_REDIS_PORT) o->redis_port = (uint16_t)n;
+        else o->metrics_port = (uint16_t)n;
         return 0;
     case OPT_MEMORY:
         *why = "a size in MiB, 1..4194304";
@@ -400,6 +404,7 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         return 0;
     case OPT_HELP:
     case OPT_VERSION:
+    case OPT_PRINT_CONFIG:
         return 0;
     }
     return -1;
@@ -440,6 +445,24 @@ static int check_names(const struct options *o)
     return -1;
 }
 
+/* Two listeners on one port: "--a equals --b", or NULL. */
+static const char *port_clash(const struct options *o)
+{
+    static char msg[64];
+    const struct { const char *name; uint16_t port; } ports[] = {
+        {"port", o->port}, {"memcache_port", o->memcache_port},
+        {"redis_port", o->redis_port}, {"metrics_port", o->metrics_port},
+    };
+    const size_t n = sizeof ports / sizeof ports[0];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            if (ports[i].port && ports[i].port == ports[j].port) {
+                snprintf(msg, sizeof msg, "--%s equals --%s", ports[j].name, ports[i].name);
+                return msg;
+            }
+    return NULL;
+}
+
 static int doc_index(enum opt_id id)
 {
     for (size_t i = 0; i < NDOCS; i++)
@@ -476,8 +499,9 @@ static int file_setting(void *arg, const char *name, const char *value, const ch
     for (size_t i = 0; i < NDOCS; i++) {
         if (strcmp(docs[i].name, name) != 0) continue;
         enum opt_id id = docs[i].id;
-        if (id == OPT_HELP || id == OPT_VERSION || id == OPT_CONFIG)
-            return *why = "a setting (help, version and config belong on the command line)", -1;
+        if (id == OPT_HELP || id == OPT_VERSION || id == OPT_CONFIG || id == OPT_PRINT_CONFIG)
+            return *why = "a setting (help, version, config and print_config belong on the "
+                          "command line)", -1;
         if (!docs[i].arg) return apply_switch(o, id, value, why);
         static char expected[160];
         const char *what = "a valid value";
@@ -548,6 +572,88 @@ void options_diff(const struct options *a, const struct options *b,
     }
 }
 
+static const char *eviction_text(enum store_eviction e)
+{
+    return e == STORE_EVICT_LRU ? "lru" : e == STORE_EVICT_TTL ? "ttl" : "noeviction";
+}
+
+/* A setting's value in effect, as a config file writes it (buf may be
+ * used); NULL when it is not set. Secrets are the caller's business. */
+static const char *setting_text(const struct options *o, enum opt_id id, char *buf, size_t cap)
+{
+    unsigned long long n;
+    switch (id) {
+    case OPT_HOST: return o->host;
+    case OPT_NODE_ID: return o->node_id;
+    case OPT_RMQ_HOST: return o->rabbitmq_host;
+    case OPT_RMQ_USER: return o->rabbitmq_user;
+    case OPT_RMQ_PASSWORD: return o->rabbitmq_password;
+    case OPT_RMQ_EXCHANGE: return o->rabbitmq_exchange;
+    case OPT_RMQ_VHOST: return o->rabbitmq_vhost;
+    case OPT_RMQ_CACERT: return o->rabbitmq_cacert;
+    case OPT_RMQ_CERT: return o->rabbitmq_cert;
+    case OPT_RMQ_KEY: return o->rabbitmq_key;
+    case OPT_PASSWORD: return o->password;
+    case OPT_PASSWORD_FILE: return o->given[doc_index(id)];
+    case OPT_SNAPSHOT: return o->snapshot_path;
+    case OPT_EVICTION: return eviction_text(o->eviction);
+    case OPT_LOG_LEVEL: return log_level_name(o->log_level);
+    case OPT_RMQ_QUEUE_TYPE:
+        return o->rabbitmq_queue_type == OPTIONS_QUEUE_CLASSIC ? "classic" : "quorum";
+    case OPT_REPLICATION_ACK:
+        return o->replication_ack == OPTIONS_ACK_CONFIRM ? "confirm" : "async";
+    case OPT_RMQ_TLS: return o->rabbitmq_tls ? "yes" : "no";
+    case OPT_RMQ_TLS_VERIFY: return o->rabbitmq_tls_verify ? "yes" : "no";
+    case OPT_SYNC_BEFORE_SERVE: return o->sync_before_serve ? "yes" : "no";
+    case OPT_PORT: n = o->port; break;
+    case OPT_MEMCACHE_PORT: n = o->memcache_port; break;
+    case OPT_REDIS_PORT: n = o->redis_port; break;
+    case OPT_METRICS_PORT: n = o->metrics_port; break;
+    case OPT_MEMORY: n = o->memory_mib; break;
+    case OPT_MAX_VALUE_SIZE: n = o->max_value_size; break;
+    case OPT_MAX_CONNECTIONS: n = o->max_connections; break;
+    case OPT_MAX_CLIENT_MEMORY: n = o->max_client_memory_mib; break;
+    case OPT_IDLE_TIMEOUT: n = o->idle_timeout; break;
+    case OPT_TOMBSTONE_TTL: n = o->tombstone_ttl; break;
+    case OPT_SNAPSHOT_INTERVAL: n = o->snapshot_interval; break;
+    case OPT_RMQ_PORT: n = o->rabbitmq_port; break;
+    case OPT_RMQ_HEARTBEAT: n = o->rabbitmq_heartbeat; break;
+    case OPT_RMQ_QUEUE_TTL: n = o->rabbitmq_queue_ttl; break;
+    case OPT_RMQ_QUEUE_SIZE: n = o->rabbitmq_queue_mib; break;
+    case OPT_ANTI_ENTROPY: n = o->anti_entropy_interval; break;
+    case OPT_OUTBOX_SIZE: n = o->outbox_mib; break;
+    default: return NULL;
+    }
+    snprintf(buf, cap, "%llu", n);
+    return buf;
+}
+
+/* --print_config: every setting in effect as `name = value` lines that
+ * --config reads back; secrets and unset ones as comments. */
+static void print_config(const struct options *o, FILE *f)
+{
+    fprintf(f, "# vitamin %s: the settings in effect (vitamin --print_config)\n", VITAMIN_VERSION);
+    for (size_t i = 0; i < NDOCS; i++) {
+        enum opt_id id = docs[i].id;
+        if (id == OPT_HELP || id == OPT_VERSION || id == OPT_CONFIG || id == OPT_PRINT_CONFIG)
+            continue;
+        char buf[32];
+        const char *v = setting_text(o, id, buf, sizeof buf);
+        if (!v) {
+            fprintf(f, "# %s is not set\n", docs[i].name);
+        } else if (id == OPT_PASSWORD || id == OPT_RMQ_PASSWORD) {
+            fprintf(f, "# %s is set (not shown)\n", docs[i].name);
+        } else if (*v && !strpbrk(v, "#\"\\") && v[0] != ' ' && v[0] != '\t' &&
+                   v[strlen(v) - 1] != ' ' && v[strlen(v) - 1] != '\t') {
+            fprintf(f, "%s = %s\n", docs[i].name, v);
+        } else { /* quoted: '"' and '\\' escaped */
+            fprintf(f, "%s = \"", docs[i].name);
+            for (; *v; v++) fprintf(f, *v == '"' || *v == '\\' ? "\\%c" : "%c", *v);
+            fprintf(f, "\"\n");
+        }
+    }
+}
+
 enum options_result options_parse(struct options *o, int argc, char **argv)
 {
     const char *prog = argc > 0 ? argv[0] : "vitamin";
@@ -573,6 +679,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
     opterr = 0;
     optind = 1;
     int c, rmq_port_given = 0;
+    bool print = false;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         if (c == '?' || c == ':') {
             const char *bad = argv[optind - 1];
@@ -592,6 +699,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
             return OPTIONS_EXIT_OK;
         }
         if (c == OPT_RMQ_PORT) rmq_port_given = 1;
+        if (c == OPT_PRINT_CONFIG) print = true;
         const char *why = "a valid value";
         if (apply(o, (enum opt_id)c, optarg ? optarg : "yes", &why) != 0) {
             fprintf(stderr, "vitamin: invalid value '%s' for --%s: expected %s\n",
@@ -605,11 +713,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }
-    const char *clash = NULL;
-    if (o->memcache_port && o->memcache_port == o->port) clash = "--memcache_port equals --port";
-    else if (o->redis_port && o->redis_port == o->port) clash = "--redis_port equals --port";
-    else if (o->redis_port && o->redis_port == o->memcache_port)
-        clash = "--redis_port equals --memcache_port";
+    const char *clash = port_clash(o);
     if (clash) {
         fprintf(stderr, "vitamin: %s: each protocol needs its own port\n", clash);
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
@@ -620,7 +724,7 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }
-    if (check_tls(o, rmq_port_given) != 0) {
+    if (check_tls(o, rmq_port_given || o->given[doc_index(OPT_RMQ_PORT)]) != 0) {
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
     }
@@ -636,6 +740,10 @@ enum options_result options_parse(struct options *o, int argc, char **argv)
     if (check_names(o) != 0) {
         fprintf(stderr, "Try '%s --help' for the list of options.\n", prog);
         return OPTIONS_EXIT_USAGE;
+    }
+    if (print) {
+        print_config(o, stdout);
+        return OPTIONS_EXIT_OK;
     }
     return OPTIONS_RUN;
 }

@@ -50,6 +50,7 @@
 #include "record.h"
 #include "reply.h"
 #include "repl_internal.h"
+#include "stats.h"
 #include "store.h"
 
 #define APPLY_MAX_PER_TURN 64 /* messages applied before yielding to clients */
@@ -825,43 +826,83 @@ static const char *state_name(const struct repl *r)
     return "down";
 }
 
-void repl_stats(const struct repl *r, struct reply_queue *q)
+const char *const repl_state_names[] = {"off", "connecting", "syncing", "up", "down", NULL};
+
+void repl_stats_visit(const struct repl *r, const struct stats_visitor *v)
 {
     struct repl_bus *bus = (struct repl_bus *)&r->bus; /* the lock is not state */
     pthread_mutex_lock(&bus->mu);
     uint64_t queued = bus->outbox.writes, outbox_bytes = bus->outbox.bytes;
     pthread_mutex_unlock(&bus->mu);
     queued += rc_count(&r->cur);
-#define STAT_U(name, v) reply_printf(q, "STAT " name " %" PRIu64 "\n", (uint64_t)(v))
-    reply_printf(q, "STAT repl_state %s\n", state_name(r));
-    reply_printf(q, "STAT node_id %s\n", bus->node_id);
+    char pub[REPL_MAX_NAME + 8], con[REPL_MAX_NAME + 8]; /* "host:port" */
     const struct repl_broker *pb = &bus->cfg.brokers[atomic_load(&bus->pub_broker)];
     const struct repl_broker *cb = &bus->cfg.brokers[atomic_load(&bus->con_broker)];
-    reply_printf(q, "STAT repl_broker %s:%u\n", cb->host, cb->port);
-    reply_printf(q, "STAT repl_publish_broker %s:%u\n", pb->host, pb->port);
-    reply_printf(q, "STAT repl_queue_type %s\n", bus->cfg.classic_queue ? "classic" : "quorum");
-    STAT_U("repl_published", atomic_load(&bus->published_writes));
-    STAT_U("repl_batches_published", atomic_load(&bus->published_batches));
-    STAT_U("repl_received", r->received);
-    STAT_U("repl_applied", r->applied);
-    STAT_U("repl_stale", r->stale);
-    STAT_U("repl_malformed", r->malformed);
-    STAT_U("repl_self_skipped", r->self_skipped);
-    STAT_U("repl_gaps", r->gaps);
-    STAT_U("repl_flushes", r->flushes);
-    STAT_U("repl_beacons_sent", r->beacons_sent);
-    STAT_U("repl_beacons_received", r->beacons_received);
-    STAT_U("repl_queue", queued);
-    STAT_U("repl_outbox_bytes", outbox_bytes);
-    STAT_U("repl_outbox_dropped", r->outbox_dropped);
-    STAT_U("repl_reconnects", atomic_load(&bus->reconnects));
-    STAT_U("repl_failovers", atomic_load(&bus->failovers));
-    STAT_U("repl_watchdog_resets", atomic_load(&bus->watchdog_resets));
-    STAT_U("repl_duplicates", r->duplicates);
-    STAT_U("repl_lag_ms_last", r->lag_last_ms);
-    STAT_U("repl_lag_ms_avg", r->lag_count ? r->lag_sum_ms / r->lag_count : 0);
-    STAT_U("repl_lag_ms_max", r->lag_max_ms);
-    STAT_U("repl_confirmed_seq", atomic_load(&bus->confirmed_seq));
-#undef STAT_U
-    repl_sync_stats(r->sync, q);
+    snprintf(con, sizeof con, "%s:%u", cb->host, cb->port);
+    snprintf(pub, sizeof pub, "%s:%u", pb->host, pb->port);
+    STATS_STATE(v, "repl_state", "repl_state", "state", repl_state_names,
+                "Replication state (1 for the current one).", state_name(r));
+    STATS_INFO(v, "node_id", "node_info", "node_id", "This node's --node_id.", bus->node_id);
+    STATS_INFO(v, "repl_broker", "repl_broker_info", "broker",
+               "The broker the consumer is connected to (or trying).", con);
+    STATS_INFO(v, "repl_publish_broker", "repl_publish_broker_info", "broker",
+               "The broker the publisher is connected to (or trying).", pub);
+    STATS_INFO(v, "repl_queue_type", "repl_queue_type_info", "queue_type",
+               "Setting --rabbitmq_queue_type.", bus->cfg.classic_queue ? "classic" : "quorum");
+    STATS_COUNTER(v, "repl_published", "repl_published_writes_total",
+                  "Writes confirmed by the broker.", atomic_load(&bus->published_writes));
+    STATS_COUNTER(v, "repl_batches_published", "repl_published_batches_total",
+                  "Batches confirmed by the broker (beacons and transfers included).",
+                  atomic_load(&bus->published_batches));
+    STATS_COUNTER(v, "repl_received", "repl_received_batches_total",
+                  "Batches received from peers.", r->received);
+    STATS_COUNTER(v, "repl_applied", "repl_applied_total",
+                  "Replicated records applied.", r->applied);
+    STATS_COUNTER(v, "repl_stale", "repl_stale_total",
+                  "Replicated records that changed nothing (older).", r->stale);
+    STATS_COUNTER(v, "repl_malformed", "repl_malformed_total",
+                  "Messages dropped because they failed validation.", r->malformed);
+    STATS_COUNTER(v, "repl_self_skipped", "repl_self_skipped_total",
+                  "Own batches that came back.", r->self_skipped);
+    STATS_COUNTER(v, "repl_gaps", "repl_gaps_total",
+                  "Sequence gaps detected (lost batches of a peer).", r->gaps);
+    STATS_COUNTER(v, "repl_flushes", "repl_flushes_total",
+                  "FLUSH records that moved the watermark.", r->flushes);
+    STATS_COUNTER(v, "repl_beacons_sent", "repl_beacons_sent_total",
+                  "Beacons published (empty batches announcing a sequence).", r->beacons_sent);
+    STATS_COUNTER(v, "repl_beacons_received", "repl_beacons_received_total",
+                  "Beacons received from peers.", r->beacons_received);
+    STATS_GAUGE(v, "repl_queue", "repl_outbox_writes",
+                "Writes waiting to be published.", queued);
+    STATS_GAUGE(v, "repl_outbox_bytes", "repl_outbox_bytes",
+                "Bytes waiting to be published.", outbox_bytes);
+    STATS_COUNTER(v, "repl_outbox_dropped", "repl_outbox_dropped_total",
+                  "Writes dropped because the outbox was full.", r->outbox_dropped);
+    STATS_COUNTER(v, "repl_reconnects", "repl_reconnects_total",
+                  "Broker connections lost.", atomic_load(&bus->reconnects));
+    STATS_COUNTER(v, "repl_failovers", "repl_failovers_total",
+                  "Moves to another broker of --rabbitmq_host.", atomic_load(&bus->failovers));
+    STATS_COUNTER(v, "repl_watchdog_resets", "repl_watchdog_resets_total",
+                  "Broker connections reset by the watchdog.",
+                  atomic_load(&bus->watchdog_resets));
+    STATS_COUNTER(v, "repl_duplicates", "repl_duplicates_total",
+                  "Batches received again (a republish), skipped.", r->duplicates);
+    STATS_NUMBER(v, "repl_lag_ms_last", STATS_KIND_GAUGE, "repl_lag_last_seconds",
+                 STATS_UNIT_MS, STATS_FMT_DEC,
+                 "Origin stamp to local apply of the last live write.", r->lag_last_ms);
+    STATS_NUMBER(v, "repl_lag_ms_avg", STATS_KIND_GAUGE, "repl_lag_avg_seconds", STATS_UNIT_MS,
+                 STATS_FMT_DEC, "Mean replication lag since start.",
+                 r->lag_count ? r->lag_sum_ms / r->lag_count : 0);
+    STATS_NUMBER(v, "repl_lag_ms_max", STATS_KIND_GAUGE, "repl_lag_max_seconds", STATS_UNIT_MS,
+                 STATS_FMT_DEC, "Largest replication lag since start.", r->lag_max_ms);
+    STATS_GAUGE(v, "repl_confirmed_seq", "repl_confirmed_seq",
+                "Highest batch sequence confirmed by the broker.",
+                atomic_load(&bus->confirmed_seq));
+    repl_sync_stats(r->sync, v);
+}
+
+void repl_stats(const struct repl *r, struct reply_queue *q)
+{
+    struct stats_visitor v = stats_lines(q);
+    repl_stats_visit(r, &v);
 }

@@ -157,7 +157,7 @@ void repl_streams_push(struct repl_streams *ss, const char *routing_key, const c
                        size_t target_len, const uint8_t *leaves, double now);
 /* One bounded step of every walk. Returns true while any is walking. */
 bool repl_streams_step(struct repl_streams *ss, int64_t now_ms, double now);
-void repl_streams_stats(const struct repl_streams *ss, struct reply_queue *q);
+void repl_streams_stats(const struct repl_streams *ss, const struct stats_visitor *v);
 
 /* ---- repl_sync.c: state transfer, the asking side; anti-entropy ---- */
 struct repl_sync;
@@ -180,6 +180,6 @@ void repl_sync_reconnected(struct repl_sync *y);
 void repl_sync_push(struct repl_sync *y);
 /* Is our transfer under way? */
 bool repl_sync_waiting(const struct repl_sync *y);
-void repl_sync_stats(const struct repl_sync *y, struct reply_queue *q);
+void repl_sync_stats(const struct repl_sync *y, const struct stats_visitor *v);
 
 #endif

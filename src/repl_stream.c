@@ -41,6 +41,7 @@
 #include "record.h"
 #include "repl_internal.h"
 #include "reply.h"
+#include "stats.h"
 #include "store.h"
 
 #define SYNC_SLICE 2048     /* items a walk looks at per step */
@@ -328,9 +329,12 @@ void repl_streams_destroy(struct repl_streams *ss)
     free(ss);
 }
 
-void repl_streams_stats(const struct repl_streams *ss, struct reply_queue *q)
+void repl_streams_stats(const struct repl_streams *ss, const struct stats_visitor *v)
 {
-    reply_printf(q, "STAT sync_served %" PRIu64 "\n", ss->served);
-    reply_printf(q, "STAT sync_bytes_sent %" PRIu64 "\n", ss->bytes_sent);
-    reply_printf(q, "STAT sync_digests_sent %" PRIu64 "\n", ss->digests_sent);
+    STATS_COUNTER(v, "sync_served", "sync_served_total",
+                  "State transfer requests of other nodes answered.", ss->served);
+    STATS_COUNTER(v, "sync_bytes_sent", "sync_sent_bytes_total",
+                  "Bytes of every transfer stream sent (answers and pushes).", ss->bytes_sent);
+    STATS_COUNTER(v, "sync_digests_sent", "sync_digests_sent_total",
+                  "Digest records sent in DIGESTS messages.", ss->digests_sent);
 }

@@ -53,6 +53,7 @@
 #include "rdigest.h"
 #include "repl_internal.h"
 #include "reply.h"
+#include "stats.h"
 #include "store.h"
 
 #define SYNC_STREAM_PERIOD 0.001 /* s between steps while streaming */
@@ -537,23 +538,35 @@ void repl_sync_destroy(struct repl_sync *y)
     free(y);
 }
 
-void repl_sync_stats(const struct repl_sync *y, struct reply_queue *q)
+void repl_sync_stats(const struct repl_sync *y, const struct stats_visitor *v)
 {
-#define STAT_U(name, v) reply_printf(q, "STAT " name " %" PRIu64 "\n", (uint64_t)(v))
-    STAT_U("sync_started", y->started);
-    STAT_U("sync_completed", y->completed);
-    STAT_U("sync_retried", y->retried);
-    STAT_U("sync_failed", y->failed);
-    STAT_U("sync_alone", y->alone);
-    STAT_U("sync_full", y->full);
-    STAT_U("sync_incremental", y->incr);
-    STAT_U("sync_items", y->items);
-    STAT_U("sync_ranges_compared", y->compared);
-    STAT_U("sync_leaves_requested", y->requested_leaves);
-    STAT_U("sync_bytes_received", y->bytes_received);
-    STAT_U("sync_last_ms", y->last_ms);
-    STAT_U("anti_entropy_rounds", y->ae_rounds);
-    STAT_U("anti_entropy_repairs", y->ae_repairs);
-#undef STAT_U
-    repl_streams_stats(y->streams, q);
+    STATS_COUNTER(v, "sync_started", "sync_started_total", "State transfers started.",
+                  y->started);
+    STATS_COUNTER(v, "sync_completed", "sync_completed_total",
+                  "State transfers that passed the completion check.", y->completed);
+    STATS_COUNTER(v, "sync_retried", "sync_retried_total",
+                  "State transfer attempts given up and asked again.", y->retried);
+    STATS_COUNTER(v, "sync_failed", "sync_failed_total",
+                  "Transfer sources whose stream had a hole or a wrong total.", y->failed);
+    STATS_COUNTER(v, "sync_alone", "sync_alone_total",
+                  "State transfers that found no other node.", y->alone);
+    STATS_COUNTER(v, "sync_full", "sync_full_total",
+                  "Requests for a full state transfer (retries included).", y->full);
+    STATS_COUNTER(v, "sync_incremental", "sync_incremental_total",
+                  "Requests for an incremental state transfer (retries included).", y->incr);
+    STATS_COUNTER(v, "sync_items", "sync_items_total", "Transfer records applied.", y->items);
+    STATS_COUNTER(v, "sync_ranges_compared", "sync_ranges_compared_total",
+                  "Range digests compared with a peer's.", y->compared);
+    STATS_COUNTER(v, "sync_leaves_requested", "sync_leaves_requested_total",
+                  "Leaf ranges asked from a peer because they differed.", y->requested_leaves);
+    STATS_COUNTER(v, "sync_bytes_received", "sync_received_bytes_total",
+                  "Bytes of this node's own transfers received.", y->bytes_received);
+    STATS_NUMBER(v, "sync_last_ms", STATS_KIND_GAUGE, "sync_last_duration_seconds",
+                 STATS_UNIT_MS, STATS_FMT_DEC, "Duration of the last completed transfer.",
+                 y->last_ms);
+    STATS_COUNTER(v, "anti_entropy_rounds", "anti_entropy_rounds_total",
+                  "Anti-entropy digest rounds.", y->ae_rounds);
+    STATS_COUNTER(v, "anti_entropy_repairs", "anti_entropy_repairs_total",
+                  "Anti-entropy rounds that started a repair.", y->ae_repairs);
+    repl_streams_stats(y->streams, v);
 }

@@ -71,6 +71,7 @@ struct resp_serve {
     const struct item **found;     /* SCAN and KEYS results */
     size_t found_len, found_cap;
     uint16_t index[RS_INDEX_SLOTS]; /* top-level command by name hash: table index + 1 */
+    const char *cmd_names[RS_INDEX_SLOTS]; /* table index + 1 -> name, for net's latency */
 };
 
 /* One connection's state (net allocates it zeroed; session_size). */

@@ -218,6 +218,7 @@ static void dispatch(struct rs_call *c)
     struct resp_serve *r = c->r;
     const struct rs_cmd *cmd = rs_lookup(r, c->argv[0].ptr, c->argv[0].len);
     if (!cmd) return unknown_command(c);
+    c->res->cmd = (uint16_t)(cmd - rs_commands + 1); /* a subcommand counts as its container */
     if (cmd->subs && c->argc >= 2) {
         cmd = rs_lookup_sub(cmd, c->argv[1].ptr, c->argv[1].len);
         if (!cmd) return unknown_subcommand(c);
@@ -351,6 +352,8 @@ struct resp_serve *resp_serve_create(const struct resp_serve_config *cfg)
     r->max_input = RS_QUERY_MAX + 4 * r->limits.max_bulk_len;
     r->rng = (uint64_t)(uintptr_t)r * UINT64_C(0x9e3779b97f4a7c15) | 1;
     rs_index_build(r);
+    for (size_t i = 0; i < rs_ncommands && i + 1 < RS_INDEX_SLOTS; i++)
+        r->cmd_names[i + 1] = rs_commands[i].name;
     return r;
 }
 
@@ -375,5 +378,7 @@ void resp_serve_proto(struct resp_serve *r, struct serve_proto *out)
         .max_input = r->max_input,
         .busy_reply = "-ERR max number of clients reached\r\n",
         .ctx = r,
+        .cmd_names = r->cmd_names,
+        .ncmds = (uint16_t)(rs_ncommands + 1 < RS_INDEX_SLOTS ? rs_ncommands + 1 : RS_INDEX_SLOTS),
     };
 }

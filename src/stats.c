@@ -1,7 +1,9 @@
 /*
- * stats.c - prints every module's counters as STAT lines (see stats.h).
- * Names follow memcached where one exists (curr_items, bytes,
- * limit_maxbytes, get_hits, evictions is "evicted" as the SPEC says).
+ * stats.c - every module's counters in stats() order (see stats.h), and
+ * the visitor that prints them as STAT lines. Names follow memcached where
+ * one exists (curr_items, bytes, limit_maxbytes, get_hits, evictions is
+ * "evicted" as the SPEC says); metric names follow Prometheus's
+ * conventions (a unit suffix in base units, _total on counters).
  */
 #include "stats.h"
 
@@ -11,6 +13,8 @@
 
 #include "exec.h"
 #include "mc_serve.h"
+#include "metrics.h"
+#include "resp_serve.h"
 #include "net.h"
 #include "options.h"
 #include "reply.h"
@@ -19,8 +23,29 @@
 #include "store.h"
 #include "vt_serve.h"
 
-#define STAT_U(name, v) reply_printf(q, "STAT %s %" PRIu64 "\n", name, (uint64_t)(v))
-#define STAT_S(name, v) reply_printf(q, "STAT %s %s\n", name, v)
+static void line_num(void *arg, const struct stats_desc *d, uint64_t v)
+{
+    struct reply_queue *q = arg;
+    switch (d->format) {
+    case STATS_FMT_DEC:
+        reply_printf(q, "STAT %s %" PRIu64 "\n", d->name, v);
+        break;
+    case STATS_FMT_HEX16:
+        reply_printf(q, "STAT %s %016" PRIx64 "\n", d->name, v);
+        break;
+    case STATS_FMT_SEC_US:
+        reply_printf(q, "STAT %s %" PRIu64 ".%06" PRIu64 "\n", d->name, v / 1000000,
+                     v % 1000000);
+        break;
+    }
+}
+
+static void line_text(void *arg, const struct stats_desc *d, const char *v)
+{
+    reply_printf(arg, "STAT %s %s\n", d->name, v);
+}
+
+const struct stats_visitor stats_line_visitor = {line_num, line_text, NULL};
 
 static const char *eviction_name(enum store_eviction e)
 {
@@ -32,96 +57,225 @@ static const char *eviction_name(enum store_eviction e)
     return "?";
 }
 
-void stats_compose(const struct stats_sources *src, struct reply_queue *q,
-                   int64_t now_ms)
+static uint64_t tv_us(struct timeval tv)
 {
-    const struct net_stats *ns = net_get_stats(src->net);
-    const struct exec_stats *xs = exec_get_stats(src->exec);
-    const struct vt_stats *vs = vt_serve_stats(src->vt);
-    struct store_stats ss;
-    store_get_stats(src->store, &ss);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+static void process_stats(const struct stats_sources *src, const struct stats_visitor *v,
+                          int64_t now_ms)
+{
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    STATS_GAUGE(v, "pid", "pid", "Process id.", getpid());
+    STATS_GAUGE(v, "uptime", "uptime_seconds", "Seconds since the server started.",
+                (now_ms - src->start_ms) / 1000);
+    STATS_GAUGE(v, "time", "time_seconds", "The server's clock, unix seconds.", now_ms / 1000);
+    STATS_INFO(v, "version", "build_info", "version", "Vitamin's version.", VITAMIN_VERSION);
+    STATS_NUMBER(v, "rusage_user", STATS_KIND_COUNTER, "cpu_user_seconds_total", STATS_UNIT_US,
+                 STATS_FMT_SEC_US, "CPU time spent in user mode.", tv_us(ru.ru_utime));
+    STATS_NUMBER(v, "rusage_system", STATS_KIND_COUNTER, "cpu_system_seconds_total",
+                 STATS_UNIT_US, STATS_FMT_SEC_US, "CPU time spent in the kernel.",
+                 tv_us(ru.ru_stime));
+    STATS_NUMBER(v, "max_rss_kb", STATS_KIND_GAUGE, "max_rss_bytes", STATS_UNIT_KIB,
+                 STATS_FMT_DEC, "Largest resident set size so far.", ru.ru_maxrss);
+}
 
-    STAT_U("pid", getpid());
-    STAT_U("uptime", (now_ms - src->start_ms) / 1000);
-    STAT_U("time", now_ms / 1000);
-    STAT_S("version", VITAMIN_VERSION);
-    reply_printf(q, "STAT rusage_user %ld.%06ld\n", (long)ru.ru_utime.tv_sec,
-                 (long)ru.ru_utime.tv_usec);
-    reply_printf(q, "STAT rusage_system %ld.%06ld\n", (long)ru.ru_stime.tv_sec,
-                 (long)ru.ru_stime.tv_usec);
-    STAT_U("max_rss_kb", ru.ru_maxrss);
+static void net_part(const struct stats_sources *src, const struct stats_visitor *v)
+{
+    const struct net_stats *ns = net_get_stats(src->net);
+    const struct vt_stats *vs = vt_serve_stats(src->vt);
+    STATS_GAUGE(v, "curr_connections", "connections", "Clients connected now (every port).",
+                ns->curr_connections);
+    STATS_COUNTER(v, "total_connections", "connections_accepted_total",
+                  "Clients accepted (every port).", ns->total_connections);
+    STATS_COUNTER(v, "rejected_connections", "connections_rejected_total",
+                  "Clients refused over --max_connections.", ns->rejected_connections);
+    STATS_GAUGE(v, "max_connections", "max_connections",
+                "Setting --max_connections: clients accepted at once.",
+                src->opts->max_connections);
+    STATS_COUNTER(v, "idle_closed", "connections_idle_closed_total",
+                  "Clients closed after --idle_timeout without progress.", ns->idle_closed);
+    STATS_COUNTER(v, "reads_paused", "reads_paused_total",
+                  "Times a client was not read from until its replies drained.",
+                  ns->reads_paused);
+    STATS_COUNTER(v, "lines_too_long", "lines_too_long_total",
+                  "Request lines over the longest allowed (Vitamin's protocol).",
+                  vs->lines_too_long);
+    STATS_COUNTER(v, "bytes_read", "read_bytes_total", "Bytes read from clients.",
+                  ns->bytes_read);
+    STATS_COUNTER(v, "bytes_written", "written_bytes_total", "Bytes written to clients.",
+                  ns->bytes_written);
+    STATS_COUNTER(v, "replies_held", "replies_held_total",
+                  "Times a client's replies waited for a broker confirm.", ns->replies_held);
+    STATS_GAUGE(v, "client_memory", "client_memory_bytes",
+                "Bytes of client input and output buffers now.", ns->client_memory);
+    STATS_COUNTER(v, "client_memory_closed", "client_memory_closed_total",
+                  "Clients closed to stay under --max_client_memory.",
+                  ns->client_memory_closed);
+}
 
-    STAT_U("curr_connections", ns->curr_connections);
-    STAT_U("total_connections", ns->total_connections);
-    STAT_U("rejected_connections", ns->rejected_connections);
-    STAT_U("max_connections", src->opts->max_connections);
-    STAT_U("idle_closed", ns->idle_closed);
-    STAT_U("reads_paused", ns->reads_paused);
-    STAT_U("lines_too_long", vs->lines_too_long);
-    STAT_U("bytes_read", ns->bytes_read);
-    STAT_U("bytes_written", ns->bytes_written);
-    STAT_U("replies_held", ns->replies_held);
-    STAT_U("client_memory", ns->client_memory);
-    STAT_U("client_memory_closed", ns->client_memory_closed);
+static void command_stats(const struct stats_sources *src, const struct stats_visitor *v)
+{
+    const struct exec_stats *xs = exec_get_stats(src->exec);
+    const struct vt_stats *vs = vt_serve_stats(src->vt);
+    STATS_COUNTER(v, "cmd_get", "cmd_get_total", "Reads of a key (every protocol).",
+                  xs->cmd_get);
+    STATS_COUNTER(v, "cmd_set", "cmd_set_total", "Writes of a value (every protocol).",
+                  xs->cmd_set);
+    STATS_COUNTER(v, "cmd_del", "cmd_del_total", "del() requests.", vs->cmd_del);
+    STATS_COUNTER(v, "cmd_ttl", "cmd_ttl_total", "ttl() requests.", vs->cmd_ttl);
+    STATS_COUNTER(v, "cmd_expire", "cmd_expire_total", "expire() requests.", vs->cmd_expire);
+    STATS_COUNTER(v, "cmd_ping", "cmd_ping_total", "ping() requests.", vs->cmd_ping);
+    STATS_COUNTER(v, "cmd_touch", "cmd_touch_total", "Expiry changes (every protocol).",
+                  xs->cmd_touch);
+    STATS_COUNTER(v, "cmd_flush", "cmd_flush_total", "Flushes of all data.", xs->cmd_flush);
+    STATS_COUNTER(v, "get_hits", "get_hits_total", "Reads that found a live item.",
+                  xs->get_hits);
+    STATS_COUNTER(v, "get_misses", "get_misses_total", "Reads that found none.",
+                  xs->get_misses);
+    STATS_COUNTER(v, "delete_hits", "delete_hits_total", "Deletes of a live item.",
+                  xs->delete_hits);
+    STATS_COUNTER(v, "delete_misses", "delete_misses_total", "Deletes that found none.",
+                  xs->delete_misses);
+    STATS_COUNTER(v, "touch_hits", "touch_hits_total", "Expiry changes of a live item.",
+                  xs->touch_hits);
+    STATS_COUNTER(v, "touch_misses", "touch_misses_total", "Expiry changes that found none.",
+                  xs->touch_misses);
+    STATS_COUNTER(v, "total_items", "items_stored_total", "Items stored by clients.",
+                  xs->total_items);
+    STATS_COUNTER(v, "protocol_errors", "protocol_errors_total",
+                  "Requests answered with a protocol error (Vitamin's protocol).",
+                  vs->protocol_errors);
+    STATS_COUNTER(v, "set_refused", "set_refused_total",
+                  "Writes refused: over the memory cap, or too large.", xs->set_refused);
+    STATS_COUNTER(v, "auth_failures", "auth_failures_total", "auth() with a wrong password.",
+                  vs->auth_failures);
+    STATS_COUNTER(v, "auth_required", "auth_required_total",
+                  "Requests refused before auth().", vs->auth_required);
+    STATS_COUNTER(v, "writes_refused_outbox", "writes_refused_outbox_total",
+                  "Confirm mode: writes refused because the outbox was full.",
+                  xs->writes_refused_outbox);
+}
 
-    STAT_U("cmd_get", xs->cmd_get);
-    STAT_U("cmd_set", xs->cmd_set);
-    STAT_U("cmd_del", vs->cmd_del);
-    STAT_U("cmd_ttl", vs->cmd_ttl);
-    STAT_U("cmd_expire", vs->cmd_expire);
-    STAT_U("cmd_ping", vs->cmd_ping);
-    STAT_U("cmd_touch", xs->cmd_touch);
-    STAT_U("cmd_flush", xs->cmd_flush);
-    STAT_U("get_hits", xs->get_hits);
-    STAT_U("get_misses", xs->get_misses);
-    STAT_U("delete_hits", xs->delete_hits);
-    STAT_U("delete_misses", xs->delete_misses);
-    STAT_U("touch_hits", xs->touch_hits);
-    STAT_U("touch_misses", xs->touch_misses);
-    STAT_U("total_items", xs->total_items);
-    STAT_U("protocol_errors", vs->protocol_errors);
-    STAT_U("set_refused", xs->set_refused);
-    STAT_U("auth_failures", vs->auth_failures);
-    STAT_U("auth_required", vs->auth_required);
-    STAT_U("writes_refused_outbox", xs->writes_refused_outbox);
-    if (src->mc) { /* the memcache port's own (its `stats` has the rest) */
+/* The memcache and redis ports' own counters (their own `stats` and INFO
+ * replies have the rest, under memcached's and Redis's names). */
+static void protocol_part(const struct stats_sources *src, const struct stats_visitor *v)
+{
+    if (src->mc) {
         const struct mc_stats *ms = mc_serve_stats(src->mc);
-        STAT_U("mc_curr_connections", ms->curr_connections);
-        STAT_U("mc_total_connections", ms->total_connections);
-        STAT_U("mc_commands", mc_serve_commands(src->mc));
-        STAT_U("mc_protocol_errors", ms->protocol_errors);
-        STAT_U("mc_auth_failures", ms->auth_errors);
+        STATS_GAUGE(v, "mc_curr_connections", "mc_connections",
+                    "Clients connected to the memcache port now.", ms->curr_connections);
+        STATS_COUNTER(v, "mc_total_connections", "mc_connections_accepted_total",
+                      "Clients accepted on the memcache port.", ms->total_connections);
+        STATS_COUNTER(v, "mc_commands", "mc_commands_total",
+                      "Requests served on the memcache port.", mc_serve_commands(src->mc));
+        STATS_COUNTER(v, "mc_protocol_errors", "mc_protocol_errors_total",
+                      "memcache requests answered with an error line or closed.",
+                      ms->protocol_errors);
+        STATS_COUNTER(v, "mc_auth_failures", "mc_auth_failures_total",
+                      "memcache authentications refused.", ms->auth_errors);
     }
+    if (src->resp) {
+        const struct resp_stats *rs = resp_serve_stats(src->resp);
+        STATS_COUNTER(v, "resp_total_connections", "resp_connections_accepted_total",
+                      "Clients accepted on the redis port.", rs->connections);
+        STATS_COUNTER(v, "resp_commands", "resp_commands_total",
+                      "Commands executed on the redis port.", rs->commands);
+        STATS_COUNTER(v, "resp_error_replies", "resp_error_replies_total",
+                      "Error replies on the redis port.", rs->errors);
+        STATS_COUNTER(v, "resp_protocol_errors", "resp_protocol_errors_total",
+                      "redis clients closed after garbage or an oversized request.",
+                      rs->protocol_errors + rs->oversized);
+        STATS_COUNTER(v, "resp_auth_failures", "resp_auth_failures_total",
+                      "AUTH or HELLO AUTH with a wrong password.", rs->auth_failures);
+    }
+}
 
-    STAT_U("curr_items", ss.curr_items);
-    STAT_U("tombstones", ss.tombstones);
-    STAT_U("bytes", ss.bytes);
-    STAT_U("limit_maxbytes", ss.limit_bytes);
-    STAT_S("eviction", eviction_name(src->opts->eviction));
-    STAT_U("expired", ss.expired);
-    STAT_U("evicted", ss.evicted);
-    STAT_U("table_slots", ss.table_slots);
-    STAT_U("rehashing", ss.rehashing);
-    reply_printf(q, "STAT items_digest %016" PRIx64 "\n", ss.items_digest);
+static void store_part(const struct stats_sources *src, const struct stats_visitor *v)
+{
+    struct store_stats ss;
+    store_get_stats(src->store, &ss);
+    STATS_GAUGE(v, "curr_items", "items", "Live items.", ss.curr_items);
+    STATS_GAUGE(v, "tombstones", "tombstones", "Delete markers held for replication.",
+                ss.tombstones);
+    STATS_GAUGE(v, "bytes", "memory_used_bytes", "Bytes of data and index counted against --memory.",
+                ss.bytes);
+    STATS_GAUGE(v, "limit_maxbytes", "memory_limit_bytes", "Setting --memory, in bytes.",
+                ss.limit_bytes);
+    STATS_INFO(v, "eviction", "eviction_info", "policy", "Setting --eviction.",
+               eviction_name(src->opts->eviction));
+    STATS_COUNTER(v, "expired", "expired_total", "Items removed because their time came.",
+                  ss.expired);
+    STATS_COUNTER(v, "evicted", "evicted_total", "Items removed to make room.", ss.evicted);
+    STATS_GAUGE(v, "table_slots", "table_slots", "Slots of the hash table(s).", ss.table_slots);
+    STATS_GAUGE(v, "rehashing", "rehashing", "1 while the table is being resized.",
+                ss.rehashing);
+    /* A hash, not a quantity: stats() only (as a label it would make a new
+     * series at every write). */
+    STATS_NUMBER(v, "items_digest", STATS_KIND_GAUGE, NULL, STATS_UNIT_ONE, STATS_FMT_HEX16,
+                 NULL, ss.items_digest);
+}
 
+static void snapshot_part(const struct stats_sources *src, const struct stats_visitor *v)
+{
     struct snapshot_stats sn;
     snapshot_get_stats(src->snapshot, &sn);
-    STAT_U("snapshot_saves", sn.saves);
-    STAT_U("snapshot_failures", sn.failures);
-    STAT_U("snapshot_in_progress", sn.saving);
-    STAT_U("snapshot_saved_items", sn.saved_items);
-    STAT_U("snapshot_saved_tombstones", sn.saved_tombstones);
-    STAT_U("snapshot_save_bytes", sn.save_bytes);
-    STAT_U("snapshot_save_ms", sn.save_ms);
-    STAT_U("snapshot_save_slice_max_us", sn.save_slice_max_us);
-    STAT_U("snapshot_last_save_time", sn.last_save_time);
-    STAT_U("snapshot_loaded_items", sn.loaded_items);
-    STAT_U("snapshot_loaded_tombstones", sn.loaded_tombstones);
-    STAT_U("snapshot_load_dropped", sn.load_dropped);
-    STAT_U("snapshot_load_refused", sn.load_refused);
-    STAT_U("snapshot_load_ms", sn.load_ms);
-    if (src->repl) repl_stats(src->repl, q);
-    else reply_printf(q, "STAT repl_state off\nSTAT node_id %s\n", src->opts->node_id);
+    STATS_COUNTER(v, "snapshot_saves", "snapshot_saves_total", "Snapshot files written.",
+                  sn.saves);
+    STATS_COUNTER(v, "snapshot_failures", "snapshot_failures_total",
+                  "Snapshot saves that failed, and files that could not be loaded.",
+                  sn.failures);
+    STATS_GAUGE(v, "snapshot_in_progress", "snapshot_in_progress",
+                "1 while a background save runs.", sn.saving);
+    STATS_GAUGE(v, "snapshot_saved_items", "snapshot_saved_items",
+                "Live items in the last save.", sn.saved_items);
+    STATS_GAUGE(v, "snapshot_saved_tombstones", "snapshot_saved_tombstones",
+                "Tombstones in the last save.", sn.saved_tombstones);
+    STATS_GAUGE(v, "snapshot_save_bytes", "snapshot_saved_bytes",
+                "Size of the last snapshot file.", sn.save_bytes);
+    STATS_NUMBER(v, "snapshot_save_ms", STATS_KIND_GAUGE, "snapshot_save_duration_seconds",
+                 STATS_UNIT_MS, STATS_FMT_DEC, "Duration of the last save.", sn.save_ms);
+    STATS_NUMBER(v, "snapshot_save_slice_max_us", STATS_KIND_GAUGE,
+                 "snapshot_save_slice_max_seconds", STATS_UNIT_US, STATS_FMT_DEC,
+                 "Longest loop turn spent on the last background save.",
+                 sn.save_slice_max_us);
+    STATS_GAUGE(v, "snapshot_last_save_time", "snapshot_last_save_timestamp_seconds",
+                "When the last good save began, unix seconds (0: none).", sn.last_save_time);
+    STATS_GAUGE(v, "snapshot_loaded_items", "snapshot_loaded_items",
+                "Live items loaded at start.", sn.loaded_items);
+    STATS_GAUGE(v, "snapshot_loaded_tombstones", "snapshot_loaded_tombstones",
+                "Tombstones loaded at start.", sn.loaded_tombstones);
+    STATS_GAUGE(v, "snapshot_load_dropped", "snapshot_load_dropped",
+                "Records skipped at load: expired, collected or older.", sn.load_dropped);
+    STATS_GAUGE(v, "snapshot_load_refused", "snapshot_load_refused",
+                "Records the store refused at load (memory cap).", sn.load_refused);
+    STATS_NUMBER(v, "snapshot_load_ms", STATS_KIND_GAUGE, "snapshot_load_duration_seconds",
+                 STATS_UNIT_MS, STATS_FMT_DEC, "Duration of the load at start.", sn.load_ms);
+}
+
+void stats_visit(const struct stats_sources *src, const struct stats_visitor *v,
+                 int64_t now_ms)
+{
+    process_stats(src, v, now_ms);
+    net_part(src, v);
+    command_stats(src, v);
+    protocol_part(src, v);
+    store_part(src, v);
+    snapshot_part(src, v);
+    if (src->metrics) metrics_stats_visit(src->metrics, v);
+    if (src->repl) {
+        repl_stats_visit(src->repl, v);
+    } else {
+        STATS_STATE(v, "repl_state", "repl_state", "state", repl_state_names,
+                    "Replication state (1 for the current one).", "off");
+        STATS_INFO(v, "node_id", "node_info", "node_id", "This node's --node_id.",
+                   src->opts->node_id);
+    }
+}
+
+void stats_compose(const struct stats_sources *src, struct reply_queue *q, int64_t now_ms)
+{
+    struct stats_visitor v = stats_lines(q);
+    stats_visit(src, &v, now_ms);
 }

@@ -39,6 +39,14 @@ static const char ERR_OUTBOX[] = "Error: Replication unavailable (outbox full)\n
 
 #define REPLY_LIT(q, s) reply_bytes((q), (s), sizeof(s) - 1)
 
+/* Command names by enum proto_cmd, for per-command latency (serve.h). */
+static const char *const cmd_names[] = {
+    [PROTO_CMD_NONE] = NULL,         [PROTO_CMD_SET] = "set",     [PROTO_CMD_GET] = "get",
+    [PROTO_CMD_DEL] = "del",         [PROTO_CMD_TTL] = "ttl",     [PROTO_CMD_EXPIRE] = "expire",
+    [PROTO_CMD_PING] = "ping",       [PROTO_CMD_STATS] = "stats", [PROTO_CMD_QUIT] = "quit",
+    [PROTO_CMD_AUTH] = "auth",
+};
+
 /* The reply line of a failed write. */
 static void write_error(struct reply_queue *q, enum exec_status st)
 {
@@ -144,6 +152,7 @@ static void serve_line(struct vt_serve *v, struct vt_session *s, char *line, siz
         if (dst) reply_commit(q, proto_error_line(dst, 160, st, r.detail));
         return;
     }
+    res->cmd = (uint16_t)r.cmd;
     /* execute and compose */
     if (v->cfg.auth->enabled && !s->authenticated && r.cmd != PROTO_CMD_AUTH &&
         r.cmd != PROTO_CMD_PING && r.cmd != PROTO_CMD_QUIT && r.cmd != PROTO_CMD_NONE) {
@@ -230,5 +239,7 @@ void vt_serve_proto(struct vt_serve *v, struct serve_proto *out)
         .max_input = v->cfg.max_line + 2,
         .busy_reply = "Error: Too many connections\n",
         .ctx = v,
+        .cmd_names = cmd_names,
+        .ncmds = sizeof cmd_names / sizeof cmd_names[0],
     };
 }

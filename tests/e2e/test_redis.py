@@ -463,7 +463,11 @@ def test_expire_conditions(node):
     assert 159 <= r.ttl("k") <= 160
     r.set("n", "v")
     assert r.expire("n", 100, nx=True) is True
-    assert r.execute_command("EXPIRE", "n", 100, "XX", "GT") is False
+    # XX and GT together: both must hold (a later millisecond with the same
+    # seconds would be greater, as in Redis, so compare with a clear margin)
+    assert r.execute_command("EXPIRE", "n", 50, "XX", "GT") is False
+    assert r.execute_command("EXPIRE", "n", 500, "XX", "GT") is True
+    assert r.execute_command("EXPIRE", "m", 500, "XX", "GT") is False
 
 
 def test_keys_randomkey_dbsize_flush(node):
@@ -716,6 +720,23 @@ def test_info_counts_errors_and_commands(node):
     assert after["total_error_replies"] - before["total_error_replies"] == 2
     assert after["resp_unknown_commands"] - before["resp_unknown_commands"] == 1
     assert after["total_commands_processed"] - before["total_commands_processed"] >= 2
+
+
+def test_vitamin_stats_show_the_redis_port(node):
+    srv, rport, r = node
+    v = Client(srv.port)
+    r.set("a", "b")
+    Resp(rport).call("NOSUCH")
+    vs = v.stats()
+    assert int(vs["resp_total_connections"]) >= 2
+    assert int(vs["resp_commands"]) >= 1
+    assert int(vs["resp_error_replies"]) == 1
+    assert int(vs["resp_auth_failures"]) == 0
+    s = socket.create_connection((HOST, rport))
+    s.sendall(b"*1\r\n$x\r\n")            # not a bulk length: closed
+    s.recv(100)
+    s.close()
+    poll(lambda: int(v.stats()["resp_protocol_errors"]) == 1, what="resp protocol error counted")
 
 
 def test_command_command(node):
