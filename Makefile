@@ -85,6 +85,7 @@ UNIT_OBJS_test_rdigest    := $(STORE_MODS)
 UNIT_OBJS_test_repl_codec := repl_codec
 UNIT_OBJS_test_reply      := reply proto $(STORE_MODS)
 UNIT_OBJS_test_resp       := resp resp_reply num
+UNIT_OBJS_test_seqtrack   := seqtrack
 UNIT_OBJS_test_snapshot   := snapshot snap_codec repl_codec record log $(STORE_MODS)
 UNIT_OBJS_test_store      := $(STORE_MODS)
 UNIT_OBJS_test_ttlheap    := ttlheap

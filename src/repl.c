@@ -1,10 +1,11 @@
 /*
  * repl.c - the event-loop side of replication (see repl.h).
  *
- * Owns: the batch being filled, per-peer sequence tracking, applying
- * received batches, the beacon, and the loop's counters. State transfer is
- * repl_sync.c; the broker threads are repl_link.c (they see only struct
- * repl_bus, repl_internal.h).
+ * Owns: the batch being filled, applying received batches, the beacon, and
+ * the loop's counters. Which batches of a peer were lost is seqtrack.c (a
+ * loss asks for a state transfer); state transfer is repl_sync.c; the
+ * broker threads are repl_link.c (they see only struct repl_bus,
+ * repl_internal.h).
  *
  * Outgoing: local writes are appended to `cur` (group commit: see
  * on_prepare); the batch then moves to the outbox, or is dropped and counted
@@ -24,17 +25,9 @@
  * origin. Every record goes through the store's merge (store_write), so
  * applying a redelivered or reordered batch changes nothing.
  *
- * Gaps. Per peer we keep (incarnation, last seq). Within an incarnation a
- * jump skips batches; they get GAP_GRACE_S to arrive late (struct late:
- * after a consumer fails over, a quorum queue redelivers the old
- * consumer's unacknowledged batches after newer ones), and those that do
- * not are a gap. A new incarnation must start at seq 1; if its first batch
- * we see is later, batches were lost - unless our state transfer is under
- * way, when the batch is "unverified" until the transfer completes: a
- * complete transfer from that peer with base >= first seq - 1 covers the
- * batches before (they were in its store); otherwise it is a gap. A jump
- * within an incarnation while a transfer runs waits the same way. A gap
- * asks for a state transfer.
+ * Gaps: each WRITES batch (beacons too) goes through seqtrack_batch; the
+ * rules, across incarnations and during our own transfer, are in
+ * seqtrack.h. Lost batches ask for a state transfer (on_gap).
  */
 #include "repl.h"
 
@@ -50,36 +43,14 @@
 #include "record.h"
 #include "reply.h"
 #include "repl_internal.h"
+#include "seqtrack.h"
 #include "stats.h"
 #include "store.h"
 
 #define APPLY_MAX_PER_TURN 64 /* messages applied before yielding to clients */
 #define BEACON_S 1.0          /* a beacon this long after a burst of writes */
 #define GAP_GRACE_S 3.0       /* skipped batches may still arrive this long */
-#define LATE_MAX 65536        /* more skipped than this: a gap at once */
 #define WAIT_BEACON_S 0.5     /* beacon period while our transfer waits */
-#define MAX_PEERS 64
-
-/* Batches a jump in the sequence skipped, given GAP_GRACE_S to arrive
- * late before they count as lost: after a consumer moves to another broker
- * node, a quorum queue hands back the old consumer's unacknowledged
- * batches after newer ones. bits[i]: seq lo + i arrived. */
-struct late {
-    uint64_t lo;        /* first seq covered; 0 = nothing pending */
-    uint64_t len;       /* seqs covered: lo .. lo + len - 1 */
-    uint64_t missing;   /* of those, not arrived */
-    double deadline;    /* ev_now after which the missing ones are lost */
-    uint8_t *bits;
-};
-
-struct peer {
-    char id[RC_MAX_ID_LEN + 1];
-    uint64_t incarnation;
-    uint64_t last_seq;   /* 0: no WRITES batch of this incarnation seen yet */
-    uint64_t unverified; /* first seq seen of a new incarnation, to be covered
-                            by the transfer under way; 0 = none */
-    struct late late;
-};
 
 struct repl {
     struct repl_bus bus;  /* shared with the broker threads */
@@ -97,8 +68,7 @@ struct repl {
     double last_traffic;  /* ev_now a batch of writes went out or was applied */
     double last_writes;   /* ev_now a WRITES batch (or beacon) last went out */
     bool tail_due;        /* writes went out since the last beacon */
-    struct peer peers[MAX_PEERS];
-    size_t npeers;
+    struct seqtrack *seq; /* which batches of each peer were lost */
     uint64_t con_events_seen, queue_losses_seen, pub_events_seen;
     uint64_t last_confirmed; /* confirmed seq last reported to the hook */
     uint64_t malformed_logged; /* bit per rc_status already logged */
@@ -326,8 +296,6 @@ static void send_beacon(struct repl *r)
     if (rc_begin(&b, &h) == 0 && outbox_put(r, &b, "", h.seq, 0, false)) r->beacons_sent++;
 }
 
-static void late_expire(struct repl *r);
-
 static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
@@ -339,169 +307,28 @@ static void on_beacon(struct ev_loop *loop, ev_timer *w, int revents)
         repl_link_up(r))
         send_beacon(r);
     repl_watchdog(&r->bus);
-    late_expire(r);
+    seqtrack_expire(r->seq, ev_now(loop));
     w->repeat = WAIT_BEACON_S;
     ev_timer_again(loop, w);
 }
 
 /* ---- incoming ---- */
 
-static struct peer *peer_find(struct repl *r, const char *id, size_t len)
+/* seqtrack's gap callback: batches of `peer` were lost. */
+static void on_gap(void *arg, const char *peer, uint64_t lost)
 {
-    for (size_t i = 0; i < r->npeers; i++)
-        if (strlen(r->peers[i].id) == len && memcmp(r->peers[i].id, id, len) == 0)
-            return &r->peers[i];
-    if (r->npeers == MAX_PEERS) return NULL;
-    struct peer *p = &r->peers[r->npeers++];
-    memset(p, 0, sizeof *p);
-    memcpy(p->id, id, len);
-    return p;
-}
-
-static void gap(struct repl *r, const struct peer *p, uint64_t lost)
-{
+    struct repl *r = arg;
     r->gaps++;
-    log_warn("replication: lost %" PRIu64 " batches from %s", lost, p->id);
+    log_warn("replication: lost %" PRIu64 " batches from %s", lost, peer);
     repl_sync_request(r->sync, "sequence gap");
 }
 
-static void late_clear(struct late *l)
-{
-    free(l->bits);
-    memset(l, 0, sizeof *l);
-}
-
-/* Cover seqs up to `to` (so l->len reaches to - lo + 1). false: too many. */
-static bool late_cover(struct late *l, uint64_t to)
-{
-    uint64_t len = to - l->lo + 1;
-    if (len > LATE_MAX) return false;
-    if (len > l->len) {
-        size_t old = (size_t)((l->len + 7) / 8), need = (size_t)((len + 7) / 8);
-        uint8_t *nb = realloc(l->bits, need);
-        if (!nb) return false;
-        memset(nb + old, 0, need - old);
-        l->bits = nb;
-        l->len = len;
-    }
-    return true;
-}
-
-static void late_mark(struct late *l, uint64_t seq)
-{
-    uint64_t i = seq - l->lo;
-    l->bits[i / 8] |= (uint8_t)(1u << (i % 8));
-}
-
-static bool late_marked(const struct late *l, uint64_t seq)
-{
-    uint64_t i = seq - l->lo;
-    return l->bits[i / 8] & (1u << (i % 8));
-}
-
-/* The peer's sequence jumped from last to seq: batches last+1 .. seq-1
- * may still come. */
-static void late_skip(struct repl *r, struct peer *p, uint64_t last, uint64_t seq)
-{
-    struct late *l = &p->late;
-    uint64_t lost = seq - last - 1;
-    if (!l->lo) {
-        l->lo = last + 1;
-        l->deadline = ev_now(r->bus.loop) + GAP_GRACE_S;
-    }
-    if (!late_cover(l, seq)) { /* too many to follow: lost */
-        uint64_t missing = l->missing + lost;
-        late_clear(l);
-        gap(r, p, missing);
-        return;
-    }
-    l->missing += lost;
-    late_mark(l, seq);
-}
-
-/* A batch of this incarnation arrived: in order, or one that came late. */
-static void late_arrived(struct peer *p, uint64_t seq)
-{
-    struct late *l = &p->late;
-    if (!l->lo || seq < l->lo) return;
-    if (seq >= l->lo + l->len) {
-        if (late_cover(l, seq)) late_mark(l, seq);
-        return;
-    }
-    if (late_marked(l, seq)) return;
-    late_mark(l, seq);
-    if (--l->missing == 0) late_clear(l); /* everything skipped arrived */
-}
-
-/* Skipped batches whose grace is over are lost. */
-static void late_expire(struct repl *r)
-{
-    double now = ev_now(r->bus.loop);
-    for (size_t i = 0; i < r->npeers; i++) {
-        struct late *l = &r->peers[i].late;
-        if (!l->lo || now < l->deadline) continue;
-        uint64_t missing = l->missing;
-        late_clear(l);
-        gap(r, &r->peers[i], missing);
-    }
-}
-
-/* Track the per-origin sequence of WRITES batches; see "Gaps" above. */
-static void track_seq(struct repl *r, const struct rc_header *h)
-{
-    struct peer *p = peer_find(r, h->origin, h->origin_len);
-    if (!p) return;
-    if (p->incarnation == h->incarnation && p->last_seq) {
-        if (h->seq <= p->last_seq) { /* redelivered, republished, or late */
-            r->duplicates++;
-            late_arrived(p, h->seq);
-            return;
-        }
-        uint64_t last = p->last_seq;
-        p->last_seq = h->seq;
-        if (h->seq == last + 1) {
-            late_arrived(p, h->seq);
-            return;
-        }
-        if (repl_sync_waiting(r->sync)) { /* the transfer under way may cover it */
-            if (h->seq > p->unverified) p->unverified = h->seq;
-            return;
-        }
-        late_skip(r, p, last, h->seq);
-        return;
-    }
-    late_clear(&p->late);
-    p->incarnation = h->incarnation; /* a new incarnation (or a new peer) */
-    p->last_seq = h->seq;
-    p->unverified = 0;
-    if (h->seq <= 1) return;
-    if (repl_sync_waiting(r->sync)) {
-        p->unverified = h->seq;
-        return;
-    }
-    gap(r, p, h->seq - 1);
-}
-
-bool repl_peers_unverified(const struct repl *r)
-{
-    for (size_t i = 0; i < r->npeers; i++)
-        if (r->peers[i].unverified) return true;
-    return false;
-}
+bool repl_peers_unverified(const struct repl *r) { return seqtrack_unverified(r->seq); }
 
 void repl_peer_covered(struct repl *r, const char *id, size_t len, uint64_t incarnation,
                        uint64_t base)
 {
-    struct peer *p = peer_find(r, id, len);
-    if (!p) return;
-    if (p->incarnation != incarnation) { /* we have seen nothing of it yet */
-        p->incarnation = incarnation;
-        p->last_seq = base;
-        p->unverified = 0;
-        return;
-    }
-    if (p->last_seq < base) p->last_seq = base;
-    if (p->unverified && p->unverified <= base + 1) p->unverified = 0;
+    seqtrack_covered(r->seq, id, len, incarnation, base);
 }
 
 #define IDLE_S 2.0 /* repl_idle: no writes either way for this long */
@@ -518,13 +345,7 @@ bool repl_idle(struct repl *r)
 void repl_transfer_ended(struct repl *r, bool first)
 {
     if (first && r->bus.cfg.synced_hook) r->bus.cfg.synced_hook(r->bus.cfg.synced_hook_arg);
-    for (size_t i = 0; i < r->npeers; i++) {
-        struct peer *p = &r->peers[i];
-        if (!p->unverified) continue;
-        uint64_t lost = p->unverified - 1;
-        p->unverified = 0;
-        gap(r, p, lost);
-    }
+    seqtrack_transfer_ended(r->seq);
 }
 
 static void note_lag(struct repl *r, uint64_t version, int64_t now)
@@ -592,7 +413,10 @@ static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
     if (h.kind == RC_KIND_WRITES && !beacon) r->last_traffic = ev_now(r->bus.loop);
     struct rc_reader sync_rd = rd; /* records of DIGESTS, RANGES, ROOT */
     repl_sync_on_message(r->sync, &h, &sync_rd, m->len, false);
-    if (h.kind == RC_KIND_WRITES) track_seq(r, &h);
+    if (h.kind == RC_KIND_WRITES &&
+        seqtrack_batch(r->seq, h.origin, h.origin_len, h.incarnation, h.seq,
+                       repl_sync_waiting(r->sync), ev_now(r->bus.loop)))
+        r->duplicates++;
     if (h.kind != RC_KIND_WRITES && h.kind != RC_KIND_SYNC_DATA) return;
     if (h.kind == RC_KIND_SYNC_DATA && h.target_len && !repl_is_self(r, h.target, h.target_len))
         return; /* a transfer meant for another node */
@@ -720,8 +544,10 @@ struct repl *repl_create(struct ev_loop *loop, const struct repl_config *cfg,
     pthread_cond_init(&bus->outbox_cv, &ca);
     pthread_condattr_destroy(&ca);
 
-    r->sync = repl_sync_create(r, loop, store, cfg->anti_entropy_s);
+    r->seq = seqtrack_create(GAP_GRACE_S, on_gap, r);
+    r->sync = r->seq ? repl_sync_create(r, loop, store, cfg->anti_entropy_s) : NULL;
     if (!r->sync) {
+        seqtrack_destroy(r->seq);
         free(r);
         return NULL;
     }
@@ -808,7 +634,7 @@ void repl_destroy(struct repl *r)
     STOP_UNREF(async, bus->loop, &bus->confirm_async);
     STOP_UNREF(timer, bus->loop, &r->beacon);
     repl_sync_destroy(r->sync);
-    for (size_t i = 0; i < r->npeers; i++) late_clear(&r->peers[i].late);
+    seqtrack_destroy(r->seq);
     struct repl_msg *m;
     while ((m = repl_list_pop(&bus->outbox))) repl_msg_free(m);
     while ((m = repl_list_pop(&bus->inbox))) repl_msg_free(m);

@@ -21,15 +21,15 @@
  * publisher reads (zero timeout) before each burst, where a missed
  * heartbeat shows. rabbitmq-c can still block for ever inside a publish to
  * a frozen broker (waiting for a byte once the heartbeat deadline passed,
- * or on a full send buffer); each thread marks when its current call began
- * and repl_watchdog(), run by the loop, shuts down the socket of a call
- * stuck for longer than 2 heartbeats + WATCHDOG_SLACK_MS.
+ * or on a full send buffer); each thread marks its calls (link_busy) for
+ * the loop's watchdog (repl_amqp.c).
  *
  * Brokers. --rabbitmq_host may list the nodes of a RabbitMQ cluster. Both
  * threads start at the same random entry (so a pool spreads over the
  * cluster) and move to the next one on a failed connect or a lost link,
- * with exponential backoff and jitter between attempts; each change is
- * logged once, not every retry. The node's queue is a quorum queue (or a
+ * with exponential backoff and jitter between attempts (connecting and
+ * moving along the list: repl_amqp.c); each change is logged once, not
+ * every retry. The node's queue is a quorum queue (or a
  * classic one, --rabbitmq_queue_type), bounded by x-max-length-bytes with
  * drop-head (a full queue drops its oldest batches, which the node sees as
  * a gap, and never refuses a publish: one slow node cannot stall the
@@ -37,26 +37,17 @@
  */
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
-#include <errno.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 
 #include "log.h"
+#include "repl_amqp.h"
 #include "repl_internal.h"
 
-#define CONNECT_TIMEOUT_S 2
-#define WATCHDOG_SLACK_MS 1000
-#define RPC_TIMEOUT_S 5
 #define PUB_WINDOW 256
 #define PREFETCH 256
 #define POLL_MS 100
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 3000
 
 /* ---- lists (callers hold r->mu when the list is shared) ---- */
 
@@ -103,251 +94,6 @@ void repl_msg_free(struct repl_msg *m)
     free(m);
 }
 
-/* ---- helpers ---- */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A thread starts (or ends: ms 0) a library call that may block. */
-static void busy(_Atomic int64_t *since, bool on)
-{
-    atomic_store(since, on ? mono_ms() : 0);
-}
-
-/* A thread's socket for the watchdog: conn's, or none (-1) just before
- * conn is destroyed. */
-static void watch_fd(struct repl_bus *r, int *slot, amqp_connection_state_t conn)
-{
-    pthread_mutex_lock(&r->mu);
-    *slot = conn ? amqp_get_sockfd(conn) : -1;
-    pthread_mutex_unlock(&r->mu);
-}
-
-void repl_watchdog(struct repl_bus *r)
-{
-    int64_t limit = 2 * (int64_t)r->cfg.heartbeat_s * 1000 + WATCHDOG_SLACK_MS;
-    int64_t now = mono_ms();
-    struct { _Atomic int64_t *since; int *fd; const char *who; } t[2] = {
-        {&r->pub_busy_ms, &r->pub_fd, "publisher"}, {&r->con_busy_ms, &r->con_fd, "consumer"}};
-    for (int i = 0; i < 2; i++) {
-        int64_t since = atomic_load(t[i].since);
-        if (!since || now - since <= limit) continue;
-        pthread_mutex_lock(&r->mu);
-        int fd = *t[i].fd;
-        if (fd >= 0) shutdown(fd, SHUT_RDWR); /* the stuck call fails; the thread reconnects */
-        pthread_mutex_unlock(&r->mu);
-        if (fd < 0) continue;
-        atomic_store(t[i].since, 0);
-        atomic_fetch_add(&r->watchdog_resets, 1);
-        log_warn("replication: %s stuck in a broker call for %lld ms (broker frozen?): "
-                 "dropping the link", t[i].who, (long long)(now - since));
-    }
-}
-
-static bool stopping(struct repl_bus *r)
-{
-    pthread_mutex_lock(&r->mu);
-    bool s = r->stop;
-    pthread_mutex_unlock(&r->mu);
-    return s;
-}
-
-/* Sleep ms, or less if stop is raised. */
-static void nap(struct repl_bus *r, unsigned ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&r->mu);
-    if (!r->stop) pthread_cond_timedwait(&r->outbox_cv, &r->mu, &ts);
-    pthread_mutex_unlock(&r->mu);
-}
-
-static unsigned next_backoff(unsigned cur)
-{
-    unsigned n = cur * 2;
-    if (n > BACKOFF_MAX_MS) n = BACKOFF_MAX_MS;
-    return n / 2 + (unsigned)(rand() % (int)(n / 2 + 1)); /* jitter: [n/2, n] */
-}
-
-/* The next broker of the list after a failure on *at (a no-op with one). */
-static void failover(struct repl_bus *r, _Atomic size_t *at)
-{
-    if (r->cfg.nbrokers < 2) return;
-    atomic_store(at, (atomic_load(at) + 1) % r->cfg.nbrokers);
-    atomic_fetch_add(&r->failovers, 1);
-}
-
-static const char *broker_name(const struct repl_bus *r, size_t at)
-{
-    static __thread char buf[RC_MAX_ID_LEN + 8];
-    snprintf(buf, sizeof buf, "%s:%u", r->cfg.brokers[at].host, r->cfg.brokers[at].port);
-    return buf;
-}
-
-static const char *reply_error(amqp_rpc_reply_t rep)
-{
-    static __thread char buf[128];
-    switch (rep.reply_type) {
-    case AMQP_RESPONSE_NORMAL: return "ok";
-    case AMQP_RESPONSE_NONE: return "no reply";
-    case AMQP_RESPONSE_LIBRARY_EXCEPTION: return amqp_error_string2(rep.library_error);
-    case AMQP_RESPONSE_SERVER_EXCEPTION:
-        if (rep.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-            amqp_connection_close_t *m = rep.reply.decoded;
-            snprintf(buf, sizeof buf, "server closed connection: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else if (rep.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-            amqp_channel_close_t *m = rep.reply.decoded;
-            snprintf(buf, sizeof buf, "server closed channel: %u %.*s", m->reply_code,
-                     (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-        } else {
-            snprintf(buf, sizeof buf, "server exception 0x%08x", rep.reply.id);
-        }
-        return buf;
-    }
-    return "unknown";
-}
-
-static void link_close(amqp_connection_state_t conn, bool polite)
-{
-    if (!conn) return;
-    if (polite) {
-        amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
-        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
-    }
-    amqp_destroy_connection(conn);
-}
-
-/* A TLS failure explained for the log: what failed, rabbitmq-c's words for
- * it, and what to check. Thread-local, like reply_error's buffer. */
-static const char *tls_error(int rc)
-{
-    static __thread char buf[320];
-    const char *what, *hint;
-    switch (rc) {
-    case AMQP_STATUS_SSL_PEER_VERIFY_FAILED:
-        what = "TLS verification of the broker's certificate failed";
-        hint = "is it signed by the CA in --rabbitmq_cacert?";
-        break;
-    case AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED:
-        what = "TLS verification of the broker's host name failed";
-        hint = "does its certificate name --rabbitmq_host?";
-        break;
-    case AMQP_STATUS_SSL_CONNECTION_FAILED:
-        what = "TLS handshake with the broker failed";
-        hint = "is --rabbitmq_port a TLS listener, and does it accept our certificate?";
-        break;
-    case AMQP_STATUS_SSL_ERROR: /* e.g. a TLS 1.3 alert read during login */
-        what = "TLS error on the broker link";
-        hint = "did the broker refuse our --rabbitmq_cert? see the broker's log";
-        break;
-    default:
-        what = "TLS error on the broker link";
-        hint = "see the broker's log";
-        break;
-    }
-    snprintf(buf, sizeof buf, "%s: %s; %s", what, amqp_error_string2(rc), hint);
-    return buf;
-}
-
-/* The socket for a new connection: plain TCP, or TLS set up from the
- * --rabbitmq_tls* flags. NULL with *why set on failure (conn keeps
- * ownership of a socket it made). */
-static amqp_socket_t *link_socket(struct repl_bus *r, amqp_connection_state_t conn,
-                                  const char **why)
-{
-    if (!r->cfg.tls) {
-        amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-        if (!sock) *why = amqp_error_string2(AMQP_STATUS_NO_MEMORY);
-        return sock;
-    }
-    amqp_socket_t *sock = amqp_ssl_socket_new(conn);
-    if (!sock) {
-        *why = "TLS setup failed: cannot create a TLS socket";
-        return NULL;
-    }
-    /* rabbitmq-c 0.11 checks the chain and the name after the handshake.
-     * It only turns SSLv3 off by default: ask for TLS 1.2 or later (1.3
-     * stays allowed: 0.11 never sets SSL_OP_NO_TLSv1_3). */
-    amqp_ssl_socket_set_verify_peer(sock, r->cfg.tls_verify ? 1 : 0);
-    amqp_ssl_socket_set_verify_hostname(sock, r->cfg.tls_verify ? 1 : 0);
-    if (amqp_ssl_socket_set_ssl_versions(sock, AMQP_TLSv1_2, AMQP_TLSvLATEST) != AMQP_STATUS_OK) {
-        *why = "TLS setup failed: cannot require TLS 1.2 or later";
-        return NULL;
-    }
-    if (r->cacert[0] && amqp_ssl_socket_set_cacert(sock, r->cacert) != AMQP_STATUS_OK) {
-        *why = "TLS setup failed: cannot load --rabbitmq_cacert (not PEM certificates?)";
-        return NULL;
-    }
-    if (r->cert[0] && amqp_ssl_socket_set_key(sock, r->cert, r->key) != AMQP_STATUS_OK) {
-        *why = "TLS setup failed: cannot load --rabbitmq_cert/--rabbitmq_key (not PEM, "
-               "encrypted key, or key does not match the certificate?)";
-        return NULL;
-    }
-    return sock;
-}
-
-/* Connect to broker `at` of the list, log in, open channel 1, declare the
- * exchange. NULL on failure with *why set. */
-static amqp_connection_state_t link_open(struct repl_bus *r, size_t at, const char **why)
-{
-    const struct repl_broker *b = &r->cfg.brokers[at];
-    amqp_connection_state_t conn = amqp_new_connection();
-    if (!conn) {
-        *why = "out of memory";
-        return NULL;
-    }
-    amqp_socket_t *sock = link_socket(r, conn, why);
-    if (!sock) {
-        amqp_destroy_connection(conn);
-        return NULL;
-    }
-    struct timeval ct = {CONNECT_TIMEOUT_S, 0}, rt = {RPC_TIMEOUT_S, 0};
-    int rc = amqp_socket_open_noblock(sock, b->host, b->port, &ct);
-    if (rc != AMQP_STATUS_OK) {
-        bool tls_rc = rc <= AMQP_STATUS_SSL_ERROR && rc > _AMQP_STATUS_SSL_NEXT_VALUE;
-        *why = r->cfg.tls && tls_rc ? tls_error(rc) : amqp_error_string2(rc);
-        amqp_destroy_connection(conn);
-        return NULL;
-    }
-    amqp_set_rpc_timeout(conn, &rt);
-    amqp_set_handshake_timeout(conn, &rt);
-    amqp_rpc_reply_t rep = amqp_login(conn, r->vhost, 0, 131072, (int)r->cfg.heartbeat_s,
-                                      AMQP_SASL_METHOD_PLAIN, r->user, r->password);
-    if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-        /* with TLS 1.3 the broker may refuse our certificate only now */
-        bool tls_rc = rep.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
-                      rep.library_error <= AMQP_STATUS_SSL_ERROR &&
-                      rep.library_error > _AMQP_STATUS_SSL_NEXT_VALUE;
-        *why = r->cfg.tls && tls_rc ? tls_error(rep.library_error) : reply_error(rep);
-        amqp_destroy_connection(conn);
-        return NULL;
-    }
-    amqp_channel_open(conn, 1);
-    rep = amqp_get_rpc_reply(conn);
-    if (rep.reply_type == AMQP_RESPONSE_NORMAL) {
-        amqp_exchange_declare(conn, 1, amqp_cstring_bytes(r->exchange),
-                              amqp_cstring_bytes("fanout"), 0, 1, 0, 0, amqp_empty_table);
-        rep = amqp_get_rpc_reply(conn);
-    }
-    if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-        *why = reply_error(rep);
-        amqp_destroy_connection(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 /* ---- publisher ---- */
 
 struct pub {
@@ -370,20 +116,20 @@ static void pub_drop(struct pub *p, const char *why, bool next_broker)
     if (p->conn) {
         if (!p->troubled)
             log_warn("replication: publisher lost the link to broker %s (%s); reconnecting",
-                     broker_name(r, atomic_load(&r->pub_broker)), why);
+                     link_broker_name(r, atomic_load(&r->pub_broker)), why);
         else
             log_debug("replication: publisher lost the link to broker %s (%s) again",
-                      broker_name(r, atomic_load(&r->pub_broker)), why);
+                      link_broker_name(r, atomic_load(&r->pub_broker)), why);
         p->troubled = true;
-        watch_fd(r, &r->pub_fd, NULL);
+        link_watch_fd(r, &r->pub_fd, NULL);
         amqp_destroy_connection(p->conn);
         p->conn = NULL;
         atomic_store(&r->pub_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
-        if (next_broker) failover(r, &r->pub_broker);
+        if (next_broker) link_failover(r, &r->pub_broker);
         else {
-            nap(r, p->backoff);
-            p->backoff = next_backoff(p->backoff);
+            link_nap(r, p->backoff);
+            p->backoff = link_next_backoff(p->backoff);
         }
     }
     pthread_mutex_lock(&r->mu);
@@ -462,7 +208,7 @@ static bool pub_connect(struct pub *p, bool *was_down)
         amqp_confirm_select(conn, 1);
         amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
         if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-            why = reply_error(rep);
+            why = link_reply_error(rep);
             amqp_destroy_connection(conn);
             conn = NULL;
         }
@@ -470,23 +216,23 @@ static bool pub_connect(struct pub *p, bool *was_down)
     if (!conn) {
         if (!*was_down)
             log_warn("replication: publisher cannot reach broker %s (%s); retrying%s",
-                     broker_name(r, at), why,
+                     link_broker_name(r, at), why,
                      r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
         *was_down = true;
-        failover(r, &r->pub_broker);
-        nap(r, p->backoff);
-        p->backoff = next_backoff(p->backoff);
+        link_failover(r, &r->pub_broker);
+        link_nap(r, p->backoff);
+        p->backoff = link_next_backoff(p->backoff);
         return false;
     }
     p->conn = conn;
-    watch_fd(r, &r->pub_fd, conn);
+    link_watch_fd(r, &r->pub_fd, conn);
     p->next_tag = 1;
     *was_down = false;
     atomic_store(&r->pub_up, 1);
     atomic_fetch_add(&r->pub_events, 1);
     ev_async_send(r->loop, &r->inbox_async); /* the loop sends a sequence beacon */
     log_info("replication: publisher connected to broker %s, exchange '%s'",
-             broker_name(r, at), r->exchange);
+             link_broker_name(r, at), r->exchange);
     return true;
 }
 
@@ -511,7 +257,7 @@ static void *pub_main(void *arg)
         if (!p.conn) {
             if (!pub_connect(&p, &was_down)) continue;
         }
-        busy(&r->pub_busy_ms, true);
+        link_busy(&r->pub_busy_ms, true);
         pub_read_frames(&p, 0); /* acks; and a missed heartbeat shows here */
         /* publish up to the window */
         while (p.conn && p.inflight.count < PUB_WINDOW) {
@@ -534,7 +280,7 @@ static void *pub_main(void *arg)
             }
         }
         if (!p.conn) {
-            busy(&r->pub_busy_ms, false);
+            link_busy(&r->pub_busy_ms, false);
             continue;
         }
         if (p.inflight.head) {
@@ -542,23 +288,23 @@ static void *pub_main(void *arg)
             bool more = r->outbox.head != NULL && p.inflight.count < PUB_WINDOW;
             pthread_mutex_unlock(&r->mu);
             pub_read_frames(&p, more ? 0 : 20);
-            busy(&r->pub_busy_ms, false);
+            link_busy(&r->pub_busy_ms, false);
             continue;
         }
-        busy(&r->pub_busy_ms, false);
+        link_busy(&r->pub_busy_ms, false);
         /* idle: wait for work, but call into the library every POLL_MS so
          * heartbeats are sent and a dead link is noticed */
-        nap(r, POLL_MS);
+        link_nap(r, POLL_MS);
         pthread_mutex_lock(&r->mu);
         bool work = r->outbox.head != NULL;
         pthread_mutex_unlock(&r->mu);
         if (!work && p.conn) {
-            busy(&r->pub_busy_ms, true);
+            link_busy(&r->pub_busy_ms, true);
             pub_read_frames(&p, 0);
-            busy(&r->pub_busy_ms, false);
+            link_busy(&r->pub_busy_ms, false);
         }
     }
-    watch_fd(r, &r->pub_fd, NULL);
+    link_watch_fd(r, &r->pub_fd, NULL);
     if (p.conn) link_close(p.conn, true);
     atomic_store(&r->pub_up, 0);
     pthread_mutex_lock(&r->mu);
@@ -696,7 +442,7 @@ static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why,
         rep = amqp_get_rpc_reply(conn);
     }
     if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-        *why = reply_error(rep);
+        *why = link_reply_error(rep);
         amqp_destroy_connection(conn);
         return NULL;
     }
@@ -711,7 +457,7 @@ static void *con_main(void *arg)
     bool was_down = false;
     uint64_t gen = 0, acked = 0, delivered = 0;
 
-    while (!stopping(r)) {
+    while (!link_stopping(r)) {
         if (!conn) {
             const char *why = "?";
             bool existed = false;
@@ -720,15 +466,15 @@ static void *con_main(void *arg)
             if (!conn) {
                 if (!was_down)
                     log_warn("replication: consumer cannot use broker %s (%s); retrying%s",
-                             broker_name(r, at), why,
+                             link_broker_name(r, at), why,
                              r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
                 was_down = true;
-                failover(r, &r->con_broker);
-                nap(r, backoff);
-                backoff = next_backoff(backoff);
+                link_failover(r, &r->con_broker);
+                link_nap(r, backoff);
+                backoff = link_next_backoff(backoff);
                 continue;
             }
-            watch_fd(r, &r->con_fd, conn);
+            link_watch_fd(r, &r->con_fd, conn);
             gen++;
             acked = 0;
             delivered = 0;
@@ -740,13 +486,13 @@ static void *con_main(void *arg)
             atomic_fetch_add(&r->con_events, 1);
             ev_async_send(r->loop, &r->inbox_async); /* the loop decides on a sync */
             log_info("replication: consuming queue '%s' on broker %s", r->queue,
-                     broker_name(r, at));
+                     link_broker_name(r, at));
         }
         /* ack what the loop has applied */
         pthread_mutex_lock(&r->mu);
         uint64_t tag = r->ack_gen == gen ? r->ack_tag : 0;
         pthread_mutex_unlock(&r->mu);
-        busy(&r->con_busy_ms, true);
+        link_busy(&r->con_busy_ms, true);
         if (tag > acked) {
             amqp_basic_ack(conn, 1, tag, 1);
             acked = tag;
@@ -757,7 +503,7 @@ static void *con_main(void *arg)
          * them, or a full prefetch window stalls delivery for POLL_MS */
         struct timeval tv = {0, delivered > acked ? 1000 : POLL_MS * 1000};
         amqp_rpc_reply_t res = amqp_consume_message(conn, &env, &tv, 0);
-        busy(&r->con_busy_ms, false);
+        link_busy(&r->con_busy_ms, false);
         if (res.reply_type == AMQP_RESPONSE_NORMAL) {
             struct repl_msg *m = calloc(1, sizeof *m);
             char *data = m ? malloc(env.message.body.len ? env.message.body.len : 1) : NULL;
@@ -795,17 +541,17 @@ static void *con_main(void *arg)
                 continue;
         }
         log_warn("replication: consumer lost the link to broker %s (%s); reconnecting",
-                 broker_name(r, atomic_load(&r->con_broker)),
+                 link_broker_name(r, atomic_load(&r->con_broker)),
                  res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-                     ? amqp_error_string2(res.library_error) : reply_error(res));
-        watch_fd(r, &r->con_fd, NULL);
+                     ? amqp_error_string2(res.library_error) : link_reply_error(res));
+        link_watch_fd(r, &r->con_fd, NULL);
         amqp_destroy_connection(conn);
         conn = NULL;
         atomic_store(&r->con_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
-        failover(r, &r->con_broker);
+        link_failover(r, &r->con_broker);
     }
-    watch_fd(r, &r->con_fd, NULL);
+    link_watch_fd(r, &r->con_fd, NULL);
     if (conn) link_close(conn, true);
     atomic_store(&r->con_up, 0);
     return NULL;
