@@ -433,6 +433,8 @@ void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, struct
     case RC_KIND_SYNC_DONE:
         if (y->waiting && h->aux == y->session && for_me) on_answer(y, h, rd, len);
         return;
+    case RC_KIND_SUMMARY: /* key summaries: this node does not take them */
+    case RC_KIND_WANTS:
     case RC_KIND_WRITES:
         return;
     }
