@@ -76,6 +76,7 @@ STORE_MODS := store table ttlheap rdigest
 UNIT_OBJS_test_config     := config options log
 UNIT_OBJS_test_glob       := glob
 UNIT_OBJS_test_http       := http
+UNIT_OBJS_test_ksum       := ksum
 UNIT_OBJS_test_latency    :=
 UNIT_OBJS_test_mc_proto   := mc_proto mc_meta mc_reply
 UNIT_OBJS_test_merge      := $(STORE_MODS)

@@ -18,14 +18,17 @@ private RabbitMQ broker and node A holding 1M keys of 32 B values
                an incremental transfer. Measured: the same figures, plus
                what the bytes were: DIGESTS (NODE records of 16 children's
                digests, counted by A's sync_digests_sent) vs item records
-               (the rest; A's log says how many items it sent), and what B
-               pushed back to A (sync_bytes_sent, the same leaves' items).
+               (the rest; A's sync_items_sent counts them), and what B sent
+               A (its sync_bytes_sent: its key summaries of the leaves that
+               differ, sync_summaries_sent, and its push of the keys A
+               asked back, sync_wants_sent / B's sync_items_sent).
 
 Goal (issue 14): incremental bytes <= 5% of the full transfer's, <= 5 s.
-With 2^16 leaves and 1M keys a leaf holds ~15 keys, so a leaf that differs
-in one key sends all of them: 1% of the keys changed touch ~14% of the
-leaves (65536 x (1 - e^(-10000/65536))), which bounds what range digests
-at this granularity can save; the summary shows the split.
+With 2^16 leaves and 1M keys a leaf holds ~15 keys, and 1% of the keys
+changed touch ~14% of the leaves (65536 x (1 - e^(-10000/65536))); below
+the leaves, key summaries (32 B per key of B's in those leaves, B to A)
+let A send only the changed keys. The summary shows the split, and the
+bytes through the broker both ways.
 
 Environment: BENCH_RESYNC_ROUNDS (3), BENCH_RESYNC_KEYS (1000000),
 BENCH_RESYNC_CHANGED (0.01), BENCH_QUICK=1 (1 round), VITAMIN_BIN / BENCH_BIN
@@ -95,13 +98,6 @@ def wait_equal(a, b, done, what):
         time.sleep(0.05)
 
 
-def items_sent(nd, to):
-    """Items nd's log says it sent to node `to` (leaf-filtered streams)."""
-    return sum(int(m.group(1)) for m in re.finditer(
-        r"sent (\d+) items to %s \(the ranges that differ\)" % re.escape(to),
-        nd.log_text(1 << 22)))
-
-
 def one_round(rnd, broker, a):
     bid = "rb%d" % rnd
     proxy = TcpProxy(broker.port)
@@ -129,12 +125,11 @@ def one_round(rnd, broker, a):
                     what="A's outbox empty")
         B.wait_quiet()
         sa2, sb_cut = stats(a), stats(b)
-        items_a0, items_b0 = items_sent(a, bid), items_sent(b, "ra")
         proxy.heal()
         incr_wall, reconnect, _ = wait_equal(
             a, b, lambda s: s["sync_completed"] >= 2 and s["repl_state"] == "up",
             "incremental transfer")
-        time.sleep(0.5)  # the push B sends A, and its log line
+        time.sleep(0.5)  # the push B sends A
         sa3, sb3 = stats(a), stats(b)
         assert sb3["sync_full"] == 1 and sb3["sync_incremental"] >= 1, sb3
 
@@ -142,8 +137,9 @@ def one_round(rnd, broker, a):
         incr_bytes = sb3["sync_bytes_received"] - full_bytes
         digests = sa3["sync_digests_sent"] - sa2["sync_digests_sent"]
         digest_bytes = digests * NODE_RECORD
-        items = items_sent(a, bid) - items_a0
-        pushed = items_sent(b, "ra") - items_b0
+        items = sa3["sync_items_sent"] - sa2["sync_items_sent"]
+        pushed = sb3["sync_items_sent"] - sb_cut["sync_items_sent"]
+        b_sent = sb3["sync_bytes_sent"] - sb_cut["sync_bytes_sent"]
         expect_leaves = LEAVES * (1 - math.exp(-len(changed) / LEAVES))
         row = {
             "round": rnd, "keys": KEYS, "changed": len(changed),
@@ -167,18 +163,26 @@ def one_round(rnd, broker, a):
             "items_received": items,
             "keys_per_leaf": round(KEYS / LEAVES, 2),
             "items_per_leaf": round(items / max(1, sb3["sync_leaves_requested"]), 2),
+            "b_summaries": sb3["sync_summaries_sent"] - sb_cut["sync_summaries_sent"],
+            "a_wants": sa3["sync_wants_sent"] - sa2["sync_wants_sent"],
             "b_pushed_items": pushed,
-            "b_pushed_bytes": sb3["sync_bytes_sent"] - sb_cut["sync_bytes_sent"],
+            "b_sent_bytes": b_sent,
+            "both_ways_bytes": incr_bytes + b_sent,
+            "both_ways_pct": round(100.0 * (incr_bytes + b_sent) / full_bytes, 2),
         }
         log("  round %d: full %d bytes, %d ms (%.1f s to equal digests); "
             "incremental %d bytes = %.2f%% of full, %d ms (%.1f s to equal "
             "digests after the link was back, %.1f s to reconnect); "
             "%d leaves requested (%d expected), %d digests (%d bytes), "
-            "%d items received (%.1f per leaf), B pushed %d items (%d bytes)"
+            "%d items received (%.1f per leaf); B sent %d key summaries, "
+            "pushed %d items (A wanted %d), %d bytes; both ways %d bytes = "
+            "%.2f%% of full"
             % (rnd, full_bytes, row["full_ms"], full_wall, incr_bytes,
                row["incr_pct"], row["incr_ms"], row["incr_wall_s"], reconnect,
                row["leaves_requested"], expect_leaves, digests, digest_bytes,
-               items, row["items_per_leaf"], pushed, row["b_pushed_bytes"]))
+               items, row["items_per_leaf"], row["b_summaries"], pushed,
+               row["a_wants"], b_sent, row["both_ways_bytes"],
+               row["both_ways_pct"]))
         return row
     finally:
         b.stop()
@@ -215,12 +219,17 @@ def summary_md(rows, env):
            "| DIGESTS | %d NODE records x %d B = %d B (%.1f%% of the incremental bytes) |"
            % (med["digests_sent"], NODE_RECORD, med["digest_bytes"],
               100.0 * med["digest_bytes"] / med["incr_bytes"]),
-           "| item records | %d items, %.1f per leaf requested (%.1f keys per leaf on "
-           "average): %d B (%.1f%%) |"
+           "| item records (and a few message headers) | %d items, %.1f per leaf "
+           "requested (%.1f keys per leaf on average): %d B (%.1f%%) |"
            % (med["items_received"], med["items_per_leaf"], med["keys_per_leaf"],
               med["item_bytes"], 100.0 * med["item_bytes"] / med["incr_bytes"]),
-           "| B's push of the same leaves to A | %d items, %d B (not in the bytes "
-           "received) |" % (med["b_pushed_items"], med["b_pushed_bytes"]),
+           "| B to A (not in the bytes received): key summaries, then its push "
+           "of the keys A asked back | %d summaries, %d keys asked back, %d "
+           "items pushed: %d B |"
+           % (med["b_summaries"], med["a_wants"], med["b_pushed_items"],
+              med["b_sent_bytes"]),
+           "| both ways through the broker | %d B (%.2f%% of the full "
+           "transfer) |" % (med["both_ways_bytes"], med["both_ways_pct"]),
            "",
            "Vitamin %s; %s; RabbitMQ %s; %d CPUs (%s); nothing pinned."
            % (env["commit"], env["vitamin"], env["rabbitmq"], env["nproc"],

@@ -11,6 +11,7 @@
 #ifndef VITAMIN_HLC_H
 #define VITAMIN_HLC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define HLC_LOGICAL_BITS 16
@@ -31,6 +32,13 @@ static inline uint64_t hlc_tick(struct hlc *c, int64_t now_ms)
 static inline void hlc_observe(struct hlc *c, uint64_t version)
 {
     if (version > c->last) c->last = version;
+}
+
+/* Is stamp (v, o) newer than (cur_v, cur_o)? Versions first, then the
+ * origin tags (last-writer-wins, store.h). */
+static inline bool hlc_stamp_newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
+{
+    return v > cur_v || (v == cur_v && o > cur_o);
 }
 
 static inline int64_t hlc_physical_ms(uint64_t version)

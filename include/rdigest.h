@@ -21,6 +21,7 @@
 #ifndef VITAMIN_RDIGEST_H
 #define VITAMIN_RDIGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,8 +40,31 @@ void rdigest_free(struct rdigest *d);
 /* Bytes the tree holds (for memory accounting). */
 size_t rdigest_bytes(void);
 
+/* The 64-bit hash of a key that places it: XXH3_64, seed 0. State
+ * transfer names keys by it (docs/replication.md, "Key summaries"). */
+uint64_t rdigest_key_hash(const char *key, size_t key_len);
+
+/* The leaf of a key hash: its top 16 bits. */
+static inline uint32_t rdigest_leaf_of_hash(uint64_t hash)
+{
+    return (uint32_t)(hash >> 48);
+}
+
 /* The leaf of a key. */
 uint32_t rdigest_leaf_of(const char *key, size_t key_len);
+
+/* A set of leaves as a bitmap of RDIGEST_BITMAP_BYTES bytes. */
+#define RDIGEST_BITMAP_BYTES (RDIGEST_LEAVES / 8)
+
+static inline void rdigest_bitmap_add(uint8_t *bits, uint32_t leaf)
+{
+    bits[leaf >> 3] |= (uint8_t)(1u << (leaf & 7));
+}
+
+static inline bool rdigest_bitmap_has(const uint8_t *bits, uint32_t leaf)
+{
+    return bits[leaf >> 3] & (1u << (leaf & 7));
+}
 
 /* Nodes on level L. */
 static inline uint32_t rdigest_width(unsigned level)

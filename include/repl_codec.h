@@ -10,30 +10,41 @@
  *   0      4     magic "VTMB"
  *   4      1     format version = 2 (1 is accepted on input, see below)
  *   5      1     kind: 1 WRITES, 2 SYNC_REQUEST, 3 SYNC_DATA, 4 SYNC_DONE,
- *                5 DIGESTS, 6 RANGES, 7 ROOT (the last three: version 2)
+ *                5 DIGESTS, 6 RANGES, 7 ROOT, 8 SUMMARY, 9 WANTS (5..9:
+ *                version 2)
  *   6      2     origin id length N (1..255)
  *   8      N     origin id (the sending node's --node_id, bytes)
  *   8+N    8     incarnation (random per process start; seq restarts with it)
  *   16+N   8     seq: WRITES: per (origin, incarnation) batch number 1, 2, ...;
  *                SYNC_DATA / SYNC_DONE: per transfer message number 1, 2, ...;
  *                SYNC_REQUEST: 0
- *                DIGESTS: numbered with the SYNC_DATA of the same transfer
- *   24+N   8     aux: SYNC_*, DIGESTS, RANGES: the transfer's session id;
+ *                DIGESTS, WANTS: numbered with the SYNC_DATA of the same
+ *                transfer; SUMMARY: 1, 2, ... per (session, peer)
+ *   24+N   8     aux: SYNC_*, DIGESTS, RANGES, SUMMARY, WANTS: the
+ *                transfer's session id;
  *                ROOT: 1 if the sender was idle (nothing written or
  *                applied lately); WRITES: 0
- *   32+N   8     base: SYNC_DATA / SYNC_DONE / DIGESTS: the sender's last
- *                WRITES seq when its transfer began; SYNC_REQUEST: the mode
- *                asked for, 0 full, 1 incremental; otherwise 0
- *   40+N   8     total: SYNC_DONE: records the transfer sent; otherwise 0
+ *   32+N   8     base: SYNC_DATA / SYNC_DONE / DIGESTS / WANTS: the
+ *                sender's last WRITES seq when its transfer began;
+ *                SYNC_REQUEST: the mode asked for, 0 full, 1 incremental;
+ *                RANGES: 1 everything; SUMMARY: 1 on the last one;
+ *                otherwise 0
+ *   40+N   8     total: SYNC_DONE: records the transfer sent; DIGESTS:
+ *                RC_FEATURE_KEYSUMS if the sender takes SUMMARY messages;
+ *                RANGES of leaves: 1 if SUMMARY messages follow; WANTS: 1
+ *                "every item of the leaves" (records ignored); otherwise 0
  *   48+N   2     target id length T (0..255): SYNC_DATA, SYNC_DONE,
- *                DIGESTS, RANGES: the node the message is for (SYNC_DATA of
- *                a push to the pool: 0); WRITES, SYNC_REQUEST, ROOT: 0
+ *                DIGESTS, RANGES, SUMMARY, WANTS: the node the message is
+ *                for (SYNC_DATA of a push to the pool: 0); WRITES,
+ *                SYNC_REQUEST, ROOT: 0
  *   50+N   T     target id
  *   50+N+T 4     record count C
  *   then C records:
- *          1     op: 1 SET, 2 DEL, 3 EXPIRE, 4 FLUSH, 5 EXPIRED, 6 NODE
- *          2     key length K (1..1024; FLUSH: 0; NODE: 5)
- *          4     value length V (DEL, FLUSH, EXPIRED: 0; NODE: 0, 8 or 128)
+ *          1     op: 1 SET, 2 DEL, 3 EXPIRE, 4 FLUSH, 5 EXPIRED, 6 NODE,
+ *                7 SUMS, 8 HASHES
+ *          2     key length K (1..1024; FLUSH, SUMS, HASHES: 0; NODE: 5)
+ *          4     value length V (DEL, FLUSH, EXPIRED: 0; NODE: 0, 8 or
+ *                128; SUMS: 32n, HASHES: 8n, n >= 1)
  *          4     client flags (memcached's 32-bit flags; 0 unless SET/EXPIRE)
  *          8     expire_ms (int64, absolute unix ms, 0 = never)
  *          8     version: stamp of the value (HLC: unix ms << 16 | logical)
@@ -50,6 +61,13 @@
  * or its 16 children's digests (DIGESTS), all little-endian; flags, expiry
  * and stamps are 0. NODE records appear only in DIGESTS, RANGES and ROOT
  * messages, and those carry nothing else.
+ *
+ * A SUMS record (only in SUMMARY messages, which carry nothing else) is an
+ * array of key summaries, RC_SUM_SIZE bytes each: the key's hash (XXH3-64,
+ * seed 0: rdigest.h), its value stamp (version, origin tag) and its expiry
+ * stamp (exp_version, exp origin tag). A HASHES record (only in WANTS,
+ * which carry nothing else) is an array of 8-byte key hashes. Neither has
+ * a key; flags, expiry and stamps are 0.
  *
  * Version 1 had no base/total and 27-byte records (op K V expire_ms version
  * origin, no flags and no expiry stamp); a version-1 record is read as one
@@ -77,7 +95,12 @@ enum rc_kind {
     RC_KIND_DIGESTS = 5, /* a peer's digests of the nodes asked for */
     RC_KIND_RANGES = 6,  /* nodes asked for: their children, or a leaf's items */
     RC_KIND_ROOT = 7,    /* anti-entropy: a node's root digest */
+    RC_KIND_SUMMARY = 8, /* the requester's key summaries of the leaves that differ */
+    RC_KIND_WANTS = 9,   /* keys the serving side asks back from the requester */
 };
+
+/* DIGESTS' total: the key-summary step the sender serves (a bit set). */
+#define RC_FEATURE_KEYSUMS 1u
 
 /* How a receiver merges a record: docs/replication.md, "Merge rules". */
 enum rc_op {
@@ -89,10 +112,14 @@ enum rc_op {
     RC_OP_EXPIRED = 5,/* a value that expired, bytes gone: its stamps and
                          expiry only (state transfer of an expiry's tombstone) */
     RC_OP_NODE = 6,   /* a range-digest tree node (see above) */
+    RC_OP_SUMS = 7,   /* key summaries (see above) */
+    RC_OP_HASHES = 8, /* key hashes (see above) */
 };
 
 #define RC_NODE_KEY_LEN 5
 #define RC_NODE_LEVELS 5 /* rdigest.h: levels 0..4 */
+#define RC_SUM_SIZE 32   /* bytes of a key summary in a SUMS record */
+#define RC_HASH_SIZE 8   /* bytes of a key hash in a HASHES record */
 
 struct rc_header {
     enum rc_kind kind;
@@ -120,6 +147,15 @@ struct rc_record {
     uint64_t version;
     uint32_t origin_tag;
     uint64_t exp_version;
+    uint32_t exp_origin_tag;
+};
+
+/* One key summary of a SUMS record. */
+struct rc_sum {
+    uint64_t hash;           /* XXH3-64 of the key, seed 0 */
+    uint64_t version;        /* value register stamp */
+    uint32_t origin_tag;
+    uint64_t exp_version;    /* expiry register stamp */
     uint32_t exp_origin_tag;
 };
 
@@ -169,5 +205,15 @@ enum rc_status rc_decode(const char *data, size_t len, struct rc_header *h,
 /* Next record; returns false when none is left. */
 bool rc_next(struct rc_reader *rd, struct rc_record *r);
 const char *rc_status_name(enum rc_status st);
+
+/* ---- entries of SUMS and HASHES records (little-endian, as above) ---- */
+/* Write s as RC_SUM_SIZE bytes at out. */
+void rc_sum_put(char *out, const struct rc_sum *s);
+/* Entry i of a SUMS record's value (i < value_len / RC_SUM_SIZE). */
+void rc_sum_get(const struct rc_record *r, size_t i, struct rc_sum *s);
+/* Write hash as RC_HASH_SIZE bytes at out. */
+void rc_hash_put(char *out, uint64_t hash);
+/* Entry i of a HASHES record's value (i < value_len / RC_HASH_SIZE). */
+uint64_t rc_hash_get(const struct rc_record *r, size_t i);
 
 #endif

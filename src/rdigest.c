@@ -36,7 +36,12 @@ void rdigest_free(struct rdigest *d)
     for (unsigned l = 0; l < RDIGEST_LEVELS; l++) d->level[l] = NULL;
 }
 
+uint64_t rdigest_key_hash(const char *key, size_t key_len)
+{
+    return XXH3_64bits(key, key_len);
+}
+
 uint32_t rdigest_leaf_of(const char *key, size_t key_len)
 {
-    return (uint32_t)(XXH3_64bits(key, key_len) >> 48);
+    return rdigest_leaf_of_hash(rdigest_key_hash(key, key_len));
 }

@@ -138,15 +138,46 @@ static bool value_op(unsigned op)
     return op == RC_OP_SET || op == RC_OP_EXPIRE;
 }
 
-/* The kinds whose records are NODE records (and only those). */
-static bool node_kind(unsigned kind)
+/* The op every record of a kind must have, or 0: any of SET .. EXPIRED.
+ * The ops NODE, SUMS and HASHES appear in their kinds only. */
+static unsigned kind_op(unsigned kind)
 {
-    return kind == RC_KIND_DIGESTS || kind == RC_KIND_RANGES || kind == RC_KIND_ROOT;
+    switch (kind) {
+    case RC_KIND_DIGESTS:
+    case RC_KIND_RANGES:
+    case RC_KIND_ROOT: return RC_OP_NODE;
+    case RC_KIND_SUMMARY: return RC_OP_SUMS;
+    case RC_KIND_WANTS: return RC_OP_HASHES;
+    default: return 0;
+    }
 }
 
-/* A NODE record's key and value sizes: a node of the digest tree. */
-static bool node_ok(const unsigned char *key, size_t klen, size_t vlen)
+/* Is the record's op the one its kind allows? */
+static bool op_fits_kind(unsigned op, unsigned kind)
 {
+    unsigned want = kind_op(kind);
+    return want ? op == want : op <= RC_OP_EXPIRED;
+}
+
+/* Ops whose records have no key. */
+static bool keyless_op(unsigned op)
+{
+    return op == RC_OP_FLUSH || op == RC_OP_SUMS || op == RC_OP_HASHES;
+}
+
+/* Ops whose value has a size of their own and whose flags, expiry and
+ * stamps are 0: NODE, SUMS, HASHES. */
+static bool sized_op(unsigned op)
+{
+    return op >= RC_OP_NODE;
+}
+
+/* A sized op's key and value sizes: NODE names a node of the digest tree
+ * and holds 0, 8 or 128 bytes; SUMS and HASHES hold n >= 1 entries. */
+static bool sized_ok(unsigned op, const unsigned char *key, size_t klen, size_t vlen)
+{
+    if (op == RC_OP_SUMS) return vlen > 0 && vlen % RC_SUM_SIZE == 0;
+    if (op == RC_OP_HASHES) return vlen > 0 && vlen % RC_HASH_SIZE == 0;
     if (klen != RC_NODE_KEY_LEN || (vlen != 0 && vlen != 8 && vlen != 128)) return false;
     unsigned level = key[0];
     uint32_t index = get_u32(key + 1);
@@ -171,17 +202,16 @@ static enum rc_status parse_record(struct cursor *c, unsigned version, unsigned 
     unsigned op = f[0];
     size_t klen = get_u16(f + 1);
     uint32_t vlen = get_u32(f + 3);
-    unsigned last_op = version == 1 ? RC_OP_EXPIRE : RC_OP_NODE;
+    unsigned last_op = version == 1 ? RC_OP_EXPIRE : RC_OP_HASHES;
     if (op < RC_OP_SET || op > last_op) return RC_ERR_RANGE;
-    if ((op == RC_OP_NODE) != node_kind(kind)) return RC_ERR_RANGE;
-    if (op == RC_OP_FLUSH ? klen != 0 : (klen < 1 || klen > RC_MAX_KEY_LEN))
-        return RC_ERR_RANGE;
-    if (!value_op(op) && op != RC_OP_NODE && vlen != 0) return RC_ERR_RANGE;
+    if (!op_fits_kind(op, kind)) return RC_ERR_RANGE;
+    if (keyless_op(op) ? klen != 0 : (klen < 1 || klen > RC_MAX_KEY_LEN)) return RC_ERR_RANGE;
+    if (!value_op(op) && !sized_op(op) && vlen != 0) return RC_ERR_RANGE;
     const unsigned char *key = cur_take(c, klen);
     if (!key) return RC_ERR_TRUNCATED;
-    if (op == RC_OP_NODE && (!node_ok(key, klen, vlen) || get_u64(f + 11) ||
-                             get_u64(f + 19) || get_u32(f + 27) || get_u64(f + 31) ||
-                             get_u32(f + 39)))
+    if (sized_op(op) && (!sized_ok(op, key, klen, vlen) || get_u64(f + 11) ||
+                         get_u64(f + 19) || get_u32(f + 27) || get_u64(f + 31) ||
+                         get_u32(f + 39)))
         return RC_ERR_RANGE;
     /* vlen (up to 2^32-1) is only ever compared with what remains. */
     if (vlen > cur_left(c)) return RC_ERR_TRUNCATED;
@@ -224,7 +254,7 @@ static enum rc_status parse_header(struct cursor *c, struct rc_header *h)
     h->version = f[0];
 
     if (!(f = cur_take(c, 1))) return RC_ERR_TRUNCATED;
-    if (f[0] < RC_KIND_WRITES || f[0] > (h->version == 1 ? RC_KIND_SYNC_DONE : RC_KIND_ROOT))
+    if (f[0] < RC_KIND_WRITES || f[0] > (h->version == 1 ? RC_KIND_SYNC_DONE : RC_KIND_WANTS))
         return RC_ERR_RANGE;
     h->kind = (enum rc_kind)f[0];
 
@@ -373,7 +403,7 @@ static size_t count_offset(const struct rc_buf *b)
  */
 int rc_begin(struct rc_buf *b, const struct rc_header *h)
 {
-    if (h->kind < RC_KIND_WRITES || h->kind > RC_KIND_ROOT ||
+    if (h->kind < RC_KIND_WRITES || h->kind > RC_KIND_WANTS ||
         h->origin_len < 1 || h->origin_len > RC_MAX_ID_LEN || !h->origin ||
         h->target_len > RC_MAX_ID_LEN || (h->target_len && !h->target)) {
         errno = EINVAL;
@@ -411,16 +441,16 @@ int rc_begin(struct rc_buf *b, const struct rc_header *h)
 int rc_append(struct rc_buf *b, const struct rc_record *r)
 {
     size_t off = count_offset(b);
-    bool flush = r->op == RC_OP_FLUSH, node = r->op == RC_OP_NODE;
-    if (off == 0 || r->op < RC_OP_SET || r->op > RC_OP_NODE ||
-        node != node_kind((unsigned char)b->data[5]) ||
-        (flush ? r->key_len != 0
-               : (r->key_len < 1 || r->key_len > RC_MAX_KEY_LEN || !r->key)) ||
+    bool sized = sized_op(r->op);
+    if (off == 0 || r->op < RC_OP_SET || r->op > RC_OP_HASHES ||
+        !op_fits_kind(r->op, (unsigned char)b->data[5]) ||
+        (keyless_op(r->op) ? r->key_len != 0
+                           : (r->key_len < 1 || r->key_len > RC_MAX_KEY_LEN || !r->key)) ||
         r->value_len > UINT32_MAX || (r->value_len && !r->value) ||
-        (!value_op(r->op) && !node && (r->value_len != 0 || r->client_flags != 0)) ||
-        (node && (!node_ok((const unsigned char *)r->key, r->key_len, r->value_len) ||
-                  r->client_flags || r->expire_ms || r->version || r->origin_tag ||
-                  r->exp_version || r->exp_origin_tag))) {
+        (!value_op(r->op) && !sized && (r->value_len != 0 || r->client_flags != 0)) ||
+        (sized && (!sized_ok(r->op, (const unsigned char *)r->key, r->key_len, r->value_len) ||
+                   r->client_flags || r->expire_ms || r->version || r->origin_tag ||
+                   r->exp_version || r->exp_origin_tag))) {
         errno = EINVAL;
         return -1;
     }
@@ -454,6 +484,38 @@ uint32_t rc_count(const struct rc_buf *b)
     size_t off = count_offset(b);
     if (off == 0) return 0;
     return get_u32((const unsigned char *)b->data + off);
+}
+
+/* ---- entries of SUMS and HASHES records ---- */
+
+void rc_sum_put(char *out, const struct rc_sum *s)
+{
+    unsigned char *p = (unsigned char *)out;
+    put_u64(p, s->hash);
+    put_u64(p + 8, s->version);
+    put_u32(p + 16, s->origin_tag);
+    put_u64(p + 20, s->exp_version);
+    put_u32(p + 28, s->exp_origin_tag);
+}
+
+void rc_sum_get(const struct rc_record *r, size_t i, struct rc_sum *s)
+{
+    const unsigned char *p = (const unsigned char *)r->value + i * RC_SUM_SIZE;
+    s->hash = get_u64(p);
+    s->version = get_u64(p + 8);
+    s->origin_tag = get_u32(p + 16);
+    s->exp_version = get_u64(p + 20);
+    s->exp_origin_tag = get_u32(p + 28);
+}
+
+void rc_hash_put(char *out, uint64_t hash)
+{
+    put_u64((unsigned char *)out, hash);
+}
+
+uint64_t rc_hash_get(const struct rc_record *r, size_t i)
+{
+    return get_u64((const unsigned char *)r->value + i * RC_HASH_SIZE);
 }
 
 /* RC_RECORD_FIXED + key_len + value_len, or SIZE_MAX if that overflows. */

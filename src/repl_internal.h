@@ -142,6 +142,7 @@ void repl_transfer_ended(struct repl *r, bool first);
 bool repl_idle(struct repl *r);
 
 /* ---- repl_stream.c: state transfer, the serving side ---- */
+struct ksum;
 struct repl_streams;
 struct repl_streams *repl_streams_create(struct repl *r, struct store *store);
 void repl_streams_destroy(struct repl_streams *ss);
@@ -151,10 +152,24 @@ void repl_streams_request(struct repl_streams *ss, const char *routing_key, cons
 /* A RANGES message for us from the requester h->origin. */
 void repl_streams_ranges(struct repl_streams *ss, const struct rc_header *h,
                          struct rc_reader *rd, double now);
-/* Push our store (only the leaves set in the bitmap, if not NULL) to a
- * node's queue, or to the pool (routing_key ""). Not numbered. */
+/* A SUMMARY message for us from the requester h->origin. */
+void repl_streams_summary(struct repl_streams *ss, const struct rc_header *h,
+                          struct rc_reader *rd, double now);
+/* Push our store to a node's queue, or to the pool (routing_key ""): only
+ * the leaves set in the bitmap, if not NULL, and of those only the keys in
+ * asked, if not NULL (the push takes asked over; empty: nothing but our
+ * flush watermarks). Not numbered. */
 void repl_streams_push(struct repl_streams *ss, const char *routing_key, const char *target,
-                       size_t target_len, const uint8_t *leaves, double now);
+                       size_t target_len, const uint8_t *leaves, struct ksum *asked,
+                       double now);
+/* Send a peer answering our request (session) our key summaries of the
+ * leaves in the bitmap. */
+void repl_streams_summarize(struct repl_streams *ss, const char *routing_key,
+                            const char *target, size_t target_len, uint64_t session,
+                            const uint8_t *leaves, double now);
+/* Are our key summaries for that peer and session still being sent? */
+bool repl_streams_summarizing(const struct repl_streams *ss, const char *target,
+                              size_t target_len, uint64_t session);
 /* One bounded step of every walk. Returns true while any is walking. */
 bool repl_streams_step(struct repl_streams *ss, int64_t now_ms, double now);
 void repl_streams_stats(const struct repl_streams *ss, const struct stats_visitor *v);
@@ -169,7 +184,8 @@ void repl_sync_destroy(struct repl_sync *y);
 void repl_sync_request(struct repl_sync *y, const char *why);
 /* Every valid message (len bytes; rd reads its records), before its records
  * are applied: from another node (self false), or one of our own that came
- * back (self true). DIGESTS, RANGES and ROOT are handled here entirely. */
+ * back (self true). DIGESTS, RANGES, ROOT, SUMMARY and WANTS are handled
+ * here entirely. */
 void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h,
                           struct rc_reader *rd, size_t len, bool self);
 /* n records of transfers were applied. */

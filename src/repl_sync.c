@@ -13,9 +13,14 @@
  * node with data asks for an incremental one: the peer sends its digests
  * of the range tree's top (rdigest.h), we compare them with ours and ask
  * (RANGES) for the children of the nodes that differ, level by level,
- * then for the items of the leaves that differ - and push ours of the same
- * leaves to that peer, so newer versions travel both ways (LWW decides per
- * key). If more than a quarter of all leaves differ, a full transfer is
+ * down to the leaves that differ. Then, below the leaf, key summaries: we
+ * send the peer (SUMMARY) the hash and the two stamps of each of our keys
+ * in those leaves; it sends us its items we lack or hold older, asks back
+ * (WANTS) the keys we hold newer or it lacks, and at its SYNC_DONE we push
+ * it those. So only the keys that differ travel, both ways (LWW decides per
+ * key). A peer that does not take key summaries (its DIGESTS say so) gets
+ * the old step instead: we ask for every item of those leaves and push it
+ * ours. If more than a quarter of all leaves differ, a full transfer is
  * cheaper: we ask for everything and push everything.
  *
  * Completion. RabbitMQ brings our request back to our own queue too (the
@@ -49,6 +54,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "ksum.h"
 #include "log.h"
 #include "rdigest.h"
 #include "repl_internal.h"
@@ -67,6 +73,8 @@
 #define MAX_SOURCES 32
 #define MAX_AE_PEERS 64
 #define AE_ROUNDS 2              /* rounds a root must differ before a repair */
+#define WANTS_SLACK 65536        /* keys a peer may ask back beyond what we hold
+                                    (written while it walked) */
 
 /* A peer answering our current request. */
 struct source {
@@ -74,8 +82,15 @@ struct source {
     uint64_t incarnation, base;
     uint64_t next_seq;     /* the message number expected next */
     uint64_t records;      /* records received */
-    double last_msg;       /* ev_now of its last message */
+    double last_msg;       /* ev_now of its last message (or of the end of
+                              our summaries for it, which it waits for) */
     bool done, failed;
+    bool keysums;          /* it takes key summaries (its DIGESTS said so) */
+    bool keyed;            /* we send it ours: at its SYNC_DONE, push it
+                              what it asked back */
+    bool want_all;         /* it asked back every item of the leaves */
+    uint8_t *leaves;       /* the leaves that differ from it (bitmap) */
+    struct ksum *asked;    /* the key hashes it asked back (WANTS) */
 };
 
 /* A peer's anti-entropy state: rounds its root differed from ours. */
@@ -111,7 +126,6 @@ struct repl_sync {
     size_t nsources;
     struct ae_peer ae[MAX_AE_PEERS];
     size_t nae;
-    uint8_t *leaves;       /* scratch: leaves that differ (bitmap) */
     /* counters */
     uint64_t started, completed, retried, failed, alone, items;
     uint64_t full, incr, compared, requested_leaves, bytes_received, last_ms;
@@ -167,6 +181,16 @@ static void finish(struct repl_sync *y, bool alone)
     if (again && !y->waiting) repl_sync_request(y, again);
 }
 
+/* Forget the sources of the last attempt. */
+static void sources_clear(struct repl_sync *y)
+{
+    for (size_t i = 0; i < y->nsources; i++) {
+        free(y->sources[i].leaves);
+        ksum_destroy(y->sources[i].asked);
+    }
+    y->nsources = 0;
+}
+
 static void send_request(struct repl_sync *y, double now)
 {
     do { /* 0 names a push (repl_stream.c) */
@@ -179,7 +203,7 @@ static void send_request(struct repl_sync *y, double now)
     y->echoes = 0;
     y->reconnected = false;
     y->retry_at = 0;
-    y->nsources = 0;
+    sources_clear(y);
     struct store_stats ss;
     store_get_stats(y->store, &ss);
     y->incremental = ss.curr_items + ss.tombstones > 0;
@@ -204,7 +228,7 @@ void repl_sync_request(struct repl_sync *y, const char *why)
     log_info("replication: state transfer requested (%s)", why);
     y->started++;
     y->started_at = now;
-    if (y->need_push) repl_streams_push(y->streams, "", "", 0, NULL, now);
+    if (y->need_push) repl_streams_push(y->streams, "", "", 0, NULL, NULL, now);
     y->need_push = false;
     send_request(y, now);
 }
@@ -241,9 +265,10 @@ static void source_failed(struct repl_sync *y, struct source *so)
 }
 
 /* A RANGES message to source so: the nodes in nodes[0..n) of level, or
- * (everything) the whole store. */
+ * (everything) the whole store; keyed: our key summaries of these leaves
+ * follow. */
 static void send_ranges(struct repl_sync *y, const struct source *so, unsigned level,
-                        const uint32_t *nodes, size_t n, bool everything)
+                        const uint32_t *nodes, size_t n, bool everything, bool keyed)
 {
     char queue[REPL_QUEUE_MAX];
     if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) != 0) return;
@@ -251,6 +276,7 @@ static void send_ranges(struct repl_sync *y, const struct source *so, unsigned l
     repl_header(y->r, RC_KIND_RANGES, &h);
     h.aux = y->session;
     h.base = everything;
+    h.total = keyed;
     h.target = so->id;
     h.target_len = strlen(so->id);
     struct rc_buf b = {0};
@@ -264,9 +290,30 @@ static void send_ranges(struct repl_sync *y, const struct source *so, unsigned l
     repl_send(y->r, &b, queue, 0);
 }
 
+/* The leaves in diff[0..n) differ from source so's: send it our key
+ * summaries of them if it takes them, else ask for their items and push
+ * it ours. */
+static void leaves_differ(struct repl_sync *y, struct source *so, const uint32_t *diff,
+                          size_t n)
+{
+    char queue[REPL_QUEUE_MAX];
+    double now = ev_now(y->loop);
+    if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) != 0) return;
+    if (!so->leaves && !(so->leaves = malloc(RDIGEST_BITMAP_BYTES))) return; /* it stalls */
+    memset(so->leaves, 0, RDIGEST_BITMAP_BYTES);
+    for (size_t i = 0; i < n; i++) rdigest_bitmap_add(so->leaves, diff[i]);
+    y->requested_leaves += n;
+    so->keyed = so->keysums;
+    send_ranges(y, so, RDIGEST_LEAF_LEVEL, diff, n, false, so->keyed);
+    if (so->keyed)
+        repl_streams_summarize(y->streams, queue, so->id, strlen(so->id), y->session,
+                               so->leaves, now);
+    else
+        repl_streams_push(y->streams, queue, so->id, strlen(so->id), so->leaves, NULL, now);
+}
+
 /* The peer's digests of some nodes' children: ask for the children that
- * differ from ours, one level down; at the leaves, for their items (and
- * push ours of the same leaves to it). */
+ * differ from ours, one level down; at the leaves, go below them. */
 static void on_digests(struct repl_sync *y, struct source *so, struct rc_reader *rd)
 {
     size_t cap = 0, n = 0;
@@ -298,25 +345,69 @@ static void on_digests(struct repl_sync *y, struct source *so, struct rc_reader 
         }
     }
     char queue[REPL_QUEUE_MAX];
-    double now = ev_now(y->loop);
     if (child_level < RDIGEST_LEAF_LEVEL || n == 0) {
-        send_ranges(y, so, child_level, diff, n, false);
+        send_ranges(y, so, child_level, diff, n, false, false);
     } else if (n > RDIGEST_LEAVES / 4) { /* most of it differs: copy it all */
-        send_ranges(y, so, 0, NULL, 0, true);
+        send_ranges(y, so, 0, NULL, 0, true, false);
         if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) == 0)
-            repl_streams_push(y->streams, queue, so->id, strlen(so->id), NULL, now);
+            repl_streams_push(y->streams, queue, so->id, strlen(so->id), NULL, NULL,
+                              ev_now(y->loop));
     } else {
-        y->requested_leaves += n;
-        send_ranges(y, so, child_level, diff, n, false);
-        memset(y->leaves, 0, RDIGEST_LEAVES / 8);
-        for (size_t i = 0; i < n; i++) y->leaves[diff[i] >> 3] |= (uint8_t)(1u << (diff[i] & 7));
-        if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) == 0)
-            repl_streams_push(y->streams, queue, so->id, strlen(so->id), y->leaves, now);
+        leaves_differ(y, so, diff, n);
     }
     free(diff);
 }
 
-/* A DIGESTS, SYNC_DATA or SYNC_DONE message of our session from a peer. */
+/* Keys source so asks back (WANTS, in answer to our key summaries). */
+static void on_wants(struct repl_sync *y, struct source *so, const struct rc_header *h,
+                     struct rc_reader *rd)
+{
+    if (!so->keyed || so->want_all) return;
+    if (h->total == 1) { /* every item of the leaves */
+        so->want_all = true;
+        return;
+    }
+    if (!so->asked) {
+        struct store_stats ss;
+        store_get_stats(y->store, &ss);
+        size_t held = (size_t)(ss.curr_items + ss.tombstones);
+        so->asked = ksum_create(held + WANTS_SLACK, 0); /* it can only want what we hold */
+        if (!so->asked) {
+            so->want_all = true;
+            return;
+        }
+    }
+    struct rc_record rec;
+    while (rc_next(rd, &rec))
+        for (size_t i = 0; i < rec.value_len / RC_HASH_SIZE; i++) {
+            struct ksum_entry e = {.hash = rc_hash_get(&rec, i)};
+            if (ksum_put(so->asked, &e) != 0) { /* push it all rather than too little */
+                ksum_destroy(so->asked);
+                so->asked = NULL;
+                so->want_all = true;
+                return;
+            }
+        }
+}
+
+/* Source so's answer to our key summaries is complete: push it the keys it
+ * asked back (all of the leaves if it said so), then our flush watermarks. */
+static void push_asked(struct repl_sync *y, struct source *so)
+{
+    char queue[REPL_QUEUE_MAX];
+    if (repl_queue_of(y->r, so->id, strlen(so->id), queue, sizeof queue) != 0) return;
+    struct ksum *asked = NULL;
+    if (!so->want_all) {
+        asked = so->asked ? so->asked : ksum_create(0, 0); /* empty: nothing asked */
+        so->asked = NULL;
+        if (!asked) return;
+    }
+    repl_streams_push(y->streams, queue, so->id, strlen(so->id), so->leaves, asked,
+                      ev_now(y->loop));
+}
+
+/* A DIGESTS, WANTS, SYNC_DATA or SYNC_DONE message of our session from a
+ * peer. */
 static void on_answer(struct repl_sync *y, const struct rc_header *h, struct rc_reader *rd,
                       size_t len)
 {
@@ -333,7 +424,11 @@ static void on_answer(struct repl_sync *y, const struct rc_header *h, struct rc_
         return;
     }
     so->next_seq++;
-    if (h->kind == RC_KIND_DIGESTS) return on_digests(y, so, rd);
+    if (h->kind == RC_KIND_DIGESTS) {
+        so->keysums = h->total & RC_FEATURE_KEYSUMS;
+        return on_digests(y, so, rd);
+    }
+    if (h->kind == RC_KIND_WANTS) return on_wants(y, so, h, rd);
     so->records += h->count;
     if (h->kind != RC_KIND_SYNC_DONE) return;
     if (so->records != h->total) {
@@ -343,6 +438,7 @@ static void on_answer(struct repl_sync *y, const struct rc_header *h, struct rc_
         return;
     }
     so->done = true;
+    if (so->keyed) push_asked(y, so);
 }
 
 /* ---- anti-entropy ---------------------------------------------------------- */
@@ -425,10 +521,15 @@ void repl_sync_on_message(struct repl_sync *y, const struct rc_header *h, struct
         if (for_me) repl_streams_ranges(y->streams, h, rd, now);
         kick(y);
         return;
+    case RC_KIND_SUMMARY:
+        if (for_me) repl_streams_summary(y->streams, h, rd, now);
+        kick(y);
+        return;
     case RC_KIND_ROOT:
         on_root(y, h, rd);
         return;
     case RC_KIND_DIGESTS:
+    case RC_KIND_WANTS:
     case RC_KIND_SYNC_DATA:
     case RC_KIND_SYNC_DONE:
         if (y->waiting && h->aux == y->session && for_me) on_answer(y, h, rd, len);
@@ -469,6 +570,9 @@ static void check_transfer(struct repl_sync *y, double now)
     bool all_done = y->nsources > 0;
     for (size_t i = 0; i < y->nsources; i++) {
         struct source *so = &y->sources[i];
+        if (so->keyed && !so->done &&
+            repl_streams_summarizing(y->streams, so->id, strlen(so->id), y->session))
+            so->last_msg = now; /* it waits for our summaries */
         if (so->failed) return retry(y, "a peer's transfer arrived incomplete");
         if (!so->done && now - so->last_msg > SYNC_STALL_S)
             return retry(y, "a peer's transfer stalled");
@@ -508,10 +612,7 @@ struct repl_sync *repl_sync_create(struct repl *r, struct ev_loop *loop, struct 
     struct repl_sync *y = calloc(1, sizeof *y);
     if (!y) return NULL;
     y->streams = repl_streams_create(r, store);
-    y->leaves = malloc(RDIGEST_LEAVES / 8);
-    if (!y->streams || !y->leaves) {
-        repl_streams_destroy(y->streams);
-        free(y->leaves);
+    if (!y->streams) {
         free(y);
         return NULL;
     }
@@ -534,7 +635,7 @@ void repl_sync_destroy(struct repl_sync *y)
     ev_ref(y->loop);
     ev_timer_stop(y->loop, &y->timer);
     repl_streams_destroy(y->streams);
-    free(y->leaves);
+    sources_clear(y);
     free(y);
 }
 

@@ -137,12 +137,6 @@ static void count_expired(struct store *s, const struct item *it)
     if (!(it->flags & ITEM_F_FETCHED)) s->expired_unfetched++;
 }
 
-/* Is stamp (v, o) newer than (cur_v, cur_o)? */
-static bool newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
-{
-    return v > cur_v || (v == cur_v && o > cur_o);
-}
-
 /* A value stamped v is below a flush watermark that is in effect (by
  * version alone: a write stamped exactly at a delayed flush's time lives). */
 static bool flushed(const struct store *s, uint64_t v, uint32_t o, int64_t now_ms)
@@ -616,12 +610,12 @@ enum store_status store_write(struct store *s, const struct store_write *w,
         cur = NULL;
     }
     bool vnew = w->has_value && !flushed(s, w->version, w->origin, now_ms) &&
-                (!cur || newer(cur->version, cur->origin, w->version, w->origin) ||
+                (!cur || hlc_stamp_newer(cur->version, cur->origin, w->version, w->origin) ||
                  ((cur->flags & ITEM_F_EXPIRED) && !w->tomb &&
                   cur->version == w->version && cur->origin == w->origin));
     bool enew = w->has_expiry &&
-                (!cur || newer(cur->exp_version, cur->exp_origin, w->exp_version,
-                               w->exp_origin));
+                (!cur || hlc_stamp_newer(cur->exp_version, cur->exp_origin, w->exp_version,
+                                         w->exp_origin));
     if (!w->has_value) { /* an expiry-only write needs a live item */
         if (!cur || is_tomb(cur)) return STORE_NOT_FOUND;
         if (is_expired(cur, now_ms)) {
@@ -707,16 +701,16 @@ enum store_status store_expire(struct store *s, const char *key,
 
 bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now_ms)
 {
-    if (!newer(s->flush_ver, s->flush_origin, version, origin)) return false;
+    if (!hlc_stamp_newer(s->flush_ver, s->flush_origin, version, origin)) return false;
     if (hlc_physical_ms(version) > now_ms) { /* delayed: keep the latest one */
-        if (!newer(s->pend_ver, s->pend_origin, version, origin)) return false;
+        if (!hlc_stamp_newer(s->pend_ver, s->pend_origin, version, origin)) return false;
         s->pend_ver = version;
         s->pend_origin = origin;
         return true;
     }
     s->flush_ver = version;
     s->flush_origin = origin;
-    if (!newer(s->flush_ver, s->flush_origin, s->pend_ver, s->pend_origin))
+    if (!hlc_stamp_newer(s->flush_ver, s->flush_origin, s->pend_ver, s->pend_origin))
         s->pend_ver = s->pend_origin = 0; /* a pending one is now moot */
     /* newer than every item ever linked (a local flush): all are below it;
      * otherwise unknown, and the sweep makes the count right */

@@ -11,11 +11,13 @@ for a state transfer; holding data, it asks for an incremental one.
 
   1 (slow) 100k keys: a fresh node joins (full transfer, its bytes measured),
     is cut off while 1% of the keys change, and catches up by an incremental
-    transfer that receives a small fraction of the full transfer's bytes;
-    the digests converge
+    transfer that receives a small fraction of the full transfer's bytes:
+    the changed keys' records and the digests, not whole leaves (the items
+    sent are counted); the digests converge
   2 a fresh (empty) node gets a full transfer, not an incremental one
   3 both sides newer on different keys: what the cut-off node holds newer
-    (even what only it ever saw) reaches its peer, and the reverse
+    (even what only it ever saw) reaches its peer, and the reverse; each
+    side sends exactly the keys it holds newer, not the leaves around them
   4 tombstones travel: a key deleted while the node was cut off is gone on
     it afterwards, and a delayed older set cannot bring it back
   5 a flush made while the node was cut off reaches it by the transfer (the
@@ -28,6 +30,13 @@ for a state transfer; holding data, it asks for an incremental one.
   8 two nodes that sync with each other at the same moment both complete
     at the first attempt (each one's push to the other does not cut short
     its answer to the other's request)
+  9 below the leaves, message by message (the test plays the requester over
+    pika): a requester from before key summaries gets every item of the
+    leaves that differ; one that sends its key summaries gets only the
+    items it lacks or holds older, and is asked back exactly the keys it
+    holds newer or the node lacks
+ 10 key summaries with a hole in their numbers: the node falls back to the
+    whole leaves, and asks back every item of them
 
 Every test uses its own exchange; whatever it started is killed at
 teardown, where the nodes' stats and logs are printed.
@@ -36,8 +45,10 @@ Run: VITAMIN_BIN=$PWD/build/vitamin /usr/bin/python3 -m pytest -q \
          tests/e2e/test_resync.py
 """
 
+import ctypes
 import itertools
 import os
+import random
 import re
 import time
 
@@ -225,6 +236,117 @@ def _val(i, gen):
     return "v%d-%06d-%s" % (gen, i, "x" * 24)
 
 
+def delta(after, before, name):
+    return after[name] - before[name]
+
+
+_xxh3 = []
+
+
+def key_hash(key):
+    """XXH3-64 of a key, seed 0, as Vitamin names keys in key summaries
+    (libxxhash, which the build links too)."""
+    if not _xxh3:
+        f = ctypes.CDLL("libxxhash.so.0").XXH3_64bits
+        f.restype = ctypes.c_uint64
+        f.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        _xxh3.append(f)
+    key = key.encode() if isinstance(key, str) else key
+    return _xxh3[0](key, len(key))
+
+
+class FakeRequester:
+    """A requester played by the test: its own queue <exchange>.<id> (not
+    bound to the fanout, so only what is sent to it by name arrives), the
+    SYNC_REQUEST, RANGES and SUMMARY messages it sends, and the answer
+    stream it reads back, whose numbering it checks."""
+
+    def __init__(self, env, node_id):
+        self.id = node_id.encode()
+        self.exchange = env.exchange
+        self.session = random.getrandbits(63) | 1
+        self.next_seq = 1
+        self.conn = rabbit.connect(env.broker)
+        self.ch = self.conn.channel()
+        self.ch.queue_declare(queue="%s.%s" % (env.exchange, node_id),
+                              exclusive=True, auto_delete=True)
+        self.queue = "%s.%s" % (env.exchange, node_id)
+        env.things.append(self)
+
+    def send(self, kind, records=(), to=None, **kw):
+        """Publish to the pool, or (to: a node) to that node's queue."""
+        body = vw.encode_batch(kind, self.id, 0x5EED, kw.pop("seq", 0),
+                               list(records), aux=self.session,
+                               target=to.node_id.encode() if to else b"",
+                               **kw)
+        self.ch.basic_publish(
+            exchange="" if to else self.exchange,
+            routing_key="%s.%s" % (self.exchange, to.node_id) if to else "",
+            body=body)
+
+    def next(self, timeout=20.0):
+        """The answer stream's next message, decoded; in order."""
+        deadline = time.monotonic() + timeout
+        while True:
+            method, _props, body = self.ch.basic_get(self.queue,
+                                                     auto_ack=True)
+            if method is not None:
+                d = vw.decode_batch(body)
+                assert d["aux"] == self.session and d["target"] == self.id, d
+                assert d["seq"] == self.next_seq, (d["seq"], self.next_seq)
+                self.next_seq += 1
+                return d
+            assert time.monotonic() < deadline, "no answer from the node"
+            self.conn.sleep(0.05)
+
+    def descend(self, peer):
+        """Ask peer for an incremental transfer and walk its digests down
+        as a node holding nothing would (a child differs when its digest is
+        not 0). Returns the leaves that differ and the first DIGESTS'
+        total (1: peer takes key summaries)."""
+        self.send(vw.KIND_SYNC_REQUEST, base=1)
+        d = self.next()
+        features = d["total"]
+        while True:
+            assert d["kind"] == vw.KIND_DIGESTS, d
+            diff = []
+            for r in d["records"]:
+                level, index = vw.node_of(r["key"])
+                diff += [(level + 1, index * 16 + c)
+                         for c, dg in enumerate(vw.digests_of(r["value"]))
+                         if dg]
+            if diff[0][0] == vw.NODE_LEVELS - 1:
+                return [i for _l, i in diff], features
+            self.send(vw.KIND_RANGES, [vw.node_record(l, i) for l, i in diff],
+                      to=peer)
+            d = self.next()
+
+    def rest(self):
+        """The answer's messages up to its SYNC_DONE: the item records,
+        the key hashes asked back, whether a WANTS asked for every item
+        of the leaves, and the SYNC_DONE."""
+        items, wanted, want_all, data_records = [], [], False, 0
+        while True:
+            d = self.next()
+            if d["kind"] == vw.KIND_SYNC_DONE:
+                assert d["total"] == data_records, (d, data_records)
+                return items, wanted, want_all, d
+            if d["kind"] == vw.KIND_WANTS:
+                want_all |= d["total"] == 1
+                for r in d["records"]:
+                    wanted += vw.hashes_of(r["value"])
+                continue
+            assert d["kind"] == vw.KIND_SYNC_DATA, d
+            data_records += len(d["records"])
+            items += [r for r in d["records"] if r["op"] != vw.OP_FLUSH]
+
+    def close(self):
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+
+
 # --------------------------------------------------------------------------
 # 1. a cut-off node catches up incrementally (100k keys, 1% changed)
 
@@ -261,6 +383,7 @@ def test_cut_off_node_catches_up_incrementally(env):
     heal(env, b, proxy, 2)
     wait_converged([a, b], CONVERGE_TIMEOUT)
     sb1 = stats(b)
+    sa2 = stats(a)
 
     assert_caught_up_incrementally(sb_cut, sb1)
     incr_bytes = sb1["sync_bytes_received"] - full_bytes
@@ -272,11 +395,28 @@ def test_cut_off_node_catches_up_incrementally(env):
              100.0 * ratio, sb1["sync_leaves_requested"],
              sb1["sync_ranges_compared"],
              stats(a)["sync_digests_sent"], t_load))
-    assert 0 < incr_bytes < 0.25 * full_bytes, (incr_bytes, full_bytes)
+    assert 0 < incr_bytes < 0.05 * full_bytes, (incr_bytes, full_bytes)
     # ~1000 changed keys fall in ~1000 of the 65536 leaves
     assert 900 <= sb1["sync_leaves_requested"] <= 1100, sb1
     assert sb1["sync_ranges_compared"] > 0
-    assert stats(a)["sync_digests_sent"] > sa1["sync_digests_sent"]
+    assert sa2["sync_digests_sent"] > sa1["sync_digests_sent"]
+    # Below the leaves only the changed keys travel, not every key of the
+    # leaves holding them (~1.5 keys a leaf here: 2.5k items for 1k
+    # changes). a sends b exactly the changed keys (once per attempt); b
+    # holds nothing newer, so a asks nothing back and b pushes nothing; b
+    # sent a key summary of each of its keys in those leaves.
+    attempts = delta(sb1, sb_cut, "sync_incremental")
+    a_items = delta(sa2, sa1, "sync_items_sent")
+    assert len(changed) <= a_items <= len(changed) * attempts, (a_items,
+                                                                attempts)
+    assert delta(sa2, sa1, "sync_wants_sent") == 0, sa2
+    assert delta(sb1, sb_cut, "sync_items_sent") == 0, sb1
+    assert delta(sb1, sb_cut, "sync_summaries_sent") >= len(changed), sb1
+    # and the bytes: the digests, then one record (~85 B) per changed key
+    digest_bytes = delta(sa2, sa1, "sync_digests_sent") * (43 + 5 + 128)
+    assert incr_bytes <= digest_bytes + attempts * (len(changed) * 100 +
+                                                    20000), (
+        incr_bytes, digest_bytes, attempts)
     got = values(b, changed)
     bad = [k for k in changed if got[k] != _val(int(k[2:]), 1)]
     assert not bad, "b missed %d changes, e.g. %r" % (len(bad), bad[:5])
@@ -375,6 +515,20 @@ def test_both_sides_newer_converge_both_ways(env):
     # X reached a only as transfer data pushed by b
     assert sa["sync_items"] - sa0["sync_items"] >= len(xs), (sa0, sa)
     assert sa["anti_entropy_repairs"] == sb["anti_entropy_repairs"] == 0
+    # Only the keys that differ travelled, each from the side that holds it
+    # newer, not the leaves around them: a sent b A* and W1 (once per
+    # attempt; a later attempt finds them equal), not its older X, B*, W2;
+    # b pushed a X (only b ever had them) and at most B* and W2 (which its
+    # outbox may have brought a first), not its older A*, W1.
+    attempts = delta(sb, sb_cut, "sync_incremental")
+    a_items = delta(sa, sa0, "sync_items_sent")
+    b_items = delta(sb, sb_cut, "sync_items_sent")
+    assert len(as_) + len(w1) <= a_items <= (len(as_) + len(w1)) * attempts, (
+        a_items, attempts)
+    assert len(xs) <= b_items <= (len(xs) + len(bs) + len(w2)) * attempts, (
+        b_items, attempts)
+    assert delta(sa, sa0, "sync_wants_sent") >= len(xs), sa
+    assert delta(sb, sb_cut, "sync_summaries_sent") >= len(xs) + len(bs), sb
 
 
 # --------------------------------------------------------------------------
@@ -583,3 +737,102 @@ def test_two_nodes_resync_with_each_other_at_once(env):
         assert st["sync_retried"] == s0[k]["sync_retried"], \
             "%s had to retry its transfer: %r" % (k, st)
         assert st["sync_failed"] == s0[k]["sync_failed"], st
+
+
+# --------------------------------------------------------------------------
+# 9. below the leaves, message by message
+
+def _leaf(key):
+    return key_hash(key) >> 48
+
+
+def test_requesters_with_and_without_key_summaries(env):
+    """The test plays two requesters of node a (30 keys in ~30 leaves) over
+    pika, walking a's digests down as empty nodes would. a's DIGESTS say it
+    takes key summaries (total 1). The first requester names the leaves
+    with total 0, as a node from before key summaries does: a sends every
+    item of them, and no WANTS. The second names them with total 1 and
+    sends its key summaries in two SUMMARY messages: of some keys the same
+    stamps as a's (nothing travels), older ones (a sends them), newer value
+    or expiry stamps (a asks them back), a newer value with an older expiry
+    (both), a key a never had (asked back); a sends exactly the items the
+    requester lacks or holds older and asks back exactly the others."""
+    a = env.node("a")
+    wait_up([a])
+    keys = ["lv:%02d" % i for i in range(30)]
+    load_keys(a.port, ((k, "val-" + k) for k in keys))
+    sa0 = stats(a)
+
+    old = FakeRequester(env, "old")
+    leaves, features = old.descend(a)
+    assert features == 1
+    assert sorted(leaves) == sorted({_leaf(k) for k in keys})
+    old.send(vw.KIND_RANGES, [vw.node_record(4, l) for l in leaves], to=a)
+    items, wanted, want_all, _done = old.rest()
+    assert sorted(r["key"].decode() for r in items) == keys
+    assert not wanted and not want_all
+    held = {r["key"].decode(): r for r in items}   # a's stamps
+    sa1 = stats(a)
+    assert delta(sa1, sa0, "sync_items_sent") == len(keys)
+    assert delta(sa1, sa0, "sync_wants_sent") == 0
+
+    def summary(k, dv=0, de=0):
+        r = held[k]
+        return dict(hash=key_hash(k), version=r["version"] + dv,
+                    origin_tag=r["origin_tag"],
+                    exp_version=r["exp_version"] + de,
+                    exp_origin_tag=r["exp_origin_tag"])
+    same, older, newer = keys[0:10], keys[10:15], keys[15:20]
+    newer_exp, mixed, lacking = keys[20], keys[21], keys[22:]
+    stranger = key_hash("not-on-a")
+    sums = ([summary(k) for k in same] + [summary(k, dv=-1) for k in older] +
+            [summary(k, dv=+1) for k in newer] + [summary(newer_exp, de=+1)] +
+            [summary(mixed, dv=+1, de=-1)] +
+            [dict(hash=stranger, version=1, origin_tag=1)])
+    new = FakeRequester(env, "new")
+    leaves2, _ = new.descend(a)
+    assert sorted(leaves2) == sorted(leaves)
+    new.send(vw.KIND_RANGES, [vw.node_record(4, l) for l in leaves2], to=a,
+             total=1)
+    new.send(vw.KIND_SUMMARY, [vw.sums_record(sums[:9])], to=a, seq=1)
+    new.send(vw.KIND_SUMMARY, [vw.sums_record(sums[9:])], to=a, seq=2,
+             base=1)
+    items, wanted, want_all, _done = new.rest()
+    assert sorted(r["key"].decode() for r in items) == sorted(
+        older + [mixed] + lacking)
+    assert not want_all
+    assert sorted(wanted) == sorted([key_hash(k) for k in newer] +
+                                    [key_hash(newer_exp), key_hash(mixed),
+                                     stranger])
+    sa2 = stats(a)
+    assert delta(sa2, sa1, "sync_items_sent") == len(older) + 1 + len(lacking)
+    assert delta(sa2, sa1, "sync_wants_sent") == len(newer) + 3
+
+
+# --------------------------------------------------------------------------
+# 10. key summaries cut short
+
+def test_summaries_with_a_hole_fall_back_to_whole_leaves(env):
+    """A requester's SUMMARY messages arrive numbered 1, then 3: a cannot
+    trust the summaries it has, so it sends every item of the leaves named
+    and a WANTS with total 1 (every item of the requester's, back), logs
+    why, and ignores the later summaries."""
+    a = env.node("a")
+    wait_up([a])
+    keys = ["hl:%02d" % i for i in range(20)]
+    load_keys(a.port, ((k, "v-" + k) for k in keys))
+    x = FakeRequester(env, "holey")
+    leaves, _ = x.descend(a)
+    x.send(vw.KIND_RANGES, [vw.node_record(4, l) for l in leaves], to=a,
+           total=1)
+    x.send(vw.KIND_SUMMARY, [vw.sums_record([dict(hash=key_hash(k),
+                                                  version=2**63)
+                                             for k in keys[:5]])],
+           to=a, seq=1)
+    x.send(vw.KIND_SUMMARY, [vw.sums_record([dict(hash=key_hash(keys[5]),
+                                                  version=2**63)])],
+           to=a, seq=3, base=1)
+    items, wanted, want_all, _done = x.rest()
+    assert sorted(r["key"].decode() for r in items) == keys
+    assert want_all and not wanted
+    assert "key summaries of holey lost messages" in a.log_text(20000)

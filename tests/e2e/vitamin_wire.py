@@ -41,6 +41,16 @@ empty (RANGES), one digest (ROOT: digest_value(d), 8 bytes) or the 16
 children's digests (DIGESTS: children_value([d0, ..., d15]), 128 bytes);
 its client flags, expire_ms and stamps are 0. node_record(level, index,
 value) builds one; node_of(key) and digests_of(value) read them back.
+
+Key-summary messages (version 2 only): kind SUMMARY carries SUMS records
+and kind WANTS HASHES records, and nothing else; those ops appear in no
+other kind. Neither has a key; a SUMS record's value is n >= 1 entries of
+32 bytes (key hash u64, version u64, origin tag u32, exp_version u64, exp
+origin tag u32), a HASHES record's n >= 1 key hashes of 8 bytes; their
+client flags, expire_ms and stamps are 0. sums_record(entries) and
+hashes_record(hashes) build them (an entry is a dict with hash, version,
+origin_tag, exp_version, exp_origin_tag); sums_of(value) and
+hashes_of(value) read them back.
 """
 
 import struct
@@ -56,10 +66,12 @@ KIND_SYNC_DONE = 4
 KIND_DIGESTS = 5   # version 2 only: a peer's digests of the nodes asked for
 KIND_RANGES = 6    # version 2 only: nodes asked for (children, or items)
 KIND_ROOT = 7      # version 2 only: anti-entropy, a node's root digest
+KIND_SUMMARY = 8   # version 2 only: a requester's key summaries
+KIND_WANTS = 9     # version 2 only: keys asked back from the requester
 KINDS_BY_VERSION = {
     1: (KIND_WRITES, KIND_SYNC_REQUEST, KIND_SYNC_DATA, KIND_SYNC_DONE),
     2: (KIND_WRITES, KIND_SYNC_REQUEST, KIND_SYNC_DATA, KIND_SYNC_DONE,
-        KIND_DIGESTS, KIND_RANGES, KIND_ROOT)}
+        KIND_DIGESTS, KIND_RANGES, KIND_ROOT, KIND_SUMMARY, KIND_WANTS)}
 KINDS = KINDS_BY_VERSION[VERSION]
 NODE_KINDS = (KIND_DIGESTS, KIND_RANGES, KIND_ROOT)  # NODE records only
 
@@ -69,9 +81,29 @@ OP_EXPIRE = 3
 OP_FLUSH = 4     # version 2 only
 OP_EXPIRED = 5   # version 2 only
 OP_NODE = 6      # version 2 only, and only in NODE_KINDS
+OP_SUMS = 7      # version 2 only, and only in SUMMARY
+OP_HASHES = 8    # version 2 only, and only in WANTS
 OPS = {1: (OP_SET, OP_DEL, OP_EXPIRE),
-       2: (OP_SET, OP_DEL, OP_EXPIRE, OP_FLUSH, OP_EXPIRED, OP_NODE)}
+       2: (OP_SET, OP_DEL, OP_EXPIRE, OP_FLUSH, OP_EXPIRED, OP_NODE,
+           OP_SUMS, OP_HASHES)}
 VALUE_OPS = (OP_SET, OP_EXPIRE)   # the ops that carry a value and flags
+KEYLESS_OPS = (OP_FLUSH, OP_SUMS, OP_HASHES)
+SIZED_OPS = (OP_NODE, OP_SUMS, OP_HASHES)  # own value sizes, zero stamps
+SUM_SIZE = 32
+HASH_SIZE = 8
+
+
+def kind_op(kind):
+    """The one op a kind's records must have, or None (any of SET ..
+    EXPIRED)."""
+    if kind in NODE_KINDS:
+        return OP_NODE
+    return {KIND_SUMMARY: OP_SUMS, KIND_WANTS: OP_HASHES}.get(kind)
+
+
+def op_fits_kind(op, kind):
+    want = kind_op(kind)
+    return op == want if want is not None else op <= OP_EXPIRED
 
 # the range-digest tree (include/rdigest.h): levels 0..4, 16**level nodes
 NODE_KEY_LEN = 5                  # level u8 + index u32
@@ -161,6 +193,53 @@ def node_record(level, index, value=b""):
     return dict(op=OP_NODE, key=node_key(level, index), value=_bytes(value))
 
 
+# ---- SUMS and HASHES records ---------------------------------------------
+
+_SUM = struct.Struct("<QQIQI")  # hash, version, origin, exp_version, exp origin
+assert _SUM.size == SUM_SIZE
+
+
+def sums_record(entries):
+    """A SUMS record dict for encode_batch; each entry a dict with hash,
+    version, origin_tag and (default: like the value's) exp_version,
+    exp_origin_tag."""
+    return dict(op=OP_SUMS, value=b"".join(
+        _SUM.pack(e["hash"], e.get("version", 0), e.get("origin_tag", 0),
+                  e.get("exp_version", e.get("version", 0)),
+                  e.get("exp_origin_tag", e.get("origin_tag", 0)))
+        for e in entries))
+
+
+def sums_of(value):
+    """The entries of a SUMS record's value, as dicts."""
+    value = _bytes(value)
+    return [dict(zip(("hash", "version", "origin_tag", "exp_version",
+                      "exp_origin_tag"), _SUM.unpack_from(value, i)))
+            for i in range(0, len(value), SUM_SIZE)]
+
+
+def hashes_record(hashes):
+    """A HASHES record dict for encode_batch."""
+    return dict(op=OP_HASHES, value=struct.pack("<%dQ" % len(hashes),
+                                                *hashes))
+
+
+def hashes_of(value):
+    """The key hashes of a HASHES record's value."""
+    value = _bytes(value)
+    return list(struct.unpack("<%dQ" % (len(value) // HASH_SIZE), value))
+
+
+def sized_ok(op, key, value_len):
+    """Is this a NODE, SUMS or HASHES record's valid key and value
+    length?"""
+    if op == OP_SUMS:
+        return value_len > 0 and value_len % SUM_SIZE == 0
+    if op == OP_HASHES:
+        return value_len > 0 and value_len % HASH_SIZE == 0
+    return node_ok(key, value_len)
+
+
 class _Reader:
     """Bounds-checked reads over a body; every short read is 'truncated'."""
 
@@ -195,28 +274,28 @@ def _decode_record(rd, version, kind, i):
     if op not in OPS[version]:
         raise ValueError("out_of_range: record %d op %d (version %d)"
                          % (i, op, version))
-    if (op == OP_NODE) != (kind in NODE_KINDS):
+    if not op_fits_kind(op, kind):
         raise ValueError("out_of_range: record %d op %d in a batch of kind "
                          "%d" % (i, op, kind))
-    if op == OP_FLUSH:
+    if op in KEYLESS_OPS:
         if klen != 0:
-            raise ValueError("out_of_range: record %d FLUSH with key "
-                             "length %d" % (i, klen))
+            raise ValueError("out_of_range: record %d op %d with key "
+                             "length %d" % (i, op, klen))
     elif not 1 <= klen <= MAX_KEY_LEN:
         raise ValueError("out_of_range: record %d key length %d" % (i, klen))
-    if op not in VALUE_OPS and op != OP_NODE and vlen != 0:
+    if op not in VALUE_OPS and op not in SIZED_OPS and vlen != 0:
         raise ValueError("out_of_range: record %d op %d with value length %d"
                          % (i, op, vlen))
     key = rd.take(klen, "record %d key" % i)
-    # a NODE record's key, value length and zero fields are checked once
-    # its key is there, before its value is looked for
-    if op == OP_NODE:
-        if not node_ok(key, vlen):
-            raise ValueError("out_of_range: record %d NODE key %s with "
-                             "value length %d" % (i, key.hex(), vlen))
+    # a NODE, SUMS or HASHES record's key, value length and zero fields are
+    # checked once its key is there, before its value is looked for
+    if op in SIZED_OPS:
+        if not sized_ok(op, key, vlen):
+            raise ValueError("out_of_range: record %d op %d key %s with "
+                             "value length %d" % (i, op, key.hex(), vlen))
         if expire_ms or ver or tag or exp_ver or exp_tag:
-            raise ValueError("out_of_range: record %d NODE with an expiry "
-                             "or a stamp" % i)
+            raise ValueError("out_of_range: record %d op %d with an expiry "
+                             "or a stamp" % (i, op))
     value = rd.take(vlen, "record %d value" % i)
     # checked after the key and value are known to be there (as Vitamin
     # does), although the field comes before them
@@ -317,20 +396,20 @@ def _encode(kind, origin, incarnation, seq, records, aux, target, base,
         exp_tag = r.get("exp_origin_tag", tag)
         if check:
             _check(op in OPS[version], "op %r in version %d" % (op, version))
-            _check((op == OP_NODE) == (kind in NODE_KINDS),
+            _check(op_fits_kind(op, kind),
                    "op %r in a batch of kind %r" % (op, kind))
-            if op == OP_NODE:
-                _check(node_ok(key, len(value)), "NODE key %s with a value "
-                       "of %d bytes" % (key.hex(), len(value)))
+            if op in SIZED_OPS:
+                _check(sized_ok(op, key, len(value)), "op %d key %s with a "
+                       "value of %d bytes" % (op, key.hex(), len(value)))
                 _check(not (flags or r.get("expire_ms", 0) or ver or tag or
                             exp_ver or exp_tag),
-                       "NODE with flags, an expiry or a stamp")
-            elif op == OP_FLUSH:
-                _check(not key, "FLUSH with a key")
-            else:
+                       "op %d with flags, an expiry or a stamp" % op)
+            if op in KEYLESS_OPS:
+                _check(not key, "op %d with a key" % op)
+            elif op != OP_NODE:
                 _check(1 <= len(key) <= MAX_KEY_LEN,
                        "key length %d" % len(key))
-            _check(op in VALUE_OPS or op == OP_NODE or not value,
+            _check(op in VALUE_OPS or op in SIZED_OPS or not value,
                    "op %d with a value" % op)
             _check(op in VALUE_OPS or not flags,
                    "op %d with client flags" % op)

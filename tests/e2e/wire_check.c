@@ -5,9 +5,10 @@
  * decoders. Built by that test against build/libvitamin.a; not part of the
  * server.
  *
- *   wire_check golden   print, one hex line each, the range-digest batches
- *                       of docs/replication.md's worked example 4, built
- *                       with rc_begin/rc_append: DIGESTS, RANGES, ROOT
+ *   wire_check golden   print, one hex line each, the batches of
+ *                       docs/replication.md's worked examples 4 and 5,
+ *                       built with rc_begin/rc_append (and rc_sum_put,
+ *                       rc_hash_put): DIGESTS, RANGES, ROOT, SUMMARY, WANTS
  *   wire_check decode   for each hex line on stdin, print the status name
  *                       rc_decode() gives it; for "ok", then the header and
  *                       every record, space-separated (ids, keys and values
@@ -72,6 +73,30 @@ static int golden(void)
     h = (struct rc_header){.kind = RC_KIND_ROOT, .origin = "n1", .origin_len = 2,
                            .incarnation = 0x0102030405060708ull, .aux = 1};
     r = node(key, 0, 0, (const char *)root, sizeof root);
+    if (rc_begin(&b, &h) || rc_append(&b, &r)) return 1;
+    print_buf(&b);
+
+    /* n2 sends n1 its key summaries of "user:1" and "k", the last ones */
+    const uint64_t t0 = 1700000000000ull << 16, h_user1 = 0x3b577afd7fed9501ull,
+                   h_k = 0xa921e3704fda881dull;
+    const uint32_t tag = 0x0a0b0c0d;
+    char sums[2 * RC_SUM_SIZE], hash[RC_HASH_SIZE];
+    struct rc_sum s1 = {h_user1, t0 | 1, tag, t0 | 1, tag}, s2 = {h_k, t0 | 2, tag, t0 | 2, tag};
+    rc_sum_put(sums, &s1);
+    rc_sum_put(sums + RC_SUM_SIZE, &s2);
+    h = (struct rc_header){.kind = RC_KIND_SUMMARY, .origin = "n2", .origin_len = 2,
+                           .incarnation = 0x1122334455667788ull, .seq = 1, .aux = 0x010203,
+                           .base = 1, .target = "n1", .target_len = 2};
+    r = (struct rc_record){.op = RC_OP_SUMS, .value = sums, .value_len = sizeof sums};
+    if (rc_begin(&b, &h) || rc_append(&b, &r)) return 1;
+    print_buf(&b);
+
+    /* n1 asks n2 back for "user:1" (message #5 of its answer) */
+    rc_hash_put(hash, h_user1);
+    h = (struct rc_header){.kind = RC_KIND_WANTS, .origin = "n1", .origin_len = 2,
+                           .incarnation = 0x0102030405060708ull, .seq = 5, .aux = 0x010203,
+                           .base = 41, .target = "n2", .target_len = 2};
+    r = (struct rc_record){.op = RC_OP_HASHES, .value = hash, .value_len = sizeof hash};
     if (rc_begin(&b, &h) || rc_append(&b, &r)) return 1;
     print_buf(&b);
     rc_buf_free(&b);

@@ -10,10 +10,16 @@
  *  1. rc_decode() never reads out of bounds and returns a known status; on
  *     failure it leaves *h and *rd zeroed, so rc_next() yields nothing.
  *  2. On RC_OK, rc_next() yields exactly h.count records, each in bounds and
- *     in range: op 1..5 (1..3 in version 1), FLUSH without a key and every
- *     other op with a key of 1..1024 bytes, DEL/FLUSH/EXPIRED without value
- *     and with client flags 0; a version-1 record has flags 0 and its
- *     expiry stamped like its value.
+ *     in range: op 1..8 (1..3 in version 1), each in the kind it belongs to
+ *     (NODE in DIGESTS/RANGES/ROOT, SUMS in SUMMARY, HASHES in WANTS, the
+ *     others in kinds 1..4); FLUSH, SUMS and HASHES without a key and every
+ *     other op but NODE with a key of 1..1024 bytes, DEL/FLUSH/EXPIRED
+ *     without value; SUMS and HASHES with whole entries (32 and 8 bytes),
+ *     at least one, and, like NODE, client flags, expiry and stamps 0; a
+ *     version-1 record has flags 0 and its expiry stamped like its value.
+ *     Every entry of a SUMS or HASHES record read with rc_sum_get or
+ *     rc_hash_get and written back with rc_sum_put or rc_hash_put gives its
+ *     bytes back.
  *  3. The format is canonical. The encoder writes version 2 only, so:
  *     - version 2: re-encoding the decoded header and records with
  *       rc_begin()/rc_append() (which must accept them all) gives back the
@@ -134,6 +140,25 @@ static void v1_record(struct out *o, const struct rc_record *r)
     out_bytes(o, r->value, r->value_len);
 }
 
+/* A SUMS or HASHES record: no key, whole entries (at least one), each of
+ * which reads and writes back to its own bytes. */
+static void check_entries(const struct rc_record *r)
+{
+    size_t size = r->op == RC_OP_SUMS ? RC_SUM_SIZE : RC_HASH_SIZE;
+    CHECK(r->key_len == 0 && r->value_len > 0 && r->value_len % size == 0);
+    char back[RC_SUM_SIZE];
+    for (size_t i = 0; i < r->value_len / size; i++) {
+        if (r->op == RC_OP_SUMS) {
+            struct rc_sum s;
+            rc_sum_get(r, i, &s);
+            rc_sum_put(back, &s);
+        } else {
+            rc_hash_put(back, rc_hash_get(r, i));
+        }
+        CHECK(memcmp(back, r->value + i * size, size) == 0);
+    }
+}
+
 /* ---- the target ---- */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -154,9 +179,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool v1 = h.version == 1;
     CHECK(h.version == 1 || h.version == 2);
     CHECK(rd.version == h.version);
-    CHECK(h.kind >= RC_KIND_WRITES && h.kind <= (v1 ? RC_KIND_SYNC_DONE : RC_KIND_ROOT));
+    CHECK(h.kind >= RC_KIND_WRITES && h.kind <= (v1 ? RC_KIND_SYNC_DONE : RC_KIND_WANTS));
     bool node_kind = h.kind == RC_KIND_DIGESTS || h.kind == RC_KIND_RANGES ||
                      h.kind == RC_KIND_ROOT;
+    bool sums_kind = h.kind == RC_KIND_SUMMARY, hashes_kind = h.kind == RC_KIND_WANTS;
     CHECK(h.origin_len >= 1 && h.origin_len <= RC_MAX_ID_LEN);
     CHECK(h.target_len <= RC_MAX_ID_LEN);
     CHECK(inside(h.origin, h.origin_len, data, size));
@@ -172,18 +198,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (rc_next(&rd, &r)) {
         bool valued = r.op == RC_OP_SET || r.op == RC_OP_EXPIRE;
         CHECK(n < h.count);
-        CHECK(r.op >= RC_OP_SET && r.op <= (v1 ? RC_OP_EXPIRE : RC_OP_NODE));
+        bool sized = r.op == RC_OP_NODE || r.op == RC_OP_SUMS || r.op == RC_OP_HASHES;
+        CHECK(r.op >= RC_OP_SET && r.op <= (v1 ? RC_OP_EXPIRE : RC_OP_HASHES));
         CHECK((r.op == RC_OP_NODE) == node_kind);
+        CHECK((r.op == RC_OP_SUMS) == sums_kind);
+        CHECK((r.op == RC_OP_HASHES) == hashes_kind);
+        if (sized)
+            CHECK(r.client_flags == 0 && r.expire_ms == 0 && r.version == 0 &&
+                  r.origin_tag == 0 && r.exp_version == 0 && r.exp_origin_tag == 0);
         if (r.op == RC_OP_FLUSH)
             CHECK(r.key_len == 0);
         else if (r.op == RC_OP_NODE)
             CHECK(r.key_len == RC_NODE_KEY_LEN && (unsigned char)r.key[0] < RC_NODE_LEVELS &&
-                  (r.value_len == 0 || r.value_len == 8 || r.value_len == 128) &&
-                  r.client_flags == 0 && r.expire_ms == 0 && r.version == 0 &&
-                  r.origin_tag == 0 && r.exp_version == 0 && r.exp_origin_tag == 0);
+                  (r.value_len == 0 || r.value_len == 8 || r.value_len == 128));
+        else if (r.op == RC_OP_SUMS || r.op == RC_OP_HASHES)
+            check_entries(&r);
         else
             CHECK(r.key_len >= 1 && r.key_len <= RC_MAX_KEY_LEN);
-        CHECK(valued || r.op == RC_OP_NODE || (r.value_len == 0 && r.client_flags == 0));
+        CHECK(valued || sized || (r.value_len == 0 && r.client_flags == 0));
         if (v1)
             CHECK(r.client_flags == 0 && r.exp_version == r.version &&
                   r.exp_origin_tag == r.origin_tag);

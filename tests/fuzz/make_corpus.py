@@ -308,6 +308,23 @@ def codec_seeds():
         "root": vw.encode_batch(vw.KIND_ROOT, b"node-a:8080", 42, 0, [
             vw.node_record(0, 0, vw.digest_value(0x0123456789ABCDEF))],
             aux=1),
+        # key summaries: SUMMARY (SUMS records), WANTS (HASHES records)
+        "summary": vw.encode_batch(vw.KIND_SUMMARY, b"node-b:8081", 77, 1, [
+            vw.sums_record([dict(hash=0x3B577AFD7FED9501, version=v + 1,
+                                 origin_tag=7),
+                            dict(hash=2**64 - 1, version=v + 2, origin_tag=7,
+                                 exp_version=v + 3, exp_origin_tag=9)]),
+            vw.sums_record([dict(hash=0, version=v, origin_tag=1)])],
+            aux=123456789, target=b"node-a:8080", base=1),
+        "summary_empty": vw.encode_batch(vw.KIND_SUMMARY, b"node-b:8081", 77,
+                                         2, [], aux=123456789,
+                                         target=b"node-a:8080"),
+        "wants": vw.encode_batch(vw.KIND_WANTS, b"node-a:8080", 42, 5, [
+            vw.hashes_record([0x3B577AFD7FED9501, 1, 2**64 - 1])],
+            aux=123456789, target=b"node-b:8081", base=41),
+        "wants_all": vw.encode_batch(vw.KIND_WANTS, b"node-a:8080", 42, 5, [],
+                                     aux=123456789, target=b"node-b:8081",
+                                     base=41, total=1),
         # version 1, as an old node writes it (still read)
         "v1_writes": vw.encode_batch(W, b"node-a:8080", 42, 2, [
             dict(op=S, key=b"user:1", value=b"alice",
@@ -346,6 +363,15 @@ def codec_seeds():
             vw.node_record(1, 16)], check=False),
         "bad_node_value": vw.encode_batch(vw.KIND_ROOT, b"n", 1, 0, [
             vw.node_record(0, 0, b"x" * 9)], check=False),
+        "bad_sums_partial": vw.encode_batch(vw.KIND_SUMMARY, b"n", 1, 1, [
+            dict(op=vw.OP_SUMS, value=b"x" * 33)], check=False),
+        "bad_hashes_in_summary": vw.encode_batch(vw.KIND_SUMMARY, b"n", 1, 1,
+                                                 [vw.hashes_record([1])],
+                                                 check=False),
+        "bad_sums_in_data": vw.encode_batch(SD, b"n", 1, 1, [
+            vw.sums_record([dict(hash=1)])], check=False),
+        "bad_hashes_stamped": vw.encode_batch(vw.KIND_WANTS, b"n", 1, 1, [
+            dict(vw.hashes_record([1]), version=1)], check=False),
     }
 
 

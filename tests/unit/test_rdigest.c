@@ -146,11 +146,33 @@ static void test_k_differences_k_leaves(void **state)
     store_destroy(b);
 }
 
+/* A key's hash is XXH3-64, seed 0, the same on every node and build (the
+ * wire format names keys by it: docs/replication.md, worked example 5), and
+ * its leaf is the hash's top 16 bits; the leaf bitmap holds what it was
+ * given. */
+static void test_key_hash_and_leaves(void **state)
+{
+    (void)state;
+    assert_true(rdigest_key_hash("user:1", 6) == 0x3b577afd7fed9501ull);
+    assert_true(rdigest_key_hash("k", 1) == 0xa921e3704fda881dull);
+    assert_int_equal(rdigest_leaf_of("user:1", 6), 0x3b57);
+    assert_int_equal(rdigest_leaf_of_hash(0xa921e3704fda881dull), 0xa921);
+    uint8_t bits[RDIGEST_BITMAP_BYTES] = {0};
+    const uint32_t set[] = {0, 7, 8, 0x3b57, RDIGEST_LEAVES - 1};
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) rdigest_bitmap_add(bits, set[i]);
+    unsigned n = 0;
+    for (uint32_t leaf = 0; leaf < RDIGEST_LEAVES; leaf++) n += rdigest_bitmap_has(bits, leaf);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++)
+        assert_true(rdigest_bitmap_has(bits, set[i]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tree_follows_every_change),
         cmocka_unit_test(test_k_differences_k_leaves),
+        cmocka_unit_test(test_key_hash_and_leaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

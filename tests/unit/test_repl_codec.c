@@ -2,7 +2,8 @@
  * test_repl_codec.c - the replication wire format (version 2, and version 1
  * on input): round trips of every kind and op, every decoder error from
  * hand-made bad input, truncation at every byte, lying counts, the encoder
- * refusing what the decoder rejects, version-1 batches built by hand, and
+ * refusing what the decoder rejects, version-1 batches built by hand, the
+ * range-digest (NODE) and key-summary (SUMS, HASHES) records, and
  * golden batches that pin the bytes documented in docs/replication.md
  * (tests/e2e/test_wire_format.py checks the Python codec against the same
  * hex).
@@ -424,7 +425,7 @@ static void test_encoder_rejects(void **state)
 
     struct rc_header bad[] = {
         header((enum rc_kind)0, "n", 1, 1, 0, NULL),
-        header((enum rc_kind)8, "n", 1, 1, 0, NULL),
+        header((enum rc_kind)10, "n", 1, 1, 0, NULL),
         header(RC_KIND_WRITES, "", 1, 1, 0, NULL),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1453,6 +1454,192 @@ static void test_golden_node(void **state)
     check_golden(golden_root_hex, 112, &h, &r, 1);
 }
 
+/* ---- key summaries: SUMS records in SUMMARY, HASHES records in WANTS ---- */
+
+static struct rc_record sized(enum rc_op op, const char *value, size_t vlen)
+{
+    struct rc_record r = {.op = op, .value = value, .value_len = vlen};
+    return r;
+}
+
+static void test_keysum_records(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    static char sums[N * RC_SUM_SIZE], hashes[N * RC_HASH_SIZE];
+    for (uint32_t i = 0; i < N; i++) {
+        struct rc_sum s = {UINT64_MAX - i, (uint64_t)i << 16 | 7, ~i, UINT64_MAX, i};
+        rc_sum_put(sums + i * RC_SUM_SIZE, &s);
+        rc_hash_put(hashes + i * RC_HASH_SIZE, (uint64_t)i * 0x9e3779b97f4a7c15ull);
+    }
+    /* one entry and many, several records a batch: entries come back */
+    struct rc_record rs[2] = {sized(RC_OP_SUMS, sums, RC_SUM_SIZE),
+                              sized(RC_OP_SUMS, sums, sizeof sums)};
+    struct rc_header h = header(RC_KIND_SUMMARY, "node-b", 7, 3, 99, "node-a");
+    h.base = 1;
+    round_trip(&h, rs, 2);
+    struct rc_record rh[2] = {sized(RC_OP_HASHES, hashes, RC_HASH_SIZE),
+                              sized(RC_OP_HASHES, hashes, sizeof hashes)};
+    h = header(RC_KIND_WANTS, "node-a", 7, 5, 99, "node-b");
+    h.total = 1;
+    round_trip(&h, rh, 2);
+    struct rc_sum got;
+    rc_sum_get(&rs[1], N - 1, &got);
+    assert_true(got.hash == UINT64_MAX - (N - 1) && got.version == ((uint64_t)(N - 1) << 16 | 7) &&
+                got.origin_tag == ~(uint32_t)(N - 1) && got.exp_version == UINT64_MAX &&
+                got.exp_origin_tag == N - 1);
+    assert_true(rc_hash_get(&rh[1], 2) == 2 * 0x9e3779b97f4a7c15ull);
+    /* the byte layout of an entry: hash, version, origin, exp_version, exp origin */
+    char e[RC_SUM_SIZE];
+    struct rc_sum s = {0x0102030405060708ull, 0x1112131415161718ull, 0x21222324u,
+                       0x3132333435363738ull, 0x41424344u};
+    rc_sum_put(e, &s);
+    size_t elen;
+    char *want = unhex("0807060504030201 1817161514131211 24232221 3837363534333231 44434241",
+                       &elen);
+    assert_int_equal(elen, RC_SUM_SIZE);
+    assert_memory_equal(e, want, RC_SUM_SIZE);
+    free(want);
+    /* an empty SUMMARY or WANTS (no record) is fine */
+    h = header(RC_KIND_SUMMARY, "n", 1, 1, 2, "t");
+    round_trip(&h, NULL, 0);
+
+    /* the encoder refuses: wrong kind, no entries, partial entries, a key,
+     * flags, an expiry or a stamp */
+    struct rc_buf b = {0};
+    const enum rc_kind other[] = {RC_KIND_WRITES, RC_KIND_SYNC_DATA, RC_KIND_DIGESTS,
+                                  RC_KIND_WANTS};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        h = header(other[i], "n", 1, 1, 0, "t");
+        assert_int_equal(rc_begin(&b, &h), 0);
+        assert_int_equal(rc_append(&b, &rs[0]), -1);
+    }
+    h = header(RC_KIND_SUMMARY, "n", 1, 1, 0, "t");
+    assert_int_equal(rc_begin(&b, &h), 0);
+    struct rc_record set = rec(RC_OP_SET, "k", "v", 0, 1, 1), node_rec = rh[0];
+    node_rec.op = RC_OP_NODE;
+    struct rc_record bad[] = {
+        rh[0], set, node_rec, sized(RC_OP_SUMS, NULL, 0), sized(RC_OP_SUMS, sums, 31),
+        sized(RC_OP_SUMS, sums, 33), sized(RC_OP_SUMS, sums, 64), sized(RC_OP_SUMS, sums, 32),
+        sized(RC_OP_SUMS, sums, 32), sized(RC_OP_SUMS, sums, 32), sized(RC_OP_SUMS, sums, 32),
+    };
+    bad[6].key = "k";
+    bad[6].key_len = 1;
+    bad[7].client_flags = 1;
+    bad[8].expire_ms = -1;
+    bad[9].version = 1;
+    bad[10].exp_origin_tag = 1;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        assert_int_equal(rc_append(&b, &bad[i]), -1);
+        assert_int_equal(errno, EINVAL);
+        assert_int_equal(rc_count(&b), 0);
+    }
+    h = header(RC_KIND_WANTS, "n", 1, 1, 0, "t");
+    assert_int_equal(rc_begin(&b, &h), 0);
+    struct rc_record badh[] = {rs[0], sized(RC_OP_HASHES, hashes, 7),
+                               sized(RC_OP_HASHES, hashes, 12), sized(RC_OP_HASHES, NULL, 0)};
+    for (size_t i = 0; i < sizeof badh / sizeof badh[0]; i++)
+        assert_int_equal(rc_append(&b, &badh[i]), -1);
+    assert_int_equal(rc_append(&b, &rh[0]), 0);
+
+    /* the decoder refuses the same: patch a good WANTS batch */
+    size_t rec_at = b.len - RC_RECORD_FIXED - RC_HASH_SIZE; /* its record */
+    char *good = malloc(b.len);
+    assert_non_null(good);
+    memcpy(good, b.data, b.len);
+    size_t len = b.len;
+    assert_int_equal(status_of(good, len), RC_OK);
+    struct { size_t at; unsigned char byte; enum rc_status st; } cases[] = {
+        {rec_at, RC_OP_SUMS, RC_ERR_RANGE},        /* SUMS in WANTS */
+        {rec_at, RC_OP_NODE, RC_ERR_RANGE},
+        {rec_at, RC_OP_SET, RC_ERR_RANGE},
+        {rec_at, 9, RC_ERR_RANGE},                 /* no op 9 */
+        {rec_at + 1, 1, RC_ERR_RANGE},             /* a key */
+        {rec_at + 3, 7, RC_ERR_RANGE},             /* 7 bytes */
+        {rec_at + 3, 9, RC_ERR_RANGE},             /* 9 bytes, though cut */
+        {rec_at + 3, 0, RC_ERR_RANGE},             /* no entry */
+        {rec_at + 3, 16, RC_ERR_TRUNCATED},        /* 2 hashes, 1 there */
+        {rec_at + 7, 1, RC_ERR_RANGE},             /* flags */
+        {rec_at + 11, 1, RC_ERR_RANGE},            /* expiry */
+        {rec_at + 19, 1, RC_ERR_RANGE},            /* version */
+        {rec_at + 30, 1, RC_ERR_RANGE},            /* origin tag */
+        {rec_at + 31, 1, RC_ERR_RANGE},            /* exp_version */
+        {rec_at + 42, 1, RC_ERR_RANGE},            /* exp origin tag */
+        {5, RC_KIND_SUMMARY, RC_ERR_RANGE},        /* HASHES in SUMMARY */
+        {5, RC_KIND_SYNC_DATA, RC_ERR_RANGE},
+        {5, 10, RC_ERR_RANGE},                     /* no kind 10 */
+        {4, 1, RC_ERR_RANGE},                      /* version 1: kinds 1..4 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned char was = (unsigned char)good[cases[i].at];
+        good[cases[i].at] = (char)cases[i].byte;
+        assert_int_equal(status_of(good, len), cases[i].st);
+        good[cases[i].at] = (char)was;
+    }
+    assert_int_equal(status_of(good, len), RC_OK);
+    free(good);
+    /* SUMS with V = 33 is out of range even when the batch ends early */
+    h = header(RC_KIND_SUMMARY, "n", 1, 1, 0, "t");
+    assert_int_equal(rc_begin(&b, &h), 0);
+    assert_int_equal(rc_append(&b, &rs[0]), 0);
+    put_le(b.data + b.len - RC_SUM_SIZE - RC_RECORD_FIXED + 3, 33, 4);
+    assert_int_equal(status_of(b.data, b.len), RC_ERR_RANGE);
+    put_le(b.data + b.len - RC_SUM_SIZE - RC_RECORD_FIXED + 3, 64, 4);
+    assert_int_equal(status_of(b.data, b.len), RC_ERR_TRUNCATED);
+    rc_buf_free(&b);
+}
+
+/* Worked example 5 of docs/replication.md (also tests/e2e/test_wire_format.py
+ * and its wire_check.c): key summaries and a key asked back. */
+static const char golden_summary_hex[] =
+    "56544d42" "02" "08" "0200" "6e32" /* SUMMARY from "n2" */
+    "8877665544332211"                 /* incarnation */
+    "0100000000000000"                 /* seq: summary message #1 */
+    "0302010000000000"                 /* aux: session 0x010203 */
+    "0100000000000000"                 /* base 1: the last one */
+    "0000000000000000"                 /* total 0 */
+    "0200" "6e31"                      /* target "n1" */
+    "01000000"                         /* count 1 */
+    "07" "0000" "40000000" NODE_ZEROS  /* SUMS, no key, 2 entries */
+    "0195ed7ffd7a573b" "01000068e5cf8b01" "0d0c0b0a" "01000068e5cf8b01" "0d0c0b0a"
+    "1d88da4f70e321a9" "02000068e5cf8b01" "0d0c0b0a" "02000068e5cf8b01" "0d0c0b0a";
+
+static const char golden_wants_hex[] =
+    "56544d42" "02" "09" "0200" "6e31" /* WANTS from "n1" */
+    "0807060504030201"                 /* incarnation */
+    "0500000000000000"                 /* seq: message #5 of its answer */
+    "0302010000000000"                 /* aux: session 0x010203 */
+    "2900000000000000"                 /* base 41 */
+    "0000000000000000"                 /* total 0: the keys listed */
+    "0200" "6e32"                      /* target "n2" */
+    "01000000"                         /* count 1 */
+    "08" "0000" "08000000" NODE_ZEROS  /* HASHES, no key, 1 hash */
+    "0195ed7ffd7a573b";                /* XXH3-64 of "user:1" */
+
+static void test_golden_keysums(void **state)
+{
+    (void)state;
+    const uint64_t t0 = 1700000000000ull << 16;
+    const uint32_t tag = 0x0a0b0c0d;
+    char sums[2 * RC_SUM_SIZE], hash[RC_HASH_SIZE];
+    struct rc_sum s1 = {0x3b577afd7fed9501ull, t0 | 1, tag, t0 | 1, tag};
+    struct rc_sum s2 = {0xa921e3704fda881dull, t0 | 2, tag, t0 | 2, tag};
+    rc_sum_put(sums, &s1);
+    rc_sum_put(sums + RC_SUM_SIZE, &s2);
+    struct rc_header h = header(RC_KIND_SUMMARY, "n2", 0x1122334455667788ull, 1, 0x010203,
+                                "n1");
+    h.base = 1;
+    struct rc_record r = sized(RC_OP_SUMS, sums, sizeof sums);
+    check_golden(golden_summary_hex, 165, &h, &r, 1);
+
+    rc_hash_put(hash, 0x3b577afd7fed9501ull);
+    h = header(RC_KIND_WANTS, "n1", 0x0102030405060708ull, 5, 0x010203, "n2");
+    h.base = 41;
+    r = sized(RC_OP_HASHES, hash, sizeof hash);
+    check_golden(golden_wants_hex, 109, &h, &r, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1465,6 +1652,8 @@ int main(void)
         cmocka_unit_test(test_encoder_rejects),
         cmocka_unit_test(test_node_records),
         cmocka_unit_test(test_golden_node),
+        cmocka_unit_test(test_keysum_records),
+        cmocka_unit_test(test_golden_keysums),
         cmocka_unit_test(test_record_size),
         cmocka_unit_test(test_status_names),
         cmocka_unit_test(test_base_batch_layout),
