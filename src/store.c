@@ -19,11 +19,11 @@
  * memory_limit after every write. Items unlinked while referenced leave the
  * accounting at once and are freed by the last store_item_unref().
  *
- * Eviction. `lru` is sampled eviction by heat (see clock_pick): among
+ * Eviction. `lru` is sampled eviction by heat (see evict_lru): among
  * LRU_SAMPLE random items the one read least (reads halved per minute
  * since the last) goes, so what is read often stays while what was read
- * once, or long ago, goes first. TTL takes the heap's minimum; NONE refuses. The item a write
- * replaces is never the victim. A new key that needs a bigger table gets it
+ * once, or long ago, goes first. TTL takes the heap's minimum; NONE
+ * refuses. The item a write replaces is never the victim. A new key that needs a bigger table gets it
  * only if that table fits under the cap too; otherwise the write evicts to
  * keep the load under 3/4.
  *
@@ -53,7 +53,6 @@
 
 #define MOVE_PER_WRITE 128u    /* old slots moved by each write in a resize */
 #define CHUNK_OVERHEAD 8u      /* malloc's per-chunk header */
-#define HEAP_MIN_GROWTH 16u    /* ttlheap.c: first allocation is 16 slots */
 #define ITEM_HDR offsetof(struct item, data)
 
 struct store {
@@ -69,7 +68,6 @@ struct store {
     uint64_t evicted_unfetched;
     uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
     struct rdigest rd;      /* the same split by key range (range_digests) */
-    uint64_t rng;           /* xorshift state: where LRU eviction samples */
     uint64_t flush_ver;     /* flush watermark in effect (0: never flushed) */
     uint32_t flush_origin;
     uint64_t pend_ver;      /* a delayed flush's watermark, not yet due */
@@ -79,9 +77,7 @@ struct store {
                                yet swept (exact when the flush was newer
                                than max_version; see store_live_items) */
     bool sweep_due;         /* items below the watermark may still be linked */
-    bool sweep_old;         /* the sweep's position: array (old or cur), */
-    uint32_t sweep_gen;     /* its generation, */
-    size_t sweep_pos;       /* and the next slot to look at */
+    uint64_t sweep_cursor;  /* where the flush sweep goes on (table_walk) */
 };
 
 /*
@@ -228,13 +224,6 @@ static void digest_toggle(struct store *s, const struct item *it, uint64_t term)
         rdigest_xor(&s->rd, rdigest_leaf_of(item_key(it), it->key_len), term);
 }
 
-/* Bytes one more push adds to the heap. */
-static size_t heap_growth(const struct ttlheap *h)
-{
-    if (h->len < h->cap) return 0;
-    return (h->cap ? h->cap : HEAP_MIN_GROWTH) * sizeof *h->a;
-}
-
 static bool fits(const struct store *s, uint64_t add, uint64_t sub)
 {
     return store_bytes(s) + add <= s->cfg.memory_limit + sub;
@@ -329,32 +318,19 @@ static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
 
 /*
  * `lru`: sampled eviction by heat. Each item counts its reads (freq,
- * saturating at STORE_FREQ_MAX; a new item starts at 0), and its heat is
+ * saturating at ITEM_FREQ_MAX; a new item starts at 0), and its heat is
  * that count halved for every FREQ_HALF_LIFE_S since its last read. An
- * eviction looks at LRU_SAMPLE uniformly random items and takes the
- * coldest (the first of equals, which is random): a key read often outlives
- * everything colder, one read once (or never: a scan, a one-hit wonder of a
- * Zipf tail) goes at its first sampling, and a key no longer read cools
- * down within minutes. An item that is already dead (a tombstone, an
- * expired item) is taken at once. Measured by hit ratio (make bench-hits).
- * Victims must be uniform over the items: with linear probing and
- * backward-shift deletes the layout depends only on which keys are in the
- * table, so a victim choice tied to slot position (a sweeping hand, or
- * "first item after a random slot", which favours cluster heads) leaves the
- * keys of dense regions behind and the table packs into huge probe clusters
- * (every write at the cap then slows down by orders of magnitude).
+ * eviction takes LRU_SAMPLE uniformly random items from the index
+ * (table_sample) and evicts the coldest (the first of equals, which is
+ * random): a key read often outlives everything colder, one read once (or
+ * never: a scan, a one-hit wonder of a Zipf tail) goes at its first
+ * sampling, and a key no longer read cools down within minutes. An item
+ * that is already dead (a tombstone, an expired item) is taken at once.
+ * Measured by hit ratio (make bench-hits). The sample must be uniform over
+ * the items, not tied to slot position: table.c, "Sampling", says why.
  */
 #define LRU_SAMPLE 8
-#define LRU_PROBES 256
-#define FREQ_HALF_LIFE_S 60 /* an item not read this long counts half its reads */ /* random slots tried before falling back to a sweep */
-static uint64_t next_random(struct store *s)
-{
-    uint64_t x = s->rng; /* xorshift64 */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return s->rng = x;
-}
+#define FREQ_HALF_LIFE_S 60 /* an item not read this long counts half its reads */
 
 /* Reads that still count: halved for every FREQ_HALF_LIFE_S since the last. */
 static unsigned heat(const struct item *it, int64_t now_ms)
@@ -364,52 +340,28 @@ static unsigned heat(const struct item *it, int64_t now_ms)
     return halvings >= 8 ? 0 : (unsigned)it->freq >> halvings;
 }
 
-static bool clock_pick(struct store *s, bool old, const struct item *protect,
-                       int64_t now_ms, struct table_loc *out)
-{
-    struct table_array *a = old ? &s->tb.old : &s->tb.cur;
-    if (a->used == 0) return false;
-    struct item *seen[LRU_SAMPLE];
-    size_t at[LRU_SAMPLE];
-    unsigned n = 0, best = 0;
-    for (unsigned probe = 0; probe < LRU_PROBES && n < LRU_SAMPLE; probe++) {
-        size_t i = (size_t)(next_random(s) & a->mask);
-        uint64_t slot = a->slots[i];
-        if (!slot) continue;
-        struct item *it = table_slot_item(slot);
-        if (it == protect) continue;
-        if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
-            *out = (struct table_loc){old, i};
-            return true;
-        }
-        if (n && heat(it, now_ms) < heat(seen[best], now_ms)) best = n;
-        seen[n] = it;
-        at[n++] = i;
-    }
-    if (n) {
-        *out = (struct table_loc){old, at[best]};
-        return true;
-    }
-    /* a nearly empty array (the old one late in a resize): sweep it */
-    struct table_sweep sw;
-    if (!table_sweep_begin(&s->tb, old, 1, &sw)) return false;
-    struct item *it;
-    while ((it = table_sweep_next(&sw)) != NULL) {
-        if (it == protect) continue;
-        *out = table_sweep_stop(&sw);
-        return true;
-    }
-    return false;
-}
-
 static bool evict_lru(struct store *s, const struct item *protect,
                       int64_t now_ms)
 {
-    struct table_loc loc;
-    if (!clock_pick(s, true, protect, now_ms, &loc) &&
-        !clock_pick(s, false, protect, now_ms, &loc))
-        return false;
-    evict_at(s, loc, now_ms);
+    struct table_loc locs[LRU_SAMPLE];
+    size_t n = table_sample(&s->tb, LRU_SAMPLE, locs);
+    const struct item *best = NULL;
+    size_t at = 0;
+    for (size_t k = 0; k < n; k++) {
+        const struct item *it = table_item_at(&s->tb, locs[k]);
+        if (it == protect) continue;
+        if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
+            at = k;
+            best = it;
+            break;
+        }
+        if (!best || heat(it, now_ms) < heat(best, now_ms)) {
+            best = it;
+            at = k;
+        }
+    }
+    if (best == NULL) return false;
+    evict_at(s, locs[at], now_ms);
     return true;
 }
 
@@ -417,15 +369,7 @@ static bool evict_lru(struct store *s, const struct item *protect,
 static bool evict_ttl(struct store *s, const struct item *protect,
                       int64_t now_ms)
 {
-    const struct ttlheap *h = &s->heap;
-    struct item *victim = NULL;
-    if (h->len && h->a[0] != protect) {
-        victim = h->a[0];
-    } else {
-        for (uint32_t i = 1; i <= 2 && i < h->len; i++)
-            if (!victim || h->a[i]->expire_ms < victim->expire_ms)
-                victim = h->a[i];
-    }
+    struct item *victim = ttlheap_min_except(&s->heap, protect);
     if (victim == NULL) return false;
     uint64_t hash = table_item_hash(&s->tb, victim);
     evict_at(s, table_locate(&s->tb, hash, victim), now_ms);
@@ -484,7 +428,7 @@ static enum store_status prepare(struct store *s, uint64_t hash,
         return STORE_TOO_LARGE;
     if (cur == NULL) st = make_slot(s, cost, now_ms, &moved);
     while (st == STORE_OK &&
-           !fits(s, cost + (push ? heap_growth(&s->heap) : 0), sub)) {
+           !fits(s, cost + (push ? ttlheap_push_bytes(&s->heap) : 0), sub)) {
         if (!evict_one(s, cur, now_ms))
             st = STORE_NOMEM;
         else
@@ -550,7 +494,7 @@ static enum store_status retime(struct store *s, struct item *it,
                                 int64_t expire_ms, int64_t now_ms)
 {
     if (expire_ms != 0 && it->heap_idx == TTLHEAP_NONE) {
-        while (!fits(s, heap_growth(&s->heap), 0))
+        while (!fits(s, ttlheap_push_bytes(&s->heap), 0))
             if (!evict_one(s, it, now_ms)) return STORE_NOMEM;
     }
     uint64_t before = digest_of(it);
@@ -722,7 +666,7 @@ bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now
      * otherwise unknown, and the sweep makes the count right */
     s->below_flush = version > s->max_version ? s->items : 0;
     s->sweep_due = true; /* (re)start the sweep from the beginning */
-    s->sweep_gen = 0;
+    s->sweep_cursor = 0;
     return true;
 }
 
@@ -753,35 +697,17 @@ static size_t sweep_flushed(struct store *s, int64_t now_ms, size_t max)
     flush_due(s, now_ms);
     if (!s->sweep_due) return 0;
     size_t removed = 0;
-    while (max > 0) {
-        struct table_array *a = s->sweep_old ? &s->tb.old : &s->tb.cur;
-        if (s->sweep_gen == 0 || !a->slots || a->gen != s->sweep_gen) {
-            s->sweep_old = table_resizing(&s->tb); /* start over */
-            a = s->sweep_old ? &s->tb.old : &s->tb.cur;
-            s->sweep_gen = a->gen;
-            s->sweep_pos = 0;
-        }
-        if (s->sweep_pos > a->mask) { /* this array is done */
-            if (!s->sweep_old) {
-                s->sweep_due = false;
-                s->sweep_gen = 0;
-                break;
-            }
-            s->sweep_old = false;
-            s->sweep_gen = s->tb.cur.gen;
-            s->sweep_pos = 0;
-            continue;
-        }
-        max--;
-        uint64_t slot = a->slots[s->sweep_pos];
-        const struct item *it = slot ? table_slot_item(slot) : NULL;
-        if (it && flushed(s, it->version, it->origin, now_ms)) {
-            remove_at(s, (struct table_loc){s->sweep_old, s->sweep_pos});
+    struct table_loc loc;
+    const struct item *it;
+    while ((it = table_walk(&s->tb, &s->sweep_cursor, &max, &loc)) != NULL) {
+        if (flushed(s, it->version, it->origin, now_ms)) {
+            remove_at(s, loc); /* the walk looks at its slot again */
             removed++;
-            continue; /* the same slot again: a later entry may be there now */
+        } else {
+            table_walk_skip(&s->sweep_cursor);
         }
-        s->sweep_pos++;
     }
+    if (s->sweep_cursor == 0) s->sweep_due = false; /* walk complete */
     return removed;
 }
 
@@ -923,7 +849,8 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 {
     out->curr_items = s->items;
     /* the heap holds every item with an expiry, tombstones included */
-    out->expiring = s->heap.len > s->tombstones ? s->heap.len - s->tombstones : 0;
+    size_t expiring = ttlheap_len(&s->heap);
+    out->expiring = expiring > s->tombstones ? expiring - s->tombstones : 0;
     out->tombstones = s->tombstones;
     out->bytes = store_bytes(s);
     out->limit_bytes = s->cfg.memory_limit;
@@ -944,7 +871,6 @@ struct store *store_create(const struct store_config *cfg)
     if (s == NULL) return NULL;
     s->cfg = *cfg;
     ttlheap_init(&s->heap);
-    s->rng = store_hash_seed() | 1; /* xorshift state must not be 0 */
     if (cfg->range_digests && rdigest_init(&s->rd) != 0) {
         free(s);
         return NULL;
@@ -980,17 +906,5 @@ uint64_t store_range_digest(const struct store *s, unsigned level, uint32_t inde
 
 size_t store_longest_cluster(const struct store *s)
 {
-    size_t best = 0;
-    const struct table_array *arrays[2] = {&s->tb.cur, &s->tb.old};
-    for (int k = 0; k < 2; k++) {
-        const struct table_array *a = arrays[k];
-        if (!a->slots) continue;
-        size_t run = 0, n = a->mask + 1;
-        for (size_t i = 0; i < 2 * n; i++) { /* twice round: runs that wrap */
-            run = a->slots[i & a->mask] ? run + 1 : 0;
-            if (run > best) best = run;
-            if (run >= n) return n;
-        }
-    }
-    return best;
+    return table_longest_cluster(&s->tb);
 }
