@@ -83,6 +83,9 @@ struct store_config {
     int64_t tombstone_ttl_ms;     /* keep delete markers this long; 0 = none */
     bool range_digests;           /* keep the digest per key range (rdigest.h;
                                      ~560 KiB, counted in bytes): replication */
+    uint64_t hash_seed;           /* of the index's hash; 0 = a random one,
+                                     so that clients cannot aim many keys at
+                                     one probe cluster (tests fix it) */
 };
 
 struct store_stats {

@@ -80,13 +80,8 @@ struct store {
     uint64_t sweep_cursor;  /* where the flush sweep goes on (table_walk) */
 };
 
-/*
- * Seed of the table hash: random per store, so that clients cannot aim many
- * keys at one probe cluster. Weak so that unit tests can fix it and build
- * keys with known home slots.
- */
-uint64_t store_hash_seed(void);
-__attribute__((weak)) uint64_t store_hash_seed(void)
+/* A random seed for the table hash (store_config.hash_seed 0). */
+static uint64_t random_seed(void)
 {
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
@@ -875,7 +870,7 @@ struct store *store_create(const struct store_config *cfg)
         free(s);
         return NULL;
     }
-    if (table_init(&s->tb, store_hash_seed()) != 0) {
+    if (table_init(&s->tb, cfg->hash_seed ? cfg->hash_seed : random_seed()) != 0) {
         rdigest_free(&s->rd);
         free(s);
         return NULL;

@@ -24,19 +24,12 @@
 #include "hlc.h"
 #include "store.h"
 #include "store_util.h"
+#include "test_rng.h"
 
 #define NOW INT64_C(1700000000000)
 #define TOMB_TTL 60000
 #define BIG (1u << 30)
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 /* ---- writes as replication carries them ------------------------------- */
 

@@ -1,7 +1,6 @@
 /*
  * test_store.c - the store: basics, incremental growth against a reference
- * model, backward-shift deletion in wrapped clusters, expiry, the memory cap
- * under each eviction policy, references, the digest, and last-writer-wins
+ * model, expiry, the memory cap under each eviction policy, references, the digest, and last-writer-wins
  * convergence whatever the delivery order.
  */
 #include <stdarg.h>
@@ -13,30 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "store.h"
 #include "store_util.h"
+#include "test_rng.h"
+
+static uint64_t version_clock;
 
 #define NOW INT64_C(1700000000000)
-#define TEST_SEED UINT64_C(0x5eed5eed5eed5eed)
 #define TOMB_TTL 60000
 #define BIG (1u << 30)
 
-/* Fix the table hash seed so that tests can build keys with known homes. */
-uint64_t store_hash_seed(void);
-uint64_t store_hash_seed(void) { return TEST_SEED; }
-
-static uint64_t rng_state;
-static uint64_t version_clock;
-
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static int setup(void **state)
 {
@@ -292,66 +278,6 @@ static void test_lookups_mid_move(void **state)
     assert_true(moves >= 3);
     check_digest(s);
     store_destroy(s);
-}
-
-/* ---- backward-shift deletion in a cluster that wraps around ------------ */
-
-static unsigned wrap_counter;
-
-/* A new key whose home slot in a fresh 1024-slot table is home. */
-static void key_with_home(char *buf, size_t home)
-{
-    for (;;) {
-        int n = snprintf(buf, 16, "w%u", wrap_counter++);
-        if ((XXH3_64bits_withSeed(buf, (size_t)n, TEST_SEED) & 1023) == home)
-            return;
-    }
-}
-
-#define WRAP_KEYS 13
-
-static void test_wrapped_cluster_deletes(void **state)
-{
-    (void)state;
-    /* homes 1021 x4, 1023 x3, 0 x2, 2 x2, 1019 x2: one cluster, 1019..8 */
-    static const size_t homes[WRAP_KEYS] = {1021, 1021, 1021, 1021, 1023,
-                                            1023, 1023, 0, 0, 2, 2, 1019,
-                                            1019};
-    char keys[WRAP_KEYS][16];
-    for (int i = 0; i < WRAP_KEYS; i++) key_with_home(keys[i], homes[i]);
-
-    for (int round = 0; round < 400; round++) {
-        struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
-        int order[WRAP_KEYS];
-        bool present[WRAP_KEYS];
-        for (int i = 0; i < WRAP_KEYS; i++) order[i] = i;
-        for (int i = WRAP_KEYS - 1; i > 0; i--) { /* random insert order */
-            int j = (int)(rnd() % (uint64_t)(i + 1)), t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
-        for (int i = 0; i < WRAP_KEYS; i++) {
-            assert_int_equal(put(s, keys[order[i]], keys[order[i]], 0),
-                             STORE_OK);
-            present[order[i]] = true;
-        }
-        /* delete in random order (round < 13: that key first), re-adding
-         * some, and look every key up after each step */
-        for (int step = 0; step < 3 * WRAP_KEYS; step++) {
-            int i = step == 0 && round < WRAP_KEYS ? round
-                                                   : (int)(rnd() % WRAP_KEYS);
-            if (present[i]) {
-                assert_int_equal(del(s, keys[i]), STORE_OK);
-            } else {
-                assert_int_equal(put(s, keys[i], keys[i], 0), STORE_OK);
-            }
-            present[i] = !present[i];
-            for (int j = 0; j < WRAP_KEYS; j++)
-                expect(s, keys[j], present[j] ? keys[j] : NULL);
-        }
-        check_digest(s);
-        store_destroy(s);
-    }
 }
 
 /* ---- expiry ------------------------------------------------------------ */
@@ -1078,7 +1004,6 @@ int main(void)
         cmocka_unit_test_setup(test_binary_keys, setup),
         cmocka_unit_test_setup(test_growth_reference, setup),
         cmocka_unit_test_setup(test_lookups_mid_move, setup),
-        cmocka_unit_test_setup(test_wrapped_cluster_deletes, setup),
         cmocka_unit_test_setup(test_lazy_expiry, setup),
         cmocka_unit_test_setup(test_active_expiry, setup),
         cmocka_unit_test_setup(test_cap_random, setup),
