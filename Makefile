@@ -71,7 +71,7 @@ $(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
 # neither libev nor librabbitmq. UNIT_OBJS_<test> names the modules
 # (src/<name>.c; empty for a header-only module), UNIT_LIBS_<test> the
 # libraries. A test without a list links the whole library: give it one.
-STORE_MODS := store table ttlheap rdigest
+STORE_MODS := store store_evict table ttlheap rdigest
 UNIT_OBJS_test_config     := config options log
 UNIT_OBJS_test_glob       := glob
 UNIT_OBJS_test_http       := http

@@ -55,7 +55,7 @@ struct item {
     uint16_t key_len;     /* bytes of key at data[0] */
     uint8_t flags;        /* enum item_flags */
     uint8_t freq;         /* eviction: reads counted, saturating at
-                             ITEM_FREQ_MAX (see the eviction in store.c) */
+                             ITEM_FREQ_MAX (see "lru" in store_evict.c) */
     uint32_t atime;       /* last access (created, or store_get), unix s;
                              local, not replicated */
     char data[];          /* key bytes, then value bytes */

@@ -1,31 +1,31 @@
 /*
- * store.c - items, memory accounting, eviction, LWW, tombstones, the digest.
+ * store.c - items and their lifetime: writes merged by last-writer-wins,
+ * tombstones, reads, references, memory accounting, the digests.
  *
- * Owns every item (one malloc: header, key, value), the index over them
- * (struct table, table.h: the slot arrays, probing and incremental resize
- * live there), the TTL heap and the counters. Single-threaded; times come
- * from the caller.
+ * Owns: every item (one malloc: header, key, value; item.h), the index over
+ * them (struct table, table.h: slot arrays, probing, incremental resize,
+ * sampling and walks live there), the TTL heap (ttlheap.h), the flush
+ * watermarks and the counters. What leaves without a client asking (the
+ * victim of an eviction, due items, the flush sweep) is store_evict.c's
+ * choice, removed through store_remove_at()/store_expire_item() here; see
+ * store_impl.h for the seam. Single-threaded; times come from the caller.
  *
  * Writes. Each write first moves MOVE_PER_WRITE slots of a resize under way
  * (table_move), hashes the key once and looks it up; the (hash, table_loc)
- * pair then follows the key through prepare/link_at/remove_at. A new key
- * that would pass 3/4 load grows the table, or evicts (make_slot); a delete
- * or an expiry that leaves it under 1/8 shrinks it (maybe_shrink).
+ * pair then follows the key through prepare/link_at/store_remove_at. A new
+ * key that would pass 3/4 load grows the table, or evicts (make_slot); a
+ * delete or an expiry that leaves it under 1/8 shrinks it
+ * (store_maybe_shrink).
  *
  * Accounting. bytes = sum over linked items of malloc_usable_size + 8
  * + table_bytes (both slot arrays during a resize) + ttlheap_bytes. A write
  * first computes what it will add (item, table growth, heap growth) minus
- * what it replaces, and evicts by policy until that fits; so bytes <=
- * memory_limit after every write. Items unlinked while referenced leave the
- * accounting at once and are freed by the last store_item_unref().
- *
- * Eviction. `lru` is sampled eviction by heat (see evict_lru): among
- * LRU_SAMPLE random items the one read least (reads halved per minute
- * since the last) goes, so what is read often stays while what was read
- * once, or long ago, goes first. TTL takes the heap's minimum; NONE
- * refuses. The item a write replaces is never the victim. A new key that needs a bigger table gets it
- * only if that table fits under the cap too; otherwise the write evicts to
- * keep the load under 3/4.
+ * what it replaces, and evicts by policy (store_evict_one) until that fits;
+ * so bytes <= memory_limit after every write. The item a write replaces is
+ * never the victim. A new key that needs a bigger table gets it only if
+ * that table fits under the cap too; otherwise the write evicts to keep
+ * the load under 3/4. Items unlinked while referenced leave the accounting
+ * at once and are freed by the last store_item_unref().
  *
  * Tombstones (tombstone_ttl_ms > 0): a delete, a write that arrives already
  * expired, and the expiry of an item all replace it with a tombstone (key,
@@ -38,7 +38,7 @@
  * store_expire_due or a write removes it; the server runs store_expire_due
  * every tick, so the lag is bounded by a tick.
  */
-#include "store.h"
+#include "store_impl.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -46,39 +46,9 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
-#include "hlc.h"
-#include "rdigest.h"
-#include "table.h"
-#include "ttlheap.h"
-
 #define MOVE_PER_WRITE 128u    /* old slots moved by each write in a resize */
 #define CHUNK_OVERHEAD 8u      /* malloc's per-chunk header */
 #define ITEM_HDR offsetof(struct item, data)
-
-struct store {
-    struct table tb;        /* the index: every linked item */
-    struct ttlheap heap;    /* every linked item with expire_ms != 0 */
-    struct store_config cfg;
-    uint64_t item_bytes;    /* cost of every linked item */
-    uint64_t items;         /* linked non-tombstone items */
-    uint64_t tombstones;    /* linked tombstones */
-    uint64_t expired;       /* see struct store_stats */
-    uint64_t evicted;
-    uint64_t expired_unfetched;
-    uint64_t evicted_unfetched;
-    uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
-    struct rdigest rd;      /* the same split by key range (range_digests) */
-    uint64_t flush_ver;     /* flush watermark in effect (0: never flushed) */
-    uint32_t flush_origin;
-    uint64_t pend_ver;      /* a delayed flush's watermark, not yet due */
-    uint32_t pend_origin;
-    uint64_t max_version;   /* no item ever linked had a newer value stamp */
-    uint64_t below_flush;   /* linked live items below the watermark, not
-                               yet swept (exact when the flush was newer
-                               than max_version; see store_live_items) */
-    bool sweep_due;         /* items below the watermark may still be linked */
-    uint64_t sweep_cursor;  /* where the flush sweep goes on (table_walk) */
-};
 
 /* A random seed for the table hash (store_config.hash_seed 0). */
 static uint64_t random_seed(void)
@@ -111,36 +81,10 @@ static size_t item_cost(const struct item *it)
     return malloc_usable_size((void *)it) + CHUNK_OVERHEAD;
 }
 
-static bool is_tomb(const struct item *it)
-{
-    return (it->flags & ITEM_F_TOMBSTONE) != 0;
-}
-
-static bool is_expired(const struct item *it, int64_t now_ms)
-{
-    return it->expire_ms != 0 && it->expire_ms <= now_ms;
-}
-
-/* A live item leaves because its time came. */
-static void count_expired(struct store *s, const struct item *it)
-{
-    s->expired++;
-    if (!(it->flags & ITEM_F_FETCHED)) s->expired_unfetched++;
-}
-
 /* Is stamp (v, o) newer than (cur_v, cur_o)? */
 static bool newer(uint64_t cur_v, uint32_t cur_o, uint64_t v, uint32_t o)
 {
     return v > cur_v || (v == cur_v && o > cur_o);
-}
-
-/* A value stamped v is below a flush watermark that is in effect (by
- * version alone: a write stamped exactly at a delayed flush's time lives). */
-static bool flushed(const struct store *s, uint64_t v, uint32_t o, int64_t now_ms)
-{
-    (void)o;
-    return v < s->flush_ver ||
-           (s->pend_ver && v < s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver));
 }
 
 /* Both registers of a key, as a write leaves them. */
@@ -205,12 +149,6 @@ int64_t store_item_expiry(const struct item *it)
 
 /* ---- memory ----------------------------------------------------------- */
 
-static uint64_t store_bytes(const struct store *s)
-{
-    return s->item_bytes + table_bytes(&s->tb) + ttlheap_bytes(&s->heap) +
-           (s->cfg.range_digests ? rdigest_bytes() : 0);
-}
-
 /* it's digest term enters or leaves the digests. */
 static void digest_toggle(struct store *s, const struct item *it, uint64_t term)
 {
@@ -219,15 +157,9 @@ static void digest_toggle(struct store *s, const struct item *it, uint64_t term)
         rdigest_xor(&s->rd, rdigest_leaf_of(item_key(it), it->key_len), term);
 }
 
-static bool fits(const struct store *s, uint64_t add, uint64_t sub)
-{
-    return store_bytes(s) + add <= s->cfg.memory_limit + sub;
-}
-
 /* ---- resize ----------------------------------------------------------- */
 
-/* Shrink a sparse table, if the smaller array fits under the cap too. */
-static void maybe_shrink(struct store *s)
+void store_maybe_shrink(struct store *s)
 {
     if (!table_sparse(&s->tb)) return;
     if (fits(s, table_shrink_bytes(&s->tb), 0)) (void)table_shrink(&s->tb);
@@ -271,7 +203,7 @@ static void unlink_item(struct store *s, struct item *it)
     if (it->refcount == 0) free(it);
 }
 
-static void remove_at(struct store *s, struct table_loc loc)
+void store_remove_at(struct store *s, struct table_loc loc)
 {
     unlink_item(s, table_remove(&s->tb, loc));
 }
@@ -297,90 +229,6 @@ static void link_at(struct store *s, uint64_t hash, struct table_loc loc,
 
 /* ---- eviction --------------------------------------------------------- */
 
-static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
-{
-    const struct item *it = table_item_at(&s->tb, loc);
-    if (!is_tomb(it)) {
-        if (is_expired(it, now_ms)) {
-            count_expired(s, it);
-        } else {
-            s->evicted++;
-            if (!(it->flags & ITEM_F_FETCHED)) s->evicted_unfetched++;
-        }
-    }
-    remove_at(s, loc);
-}
-
-/*
- * `lru`: sampled eviction by heat. Each item counts its reads (freq,
- * saturating at ITEM_FREQ_MAX; a new item starts at 0), and its heat is
- * that count halved for every FREQ_HALF_LIFE_S since its last read. An
- * eviction takes LRU_SAMPLE uniformly random items from the index
- * (table_sample) and evicts the coldest (the first of equals, which is
- * random): a key read often outlives everything colder, one read once (or
- * never: a scan, a one-hit wonder of a Zipf tail) goes at its first
- * sampling, and a key no longer read cools down within minutes. An item
- * that is already dead (a tombstone, an expired item) is taken at once.
- * Measured by hit ratio (make bench-hits). The sample must be uniform over
- * the items, not tied to slot position: table.c, "Sampling", says why.
- */
-#define LRU_SAMPLE 8
-#define FREQ_HALF_LIFE_S 60 /* an item not read this long counts half its reads */
-
-/* Reads that still count: halved for every FREQ_HALF_LIFE_S since the last. */
-static unsigned heat(const struct item *it, int64_t now_ms)
-{
-    int64_t idle = now_ms / 1000 - (int64_t)it->atime;
-    int64_t halvings = idle > 0 ? idle / FREQ_HALF_LIFE_S : 0;
-    return halvings >= 8 ? 0 : (unsigned)it->freq >> halvings;
-}
-
-static bool evict_lru(struct store *s, const struct item *protect,
-                      int64_t now_ms)
-{
-    struct table_loc locs[LRU_SAMPLE];
-    size_t n = table_sample(&s->tb, LRU_SAMPLE, locs);
-    const struct item *best = NULL;
-    size_t at = 0;
-    for (size_t k = 0; k < n; k++) {
-        const struct item *it = table_item_at(&s->tb, locs[k]);
-        if (it == protect) continue;
-        if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
-            at = k;
-            best = it;
-            break;
-        }
-        if (!best || heat(it, now_ms) < heat(best, now_ms)) {
-            best = it;
-            at = k;
-        }
-    }
-    if (best == NULL) return false;
-    evict_at(s, locs[at], now_ms);
-    return true;
-}
-
-/* Earliest expiry in the heap other than protect. */
-static bool evict_ttl(struct store *s, const struct item *protect,
-                      int64_t now_ms)
-{
-    struct item *victim = ttlheap_min_except(&s->heap, protect);
-    if (victim == NULL) return false;
-    uint64_t hash = table_item_hash(&s->tb, victim);
-    evict_at(s, table_locate(&s->tb, hash, victim), now_ms);
-    return true;
-}
-
-static bool evict_one(struct store *s, const struct item *protect,
-                      int64_t now_ms)
-{
-    switch (s->cfg.eviction) {
-    case STORE_EVICT_LRU: return evict_lru(s, protect, now_ms);
-    case STORE_EVICT_TTL: return evict_ttl(s, protect, now_ms);
-    default: return false;
-    }
-}
-
 /*
  * A new key needs a slot under 3/4 load: grow the table if the bigger one
  * fits the cap along with the item, otherwise evict to stay under the
@@ -396,7 +244,7 @@ static enum store_status make_slot(struct store *s, uint64_t add,
         }
         if (fits(s, add + table_grow_bytes(&s->tb), 0) && table_grow(&s->tb))
             continue;
-        if (!evict_one(s, NULL, now_ms)) return STORE_NOMEM;
+        if (!store_evict_one(s, NULL, now_ms)) return STORE_NOMEM;
         *moved = true;
     }
     return STORE_OK;
@@ -424,7 +272,7 @@ static enum store_status prepare(struct store *s, uint64_t hash,
     if (cur == NULL) st = make_slot(s, cost, now_ms, &moved);
     while (st == STORE_OK &&
            !fits(s, cost + (push ? ttlheap_push_bytes(&s->heap) : 0), sub)) {
-        if (!evict_one(s, cur, now_ms))
+        if (!store_evict_one(s, cur, now_ms))
             st = STORE_NOMEM;
         else
             moved = true;
@@ -450,7 +298,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
 {
     int64_t ttl = s->cfg.tombstone_ttl_ms;
     if (ttl <= 0) {
-        if (cur) remove_at(s, loc);
+        if (cur) store_remove_at(s, loc);
         return;
     }
     int64_t until = now_ms > INT64_MAX - ttl ? INT64_MAX : now_ms + ttl;
@@ -472,12 +320,11 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
         return;
     }
     free(tomb);
-    if (cur) remove_at(s, loc);
+    if (cur) store_remove_at(s, loc);
 }
 
-/* Its time came: it turns into a tombstone (its own registers) or goes. */
-static void expire_item(struct store *s, uint64_t hash, struct table_loc loc,
-                        struct item *it, int64_t now_ms)
+void store_expire_item(struct store *s, uint64_t hash, struct table_loc loc,
+                       struct item *it, int64_t now_ms)
 {
     count_expired(s, it);
     struct regs r = regs_of(it);
@@ -490,7 +337,7 @@ static enum store_status retime(struct store *s, struct item *it,
 {
     if (expire_ms != 0 && it->heap_idx == TTLHEAP_NONE) {
         while (!fits(s, ttlheap_push_bytes(&s->heap), 0))
-            if (!evict_one(s, it, now_ms)) return STORE_NOMEM;
+            if (!store_evict_one(s, it, now_ms)) return STORE_NOMEM;
     }
     uint64_t before = digest_of(it);
     int64_t prev = it->expire_ms;
@@ -530,8 +377,7 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
     return st;
 }
 
-/* A delayed flush whose time has come takes effect. */
-static void flush_due(struct store *s, int64_t now_ms)
+void store_flush_due(struct store *s, int64_t now_ms)
 {
     if (s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver))
         store_flush(s, s->pend_ver, s->pend_origin, now_ms);
@@ -546,15 +392,15 @@ enum store_status store_write(struct store *s, const struct store_write *w,
          ITEM_HDR + w->key_len + w->value_len + CHUNK_OVERHEAD > s->cfg.memory_limit))
         return STORE_TOO_LARGE;
     table_move(&s->tb, MOVE_PER_WRITE);
-    flush_due(s, now_ms);
+    store_flush_due(s, now_ms);
     uint64_t hash = table_hash(&s->tb, w->key, w->key_len);
     struct table_loc loc = {false, 0};
     struct item *cur = table_lookup(&s->tb, hash, w->key, w->key_len, &loc);
-    if (cur && flushed(s, cur->version, cur->origin, now_ms)) {
-        remove_at(s, loc); /* dead since the flush: as if absent */
+    if (cur && flushed(s, cur->version, now_ms)) {
+        store_remove_at(s, loc); /* dead since the flush: as if absent */
         cur = NULL;
     }
-    bool vnew = w->has_value && !flushed(s, w->version, w->origin, now_ms) &&
+    bool vnew = w->has_value && !flushed(s, w->version, now_ms) &&
                 (!cur || newer(cur->version, cur->origin, w->version, w->origin) ||
                  ((cur->flags & ITEM_F_EXPIRED) && !w->tomb &&
                   cur->version == w->version && cur->origin == w->origin));
@@ -564,7 +410,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
     if (!w->has_value) { /* an expiry-only write needs a live item */
         if (!cur || is_tomb(cur)) return STORE_NOT_FOUND;
         if (is_expired(cur, now_ms)) {
-            expire_item(s, hash, loc, cur, now_ms);
+            store_expire_item(s, hash, loc, cur, now_ms);
             return STORE_NOT_FOUND;
         }
     }
@@ -585,7 +431,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
         if (cur || s->cfg.tombstone_ttl_ms > 0)
             entomb(s, hash, loc, cur, w->key, w->key_len, &r,
                    !w->tomb || w->expired, now_ms);
-        if (w->tomb) maybe_shrink(s);
+        if (w->tomb) store_maybe_shrink(s);
         return STORE_OK;
     }
     struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
@@ -619,7 +465,7 @@ enum store_status store_del(struct store *s, const char *key, size_t key_len,
 {
     const struct item *cur = store_peek(s, key, key_len);
     bool live = cur && !is_tomb(cur) && !is_expired(cur, now_ms) &&
-                !flushed(s, cur->version, cur->origin, now_ms);
+                !flushed(s, cur->version, now_ms);
     struct store_write w = {
         .key = key, .key_len = key_len,
         .has_value = true, .tomb = true,
@@ -679,52 +525,6 @@ size_t store_flush_stamps(const struct store *s, uint64_t version[2], uint32_t o
     return n;
 }
 
-/*
- * One bounded step of the flush sweep: look at up to max slots, removing
- * every item below the watermark. A removal shifts later entries of the
- * cluster back into the slot, so the slot is looked at again; entries only
- * move backwards within their cluster, so a forward walk sees each one. The
- * walk covers old (if resizing), then cur, and starts over if the arrays
- * changed under it. Returns items removed.
- */
-static size_t sweep_flushed(struct store *s, int64_t now_ms, size_t max)
-{
-    flush_due(s, now_ms);
-    if (!s->sweep_due) return 0;
-    size_t removed = 0;
-    struct table_loc loc;
-    const struct item *it;
-    while ((it = table_walk(&s->tb, &s->sweep_cursor, &max, &loc)) != NULL) {
-        if (flushed(s, it->version, it->origin, now_ms)) {
-            remove_at(s, loc); /* the walk looks at its slot again */
-            removed++;
-        } else {
-            table_walk_skip(&s->sweep_cursor);
-        }
-    }
-    if (s->sweep_cursor == 0) s->sweep_due = false; /* walk complete */
-    return removed;
-}
-
-size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
-{
-    size_t n = 0;
-    struct item *it;
-    while (n < max && (it = ttlheap_peek(&s->heap)) != NULL &&
-           it->expire_ms <= now_ms) {
-        uint64_t hash = table_item_hash(&s->tb, it);
-        struct table_loc loc = table_locate(&s->tb, hash, it);
-        if (is_tomb(it))
-            remove_at(s, loc);
-        else
-            expire_item(s, hash, loc, it, now_ms);
-        n++;
-    }
-    if (n < max) n += sweep_flushed(s, now_ms, (max - n) * 8);
-    if (n) maybe_shrink(s);
-    return n;
-}
-
 /* ---- reads ------------------------------------------------------------ */
 
 struct item *store_lookup(struct store *s, const char *key, size_t key_len,
@@ -737,12 +537,12 @@ struct item *store_lookup(struct store *s, const char *key, size_t key_len,
     struct item *it = table_lookup(&s->tb, hash, key, key_len, &loc);
     if (it == NULL || is_tomb(it)) return NULL;
     if (is_expired(it, now_ms)) {
-        expire_item(s, hash, loc, it, now_ms);
+        store_expire_item(s, hash, loc, it, now_ms);
         *expired = true;
         return NULL;
     }
-    if (flushed(s, it->version, it->origin, now_ms)) {
-        remove_at(s, loc);
+    if (flushed(s, it->version, now_ms)) {
+        store_remove_at(s, loc);
         return NULL;
     }
     return it;
@@ -771,16 +571,6 @@ const struct item *store_peek(const struct store *s, const char *key,
     struct table_loc loc;
     uint64_t hash = table_hash(&s->tb, key, key_len);
     return table_lookup(&s->tb, hash, key, key_len, &loc);
-}
-
-int64_t store_next_expiry(const struct store *s)
-{
-    const struct item *it = ttlheap_peek(&s->heap);
-    int64_t next = it ? it->expire_ms : 0;
-    int64_t at = s->sweep_due ? hlc_physical_ms(s->flush_ver)
-                 : s->pend_ver ? hlc_physical_ms(s->pend_ver) : 0;
-    if (at && (next == 0 || at < next)) next = at;
-    return next;
 }
 
 bool store_maintain(struct store *s, size_t max_slots)
@@ -817,7 +607,7 @@ static bool live_visit(void *arg, const struct item *it)
 {
     struct live_walk *w = arg;
     if (!is_tomb(it) && !is_expired(it, w->now_ms) &&
-        !flushed(w->s, it->version, it->origin, w->now_ms)) {
+        !flushed(w->s, it->version, w->now_ms)) {
         w->fn(w->arg, it);
         w->reported++;
     }
