@@ -43,14 +43,25 @@ static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
  * that count halved for every FREQ_HALF_LIFE_S since its last read. An
  * eviction takes LRU_SAMPLE uniformly random items from the index
  * (table_sample) and evicts the coldest (the first of equals, which is
- * random): a key read often outlives everything colder, one read once (or
- * never: a scan, a one-hit wonder of a Zipf tail) goes at its first
- * sampling, and a key no longer read cools down within minutes. An item
- * that is already dead (a tombstone, an expired item) is taken at once.
- * Measured by hit ratio (make bench-hits). The sample must be uniform over
- * the items, not tied to slot position: table.c, "Sampling", says why.
+ * random); while every item drawn so far was read (heat >= 1) it draws
+ * LRU_SAMPLE more, up to LRU_ROUNDS times. A key read often outlives
+ * everything colder, one read once (or never: a scan, a one-hit wonder of
+ * a Zipf tail) goes at its first sampling, and a key no longer read cools
+ * down within minutes. An item that is already dead (a tombstone, an
+ * expired item) is taken at once. Measured by hit ratio (make bench-hits).
+ * The sample must be uniform over the items, not tied to slot position:
+ * table.c, "Sampling", says why.
+ *
+ * The guarantee, precisely: the victim is never hotter than any item drawn
+ * for it; and an item with heat >= 1 (read within the last minute, or read
+ * more often longer ago) is evicted while items of heat 0 exist only if
+ * all LRU_ROUNDS * LRU_SAMPLE = 32 draws missed them: with a fraction c of
+ * heat-0 items, probability (1 - c)^32 per eviction (2e-10 for c = 1/2;
+ * one round alone would be (1 - c)^8, 1/256). Extra rounds are drawn only
+ * when the first finds no cold item, i.e. when nearly everything is hot.
  */
 #define LRU_SAMPLE 8
+#define LRU_ROUNDS 4
 #define FREQ_HALF_LIFE_S 60 /* an item not read this long counts half its reads */
 
 /* Reads that still count: halved for every FREQ_HALF_LIFE_S since the last. */
@@ -64,25 +75,30 @@ static unsigned heat(const struct item *it, int64_t now_ms)
 static bool evict_lru(struct store *s, const struct item *protect,
                       int64_t now_ms)
 {
-    struct table_loc locs[LRU_SAMPLE];
-    size_t n = table_sample(&s->tb, LRU_SAMPLE, locs);
+    struct table_loc locs[LRU_SAMPLE], best_loc = {false, 0};
     const struct item *best = NULL;
-    size_t at = 0;
-    for (size_t k = 0; k < n; k++) {
-        const struct item *it = table_item_at(&s->tb, locs[k]);
-        if (it == protect) continue;
-        if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
-            at = k;
-            best = it;
-            break;
+    unsigned best_heat = 0;
+    for (unsigned round = 0; round < LRU_ROUNDS; round++) {
+        size_t n = table_sample(&s->tb, LRU_SAMPLE, locs);
+        for (size_t k = 0; k < n; k++) {
+            const struct item *it = table_item_at(&s->tb, locs[k]);
+            if (it == protect) continue;
+            if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
+                evict_at(s, locs[k], now_ms);
+                return true;
+            }
+            unsigned h = heat(it, now_ms);
+            if (!best || h < best_heat) {
+                best = it;
+                best_heat = h;
+                best_loc = locs[k];
+            }
         }
-        if (!best || heat(it, now_ms) < heat(best, now_ms)) {
-            best = it;
-            at = k;
-        }
+        if (best && best_heat == 0) break; /* nothing is colder */
+        if (n < LRU_SAMPLE) break;         /* that was every item */
     }
     if (best == NULL) return false;
-    evict_at(s, locs[at], now_ms);
+    evict_at(s, best_loc, now_ms);
     return true;
 }
 

@@ -575,6 +575,83 @@ static void test_lru_keeps_hot_set(void **state)
     store_destroy(s);
 }
 
+/* Set key "<prefix><i>" with a 40-byte value at now_ms. */
+static void put_at(struct store *s, const char *prefix, int i, int64_t now_ms)
+{
+    char k[32], v[41];
+    memset(v, 'v', 40);
+    int n = snprintf(k, sizeof k, "%s%d", prefix, i);
+    assert_int_equal(store_set(s, k, (size_t)n, v, 40, 0, ver(), 1, now_ms), STORE_OK);
+    assert_under_cap(s);
+}
+
+static bool present(struct store *s, const char *prefix, int i)
+{
+    char k[32];
+    int n = snprintf(k, sizeof k, "%s%d", prefix, i);
+    return store_peek(s, k, (size_t)n) != NULL;
+}
+
+static void read_at(struct store *s, const char *prefix, int i, int64_t now_ms)
+{
+    char k[32];
+    int n = snprintf(k, sizeof k, "%s%d", prefix, i);
+    assert_non_null(store_get(s, k, (size_t)n, now_ms));
+}
+
+/*
+ * What `lru` guarantees (store_evict.c): an item read in the last minute
+ * (heat >= 1) is evicted while unread items (heat 0) exist only if all
+ * LRU_ROUNDS x LRU_SAMPLE random draws missed them, at most (1 - c)^32
+ * per eviction for a fraction c of unread items. Here half of the items
+ * are read, then as many new keys are written at the cap as there were
+ * unread ones (c stays ~1/2): every read item must stay (one draw of 8
+ * loses one about every 256 evictions). Ten minutes later the old reads
+ * no longer count (heat halves every idle minute): a newly read set is
+ * what stays, and the items read back then go like the unread ones.
+ */
+static void test_lru_read_never_before_unread(void **state)
+{
+    (void)state;
+    struct store *s = mk(512u << 10, STORE_EVICT_LRU, 0);
+    int n = 0;
+    while (stats(s).evicted == 0) put_at(s, "a", n++, NOW);
+    int fits = (int)stats(s).curr_items;
+    print_message("%d items fit\n", fits);
+    assert_true(fits > 1000);
+    int read = 0;
+    for (int i = 0; i < n; i += 2)
+        if (present(s, "a", i)) {
+            read_at(s, "a", i, NOW);
+            read++;
+        }
+    uint64_t evicted0 = stats(s).evicted;
+    for (int i = 0; i < fits - read; i++) put_at(s, "b", i, NOW);
+    assert_true(stats(s).evicted - evicted0 + 2 >= (uint64_t)(fits - read));
+    int kept = 0;
+    for (int i = 0; i < n; i += 2) kept += present(s, "a", i);
+    print_message("read items kept: %d of %d\n", kept, read);
+    assert_int_equal(kept, read);
+
+    /* ten minutes on: read the "b" keys still present, write as many new */
+    int64_t later = NOW + 10 * 60 * 1000;
+    int fresh = 0;
+    for (int i = 0; i < fits - read; i++)
+        if (present(s, "b", i)) {
+            read_at(s, "b", i, later);
+            fresh++;
+        }
+    for (int i = 0; i < fits - fresh; i++) put_at(s, "c", i, later);
+    int fresh_kept = 0, old_kept = 0;
+    for (int i = 0; i < fits - read; i++) fresh_kept += present(s, "b", i);
+    for (int i = 0; i < n; i += 2) old_kept += present(s, "a", i);
+    print_message("later: read items kept %d of %d, items read 10 min ago kept %d of %d\n",
+                  fresh_kept, fresh, old_kept, read);
+    assert_int_equal(fresh_kept, fresh);
+    assert_true(old_kept < read / 2);
+    store_destroy(s);
+}
+
 static void test_lru_protects_overwritten(void **state)
 {
     (void)state;
@@ -1010,6 +1087,7 @@ int main(void)
         cmocka_unit_test_setup(test_shrink_respects_cap, setup),
         cmocka_unit_test_setup(test_lru_keeps_accessed, setup),
         cmocka_unit_test_setup(test_lru_keeps_hot_set, setup),
+        cmocka_unit_test_setup(test_lru_read_never_before_unread, setup),
         cmocka_unit_test_setup(test_lru_protects_overwritten, setup),
         cmocka_unit_test_setup(test_ttl_evicts_earliest, setup),
         cmocka_unit_test_setup(test_noeviction_and_too_large, setup),
