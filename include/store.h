@@ -123,7 +123,7 @@ static inline void store_mark_read(struct item *it, int64_t now_ms)
 {
     uint32_t now_s = (uint32_t)(now_ms / 1000);
     if (!(it->flags & ITEM_F_FETCHED)) it->flags |= ITEM_F_FETCHED;
-    if (it->freq < ITEM_FREQ_MAX) it->freq++;
+    if (item_freq(it) < ITEM_FREQ_MAX) it->meta++;
     if (it->atime != now_s) it->atime = now_s;
 }
 

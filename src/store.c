@@ -73,7 +73,7 @@ uint64_t item_digest(const char *key, size_t key_len, const char *value,
 static uint64_t digest_of(const struct item *it)
 {
     return item_digest(item_key(it), it->key_len, item_value(it),
-                       it->value_len, it->client_flags, it->expire_ms);
+                       it->value_len, item_client_flags(it), it->expire_ms);
 }
 
 static size_t item_cost(const struct item *it)
@@ -99,22 +99,44 @@ struct regs {
 
 static struct regs regs_of(const struct item *it)
 {
-    return (struct regs){it->version, it->origin, it->client_flags,
-                         it->exp_version, it->exp_origin, store_item_expiry(it)};
+    return (struct regs){it->version, it->origin, item_client_flags(it),
+                         item_exp_version(it), item_exp_origin(it),
+                         store_item_expiry(it)};
+}
+
+/* Does the expiry stamp of r need a place in the tail of an item holding
+ * r's value stamp? */
+static bool own_exp_stamp(const struct regs *r)
+{
+    return r->exp_version != r->version || r->exp_origin != r->origin;
+}
+
+/* Write the expiry register's stamp into it (it has room for it, or the
+ * stamp is its value stamp). */
+static void set_exp_stamp(struct item *it, uint64_t exp_version, uint32_t exp_origin)
+{
+    if (!(it->meta & ITEM_M_EXP_STAMP)) return; /* equal to the value stamp */
+    char *tail = (char *)item_tail(it);
+    memcpy(tail, &exp_version, sizeof exp_version);
+    memcpy(tail + 8, &exp_origin, sizeof exp_origin);
 }
 
 /* A live item (flags 0), or a tombstone (ITEM_F_TOMBSTONE, maybe with
  * ITEM_F_EXPIRED) collected at collect_ms, which keeps r->expire_ms after
- * its key. */
+ * its key. The tail holds the expiry stamp if it differs from the value
+ * stamp (a tombstone's always: it is restamped in place) and the client
+ * flags if not 0. */
 static struct item *item_new(const char *key, size_t key_len,
                              const char *value, size_t value_len,
                              const struct regs *r, uint8_t flags,
                              int64_t collect_ms, int64_t now_ms)
 {
     bool tomb = flags & ITEM_F_TOMBSTONE;
-    size_t tail = tomb ? sizeof(int64_t) : value_len;
-    size_t size = ITEM_HDR + key_len + tail;
-    struct item *it = malloc(size < sizeof *it ? sizeof *it : size);
+    uint8_t meta = (uint8_t)((tomb || own_exp_stamp(r) ? ITEM_M_EXP_STAMP : 0) |
+                             (!tomb && r->client_flags ? ITEM_M_CFLAGS : 0));
+    size_t body = tomb ? sizeof(int64_t) : value_len;
+    size_t size = ITEM_HDR + key_len + body + item_tail_len(meta);
+    struct item *it = malloc(size);
     if (it == NULL) return NULL;
     if (!table_packable(it)) {
         free(it);
@@ -122,20 +144,21 @@ static struct item *item_new(const char *key, size_t key_len,
     }
     it->version = r->version;
     it->origin = r->origin;
-    it->exp_version = r->exp_version;
-    it->exp_origin = r->exp_origin;
     it->expire_ms = tomb ? collect_ms : r->expire_ms;
     it->heap_idx = TTLHEAP_NONE;
     it->value_len = tomb ? 0 : (uint32_t)value_len;
-    it->client_flags = tomb ? 0 : r->client_flags;
     it->refcount = 0;
+    it->atime = (uint32_t)(now_ms / 1000);
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
-    it->freq = 0;
-    it->atime = (uint32_t)(now_ms / 1000);
+    it->meta = meta;
     if (key_len) memcpy(it->data, key, key_len);
     if (tomb) memcpy(it->data + key_len, &r->expire_ms, sizeof r->expire_ms);
     else if (value_len) memcpy(it->data + key_len, value, value_len);
+    set_exp_stamp(it, r->exp_version, r->exp_origin);
+    if (meta & ITEM_M_CFLAGS)
+        memcpy((char *)item_tail(it) + item_tail_len(meta & ITEM_M_EXP_STAMP),
+               &r->client_flags, sizeof r->client_flags);
     return it;
 }
 
@@ -283,6 +306,20 @@ static enum store_status prepare(struct store *s, uint64_t hash,
     return st;
 }
 
+/* Link the new item it in place of cur (NULL: a new key), or free it if
+ * there is no room (prepare's status). */
+static enum store_status place(struct store *s, uint64_t hash, struct table_loc loc,
+                               struct item *cur, struct item *it, int64_t now_ms)
+{
+    enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
+    if (st != STORE_OK) {
+        free(it);
+        return st;
+    }
+    link_at(s, hash, loc, cur, it);
+    return STORE_OK;
+}
+
 /* ---- writes ----------------------------------------------------------- */
 
 /*
@@ -306,8 +343,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
     if (cur && is_tomb(cur)) { /* restamp in place */
         cur->version = r->version;
         cur->origin = r->origin;
-        cur->exp_version = r->exp_version;
-        cur->exp_origin = r->exp_origin;
+        set_exp_stamp(cur, r->exp_version, r->exp_origin);
         memcpy(cur->data + cur->key_len, &r->expire_ms, sizeof r->expire_ms);
         cur->flags = (uint8_t)((cur->flags & ~ITEM_F_EXPIRED) | flags);
         cur->expire_ms = until;
@@ -354,7 +390,8 @@ static enum store_status retime(struct store *s, struct item *it,
     return STORE_OK;
 }
 
-/* Only the expiry register of cur moves (to r's). */
+/* Only the expiry register of cur moves (to r's): in place, or in a copy
+ * of cur when its stamp needs room in the tail (cur may be freed). */
 static enum store_status write_expiry(struct store *s, uint64_t hash,
                                       struct table_loc loc, struct item *cur,
                                       const struct regs *r, int64_t now_ms)
@@ -369,12 +406,21 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
         entomb(s, hash, loc, cur, item_key(cur), cur->key_len, r, true, now_ms);
         return STORE_OK;
     }
-    enum store_status st = retime(s, cur, r->expire_ms, now_ms);
-    if (st == STORE_OK) {
-        cur->exp_version = r->exp_version;
-        cur->exp_origin = r->exp_origin;
+    if ((cur->meta & ITEM_M_EXP_STAMP) ||
+        (r->exp_version == cur->version && r->exp_origin == cur->origin)) {
+        enum store_status st = retime(s, cur, r->expire_ms, now_ms);
+        if (st == STORE_OK) set_exp_stamp(cur, r->exp_version, r->exp_origin);
+        return st;
     }
-    return st;
+    /* the stamp needs a tail cur has no room for: a copy of cur with it
+     * takes its place, keeping its read state */
+    struct item *it = item_new(item_key(cur), cur->key_len, item_value(cur),
+                               cur->value_len, r, 0, 0, now_ms);
+    if (it == NULL) return STORE_NOMEM;
+    it->flags = cur->flags & (uint8_t)~ITEM_F_LINKED;
+    it->meta = (uint8_t)((it->meta & ~ITEM_M_FREQ) | item_freq(cur));
+    it->atime = cur->atime;
+    return place(s, hash, loc, cur, it, now_ms);
 }
 
 void store_flush_due(struct store *s, int64_t now_ms)
@@ -405,7 +451,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
                  ((cur->flags & ITEM_F_EXPIRED) && !w->tomb &&
                   cur->version == w->version && cur->origin == w->origin));
     bool enew = w->has_expiry &&
-                (!cur || newer(cur->exp_version, cur->exp_origin, w->exp_version,
+                (!cur || newer(item_exp_version(cur), item_exp_origin(cur), w->exp_version,
                                w->exp_origin));
     if (!w->has_value) { /* an expiry-only write needs a live item */
         if (!cur || is_tomb(cur)) return STORE_NOT_FOUND;
@@ -436,13 +482,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
     }
     struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
     if (it == NULL) return STORE_NOMEM;
-    enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
-    if (st != STORE_OK) {
-        free(it);
-        return st;
-    }
-    link_at(s, hash, loc, cur, it);
-    return STORE_OK;
+    return place(s, hash, loc, cur, it, now_ms);
 }
 
 enum store_status store_set(struct store *s, const char *key, size_t key_len,

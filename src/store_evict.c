@@ -69,7 +69,7 @@ static unsigned heat(const struct item *it, int64_t now_ms)
 {
     int64_t idle = now_ms / 1000 - (int64_t)it->atime;
     int64_t halvings = idle > 0 ? idle / FREQ_HALF_LIFE_S : 0;
-    return halvings >= 8 ? 0 : (unsigned)it->freq >> halvings;
+    return halvings >= 8 ? 0 : item_freq(it) >> halvings;
 }
 
 static bool evict_lru(struct store *s, const struct item *protect,

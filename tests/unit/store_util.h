@@ -45,7 +45,7 @@ static inline void tally_visit(void *arg, const struct item *it)
     }
     t->live++;
     t->digest ^= item_digest(item_key(it), it->key_len, item_value(it),
-                             it->value_len, it->client_flags, it->expire_ms);
+                             it->value_len, item_client_flags(it), it->expire_ms);
 }
 
 /* A full scan (no writes meanwhile) must agree with the counters. */

@@ -91,11 +91,11 @@ static struct key_state read_key(struct store *s, int key)
         assert_true(it->value_len < sizeof st.value);
         memcpy(st.value, item_value(it), it->value_len);
     }
-    st.client_flags = it->client_flags;
+    st.client_flags = item_client_flags(it);
     st.version = it->version;
     st.origin = it->origin;
-    st.exp_version = it->exp_version;
-    st.exp_origin = it->exp_origin;
+    st.exp_version = item_exp_version(it);
+    st.exp_origin = item_exp_origin(it);
     st.expiry = store_item_expiry(it);
     return st;
 }

@@ -314,8 +314,8 @@ static void test_lazy_expiry(void **state)
     const struct item *p = store_peek(s, "e", 1);
     assert_int_equal(p->version, v0); /* the value register is untouched */
     assert_int_equal(p->origin, 1);
-    assert_int_equal(p->exp_version, v0 + 1);
-    assert_int_equal(p->exp_origin, 7);
+    assert_int_equal(item_exp_version(p), v0 + 1);
+    assert_int_equal(item_exp_origin(p), 7);
     assert_int_equal(stats(s).items_digest,
                      item_digest("e", 1, "v", 1, 0, NOW + 50));
     assert_int_equal(store_next_expiry(s), NOW + 50);
@@ -964,6 +964,67 @@ static void test_digest_order_independent(void **state)
 
 /* ---- last-writer-wins -------------------------------------------------- */
 
+/*
+ * The item's tail (item.h): the expiry stamp only when it differs from the
+ * value stamp, client flags only when not 0. An expiry write that needs
+ * room for its stamp replaces the item with a copy that keeps the value,
+ * the flags and the read state; the next one writes in place.
+ */
+static void test_item_tail(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    assert_int_equal(store_set(s, "a", 1, "value", 5, NOW + 1000, 50, 3, NOW), STORE_OK);
+    struct item *a = store_get(s, "a", 1, NOW);
+    assert_non_null(a);
+    assert_int_equal(a->meta & (ITEM_M_EXP_STAMP | ITEM_M_CFLAGS), 0);
+    assert_int_equal(item_exp_version(a), 50);
+    assert_int_equal(item_exp_origin(a), 3);
+    assert_int_equal(item_client_flags(a), 0);
+
+    struct store_write w = {.key = "b", .key_len = 1, .has_value = true, .value = "value",
+                            .value_len = 5, .client_flags = 0xdeadbeef, .version = 60,
+                            .origin = 4, .has_expiry = true, .expire_ms = NOW + 1000,
+                            .exp_version = 60, .exp_origin = 4};
+    assert_int_equal(store_write(s, &w, NOW), STORE_OK);
+    struct item *b = store_get(s, "b", 1, NOW);
+    assert_int_equal(b->meta & (ITEM_M_EXP_STAMP | ITEM_M_CFLAGS), ITEM_M_CFLAGS);
+    assert_int_equal(item_client_flags(b), 0xdeadbeef);
+    assert_int_equal(item_exp_version(b), 60);
+
+    /* a touch: b's expiry stamp now differs, so b moves to a bigger copy */
+    store_get(s, "b", 1, NOW);
+    assert_int_equal(store_expire(s, "b", 1, NOW + 5000, 70, 5, NOW), STORE_OK);
+    struct item *b2 = store_find(s, "b", 1, NOW);
+    assert_ptr_not_equal(b2, b);
+    assert_int_equal(b2->meta & (ITEM_M_EXP_STAMP | ITEM_M_CFLAGS),
+                     ITEM_M_EXP_STAMP | ITEM_M_CFLAGS);
+    assert_int_equal(b2->version, 60);
+    assert_int_equal(b2->origin, 4);
+    assert_int_equal(item_exp_version(b2), 70);
+    assert_int_equal(item_exp_origin(b2), 5);
+    assert_int_equal(item_client_flags(b2), 0xdeadbeef);
+    assert_int_equal(b2->expire_ms, NOW + 5000);
+    assert_int_equal(b2->value_len, 5);
+    assert_memory_equal(item_value(b2), "value", 5);
+    assert_true(b2->flags & ITEM_F_FETCHED); /* read state kept */
+    assert_int_equal(item_freq(b2), 2);
+    check_digest(s);
+
+    /* the next touch writes in place */
+    assert_int_equal(store_expire(s, "b", 1, NOW + 6000, 80, 6, NOW), STORE_OK);
+    assert_ptr_equal(store_find(s, "b", 1, NOW), b2);
+    assert_int_equal(item_exp_version(b2), 80);
+    assert_int_equal(item_exp_origin(b2), 6);
+    assert_int_equal(item_client_flags(b2), 0xdeadbeef);
+    assert_int_equal(store_expire_due(s, NOW + 5999, 10), 1); /* a only */
+    assert_non_null(store_find(s, "b", 1, NOW + 5999));
+    assert_int_equal(store_expire_due(s, NOW + 6000, 10), 1);
+    check_digest(s);
+    assert_int_equal(stats(s).curr_items, 0);
+    store_destroy(s);
+}
+
 static void test_stale_writes(void **state)
 {
     (void)state;
@@ -1095,6 +1156,7 @@ int main(void)
         cmocka_unit_test_setup(test_scan_during_resize, setup),
         cmocka_unit_test_setup(test_digest_random_ops, setup),
         cmocka_unit_test_setup(test_digest_order_independent, setup),
+        cmocka_unit_test_setup(test_item_tail, setup),
         cmocka_unit_test_setup(test_stale_writes, setup),
         cmocka_unit_test_setup(test_tombstones, setup),
         cmocka_unit_test(test_lru_eviction_keeps_clusters_short),
