@@ -8,6 +8,7 @@
 #   make fuzz       libFuzzer campaigns, FUZZ_SECONDS (60) per target; fuzz-smoke: a short pass
 #   make SAN=1 ...  build into build-san/ with AddressSanitizer + UBSan
 #   make bench-resync   state transfer: a full one vs an incremental one
+#   make bench-shard    through nutcracker (+ HAProxy) vs straight to a node (also run by make bench)
 #   make install    binary, man page, systemd units, example config under
 #                   DESTDIR + PREFIX (/usr/local); make uninstall removes them
 # The core objects form one static library that the server, the unit tests,
@@ -20,9 +21,9 @@ OPT     ?= -O2
 
 BUILD_PKGS = gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev
 TEST_PKGS  = $(BUILD_PKGS) libcmocka-dev python3-pytest python3-pytest-xdist python3-pika python3-pymemcache python3-redis redis-tools redis-server \
-             rabbitmq-server haproxy procps clang libclang-rt-14-dev openssl \
+             rabbitmq-server haproxy nutcracker procps clang libclang-rt-14-dev openssl \
              prometheus groff-base man-db
-BENCH_PKGS = $(BUILD_PKGS) python3 redis-server redis-tools memcached gnuplot-nox util-linux
+BENCH_PKGS = $(BUILD_PKGS) python3 redis-server redis-tools memcached gnuplot-nox util-linux haproxy nutcracker
 
 ifeq ($(SAN),1)
 BUILD    ?= build-san
@@ -173,11 +174,16 @@ uninstall:
 	  echo "kept $(CONF): it was edited"; else rm -f $(CONF); fi
 	@rmdir $(DESTDIR)$(SYSCONFDIR)/vitamin 2>/dev/null || true
 
-# Side-by-side benchmark against redis-server and memcached (not part of
-# `make test`): see docs/performance.md. BENCH_QUICK=1 for a smoke run.
-.PHONY: bench
+# Side-by-side benchmark against redis-server and memcached, then the cost
+# of the sharding proxy (bench/bench_shard.py; BENCH_SHARD=0 skips it). Not
+# part of `make test`: see docs/performance.md. BENCH_QUICK=1 for a smoke run.
+.PHONY: bench bench-shard
 bench:
 	@BENCH_PKGS="$(BENCH_PKGS)" PYTHON="$(PYTHON)" bench/run.sh
+bench-shard:
+	@scripts/ensure-packages.sh $(BUILD_PKGS) python3 haproxy nutcracker util-linux
+	@$(MAKE) --no-print-directory all
+	$(PYTHON) bench/bench_shard.py
 
 # Replication benchmark (bench/bench_repl.py): a private RabbitMQ broker and
 # two nodes; replicated write rate, lag at fixed rates, confirm vs async; a

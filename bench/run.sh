@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # `make bench`: install what the benchmark needs, build, then run
 # bench/bench.py (Vitamin vs redis-server vs memcached -t 1, see
-# docs/performance.md). Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5),
+# docs/performance.md), then bench/bench_shard.py (nutcracker vs straight to a
+# node; BENCH_SHARD=0 skips it). Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5),
 # BENCH_QUICK=1 (1 round of 2 s), BENCH_MEM_ITEMS (1000000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=${BENCH_PKGS:-"gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev python3 redis-server redis-tools memcached gnuplot-nox util-linux"}
+PKGS=${BENCH_PKGS:-"gcc make pkg-config libev-dev librabbitmq-dev libxxhash-dev python3 redis-server redis-tools memcached gnuplot-nox util-linux haproxy nutcracker"}
 # shellcheck disable=SC2086
 scripts/ensure-packages.sh $PKGS
 make --no-print-directory all
-exec "${PYTHON:-/usr/bin/python3}" bench/bench.py "$@"
+"${PYTHON:-/usr/bin/python3}" bench/bench.py "$@"
+# then what the sharding proxy costs (bench/bench_shard.py), unless BENCH_SHARD=0
+if [ "${BENCH_SHARD:-1}" != 0 ]; then
+    "${PYTHON:-/usr/bin/python3}" bench/bench_shard.py
+fi

@@ -22,9 +22,13 @@ by the same RABBITMQ_* variables as rabbit.Broker (NODENAME, NODE_PORT,
 DIST_PORT, NODE_IP_ADDRESS, MNESIA_BASE, LOG_BASE, ENABLED_PLUGINS_FILE,
 FEATURE_FLAGS_FILE, PID_FILE) plus RABBITMQ_CONFIG_FILE.
 
-The three rabbitmq-server processes are launched at once (Broker.launch),
-then waited for in parallel (port accepts + `rabbitmqctl await_startup`).
-The cluster forms by peer discovery, with node 0 as the seed:
+On the first boot the seed (node 0) is launched and waited for (port
+accepts + `rabbitmqctl await_startup`), then the joiners are launched at
+once and waited for in parallel: a joiner that reached the seed while the
+seed was still enabling feature flags could make the seed's boot fail. A
+restart after stop() launches all nodes at once (each waits for the
+others' tables). The cluster forms by peer discovery, with node 0 as the
+seed:
 
   node 0    rabbitmq.conf without peer discovery: boots standalone
   node 1,2  cluster_formation.peer_discovery_backend = classic_config
@@ -195,6 +199,7 @@ class Cluster:
         rabbit.chown_rabbitmq(self.dir)
         self._cleaned = False
         self._resumed = set()   # nodes sigcont() resumed (for heal())
+        self._booted = False    # start() has formed the cluster once
         self.nodes = []
         try:
             used = set()
@@ -300,10 +305,23 @@ class Cluster:
         cluster_status shows all of them running. Sets boot_seconds."""
         t0 = time.monotonic()
         try:
-            for nd in self.nodes:
+            first = not self._booted
+            if first and self.formation == "classic_config":
+                # The seed first: a joiner that reaches it while it is still
+                # enabling feature flags can make its boot fail
+                # (incompatible_feature_flags: "All replicas on diskfull
+                # nodes are not active yet"). On a restart every node must
+                # launch at once (each waits for the others' tables).
+                self.nodes[0].launch()
+                self.nodes[0].wait_ready(timeout)
+                joiners = self.nodes[1:]
+            else:
+                joiners = self.nodes
+            for nd in joiners:
                 nd.launch()
             _parallel([lambda nd=nd: nd.wait_ready(timeout)
-                       for nd in self.nodes])
+                       for nd in joiners])
+            self._booted = True
             if self.formation == "join_cluster" and not self._joined():
                 self._join_all(timeout)
             self.wait_running(self.n, timeout=timeout)

@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -288,56 +289,46 @@ class TcpProxy:
 # --------------------------------------------------------------------------
 # HAProxy
 
-_DROP_GLOBAL = re.compile(r"^\s*(chroot|user|group|uid|gid|pidfile|daemon|"
-                          r"master-worker|stats\s+socket|nbproc)\b")
+sys.path.insert(0, os.path.join(REPO, "scripts", "lib"))
+import localcfg  # noqa: E402  (scripts/lib/localcfg.py, shared with the demos)
 
 
-def haproxy_config(front_port, servers, src=HAPROXY_CFG):
-    """The text of haproxy/haproxy.cfg with every `bind` line replaced by
-    127.0.0.1:front_port, the `server` lines replaced by `servers`
-    ([(name, port)] on 127.0.0.1, same options as the original lines), and
-    global settings that need root or /run paths dropped."""
+def haproxy_config(front_port, servers, src=HAPROXY_CFG, extra=None):
+    """The text of haproxy/haproxy.cfg with the `vitamin` frontend bound to
+    127.0.0.1:front_port, the `server` lines of its backend replaced by
+    `servers` ([(name, port)] on 127.0.0.1, same options as the original
+    lines), and global settings that need root or /run paths dropped.
+    extra: {protocol: (front_port, servers)} also keeps that frontend
+    (memcache, redis) and its backend <protocol>_nodes; the others are
+    left out. Done by scripts/lib/localcfg.py, as for scripts/pool.sh."""
     with open(src) as f:
-        lines = f.read().splitlines()
-    out = []
-    inserted = False
-    server_opts = None
-    section = None
-    for line in lines:
-        stripped = line.strip()
-        if line and not line[0].isspace():
-            section = stripped.split()[0] if stripped else None
-        if section == "global" and _DROP_GLOBAL.match(line):
-            continue
-        if re.match(r"^\s*bind\s", line):
-            out.append("    bind %s:%d" % (HOST, front_port))
-            continue
-        m = re.match(r"^\s*server\s+\S+\s+\S+(.*)$", line)
-        if m:
-            if server_opts is None:
-                server_opts = m.group(1)
-            if not inserted:
-                inserted = True
-                for name, port in servers:
-                    out.append("    server %s %s:%d%s" % (name, HOST, port,
-                                                         server_opts))
-            continue
-        out.append(line)
-    if not inserted:
-        raise AssertionError("%s has no server line to replace" % src)
-    return "\n".join(out) + "\n"
+        text = f.read()
+    fronts = {"vitamin": front_port}
+    backends = {"vitamin_nodes": list(servers)}
+    for proto, (port, srv) in (extra or {}).items():
+        fronts[proto] = port
+        backends[proto + "_nodes"] = list(srv)
+    return localcfg.haproxy(text, fronts, backends, host=HOST)
 
 
 class HAProxy:
     """haproxy -f <derived cfg> -db, on a free 127.0.0.1 port.
     A stats socket in the temporary folder answers `show servers state`."""
 
-    def __init__(self, servers, src=HAPROXY_CFG):
+    def __init__(self, servers, src=HAPROXY_CFG, extra=None):
+        """servers: [(name, port)] of the Vitamin-protocol backend; extra:
+        {"memcache" or "redis": [(name, port)]} also fronts those ports
+        (self.ports[protocol] is where), each with its own check."""
         self.dir = tempfile.mkdtemp(prefix="vitamin-haproxy-")
         self.port = rabbit.free_port()
         self.servers = list(servers)
+        self.ports = {"vitamin": self.port}
+        ex = {}
+        for proto, srv in (extra or {}).items():
+            self.ports[proto] = rabbit.free_port()
+            ex[proto] = (self.ports[proto], srv)
         self.sock_path = os.path.join(self.dir, "admin.sock")
-        text = haproxy_config(self.port, self.servers, src)
+        text = haproxy_config(self.port, self.servers, src, ex)
         # a stats socket in our own folder (not /run) to read server states
         text = re.sub(r"(?m)^global\s*$",
                       "global\n    stats socket %s mode 600 level admin"
@@ -386,22 +377,24 @@ class HAProxy:
         finally:
             s.close()
 
-    def server_states(self):
-        """{server name: operational state} (0 stopped, 2 running, ...)."""
+    def server_states(self, backend=None):
+        """{server name: operational state} (0 stopped, 2 running, ...),
+        of one backend (e.g. memcache_nodes) or of all."""
         out = {}
         for line in self.admin("show servers state").splitlines():
             parts = line.split()
-            if len(parts) > 5 and parts[0].isdigit():
+            if len(parts) > 5 and parts[0].isdigit() and \
+                    (backend is None or parts[1] == backend):
                 out[parts[3]] = int(parts[5])
         return out
 
-    def wait_servers(self, want, timeout=15.0):
-        """Wait until every named server has the wanted state
-        ({name: 'up'|'down'})."""
+    def wait_servers(self, want, timeout=15.0, backend=None):
+        """Wait until every named server (of one backend, or of all) has
+        the wanted state ({name: 'up'|'down'})."""
         code = {"up": 2, "down": 0}
 
         def ok():
-            st = self.server_states()
+            st = self.server_states(backend)
             return all(st.get(n) == code[w] for n, w in want.items()) and st
         return poll(ok, timeout=timeout, interval=0.1,
                     what="haproxy server states %r (log:\n%s)"

@@ -632,8 +632,18 @@ def test_stats_settings_and_reset(one):
 
 def test_too_many_connections(mc):
     srv = mc("--max_connections", 1)
-    first = MC(srv.mport)
-    assert first.cmd(b"version\r\n").startswith(b"VERSION")
+    # the fixture's start-up probe holds the one slot until the server has
+    # seen it close: connect until the slot is free
+    def admitted():
+        c = MC(srv.mport)
+        try:
+            if c.cmd(b"version\r\n").startswith(b"VERSION"):
+                return c
+        except (EOFError, OSError):
+            pass
+        c.sock.close()
+        return None
+    first = poll(admitted, timeout=5, what="the one slot free")
     second = MC(srv.mport)
     assert second.line() == b"ERROR Too many open connections"
     assert second.is_closed()

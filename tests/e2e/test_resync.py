@@ -290,6 +290,10 @@ def test_fresh_node_gets_a_full_transfer(env):
     """A node that joins with an empty store asks for a full transfer: no
     digests are exchanged, and it gets every key and tombstone."""
     a = env.node("a")
+    # a has joined (alone) before b starts: otherwise b, asking while a is
+    # still connecting, gets a's writes live and its retry is rightly
+    # incremental
+    wait_up([a])
     load_keys(a.port, (("f:%d" % i, "val-%d" % i) for i in range(2000)))
     assert a.c.delete("f:7") == "OK"
     b = env.node("b")
