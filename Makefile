@@ -202,7 +202,7 @@ EXPIRY_BENCH_PKGS = $(BUILD_PKGS) python3 util-linux
 bench-hits:
 	@scripts/ensure-packages.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
-	$(PYTHON) bench/bench_hits.py bench-snapshot
+	$(PYTHON) bench/bench_hits.py
 bench-repl:
 	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all

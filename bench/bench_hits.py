@@ -8,9 +8,9 @@ BENCH_HITS_SKEWS (0.99,0.8), 90% gets / 10% sets, and every get that misses
 followed by a set of its key (a cache filled on demand). Every server gets
 the same cap, BENCH_HITS_MIB (10 MiB: about a tenth of the keyspace at
 ~100 B an item), and a warm-up run of BENCH_HITS_WARM seconds (20) before a
-measured run of BENCH_HITS_SECONDS (20). The ttl policy needs expiries:
-its sets carry a TTL of one hour (identical for every key, so it evicts in
-insertion order, a FIFO). Reported: hit ratio = hits / gets of the measured
+measured run of BENCH_HITS_SECONDS (20; both 5 with BENCH_QUICK=1). The
+ttl policy needs expiries: its sets carry a TTL of one hour (identical
+for every key, so it evicts in insertion order, a FIFO). Reported: hit ratio = hits / gets of the measured
 run, and ops/s.
 
 Scan resistance: after the measured run, BENCH_HITS_PROBE (100000)
@@ -22,7 +22,7 @@ probe again measures "after". A policy that keeps the hot set loses little
 between the two; one that a scan flushes (plain LRU) starts over from
 empty.
 
-Run through `make bench-hits`. Writes bench/results/hits.csv and prints a
+Run through `make bench-hits` (and `make bench`). Writes bench/results/hits.csv and prints a
 table with the ratios against memcached and Redis.
 """
 
@@ -38,8 +38,8 @@ import bench  # noqa: E402  (its Server, benchmark() and log())
 KEYS = int(os.environ.get("BENCH_HITS_KEYS", "1000000"))
 SKEWS = [float(s) for s in os.environ.get("BENCH_HITS_SKEWS", "0.99,0.8").split(",")]
 CAP_MIB = int(os.environ.get("BENCH_HITS_MIB", "10"))
-WARM = int(os.environ.get("BENCH_HITS_WARM", "20"))
-SECONDS = int(os.environ.get("BENCH_HITS_SECONDS", "20"))
+WARM = int(os.environ.get("BENCH_HITS_WARM", "5" if bench.QUICK else "20"))
+SECONDS = int(os.environ.get("BENCH_HITS_SECONDS", "5" if bench.QUICK else "20"))
 PROBE = int(os.environ.get("BENCH_HITS_PROBE", "100000"))
 SCAN = int(os.environ.get("BENCH_HITS_SCAN", "200000"))
 KINDS = os.environ.get("BENCH_HITS_KINDS",
