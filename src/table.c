@@ -2,8 +2,9 @@
  * table.c - the store's index: insert, backward-shift delete, incremental
  * resize and the scan walk (the slot layout and lookups are in table.h).
  *
- * Owns the slot arrays cur and old, the resize position and the array
- * generations; never the items (it reads their keys to rehash them).
+ * Owns the slot arrays cur and old (large ones mapped from the kernel, see
+ * slots_alloc), the resize position and the array generations; never the
+ * items (it reads their keys to rehash them).
  *
  * Deletion shifts later entries of the cluster back into the hole when the
  * hole is not before their home (no tombstone slots), which keeps the probe
@@ -37,12 +38,40 @@
 #include "table.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define CURSOR_POS_BITS 40
 #define CURSOR_POS_MASK ((UINT64_C(1) << CURSOR_POS_BITS) - 1)
 #define GEN_MASK 0xffffffu /* array generations fit the cursor's 24 bits */
 
 /* ---- lifetime ----------------------------------------------------------- */
+
+/*
+ * Slot arrays of MAP_MIN_BYTES or more are mapped straight from the
+ * kernel: they arrive zeroed and untouched, where calloc may serve them
+ * from free memory in malloc's heap and clear them there (after a mass
+ * expiry, the shrink to 2^20 slots cost 5 ms in one expiry slice), and
+ * they go back whole when dropped. Smaller ones come from calloc.
+ */
+#define MAP_MIN_BYTES (1u << 20)
+
+static uint64_t *slots_alloc(size_t nslots)
+{
+    size_t bytes = nslots * sizeof(uint64_t);
+    if (bytes < MAP_MIN_BYTES) return calloc(nslots, sizeof(uint64_t));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void slots_free(struct table_array *a)
+{
+    size_t bytes = (a->mask + 1) * sizeof(uint64_t);
+    if (a->slots == NULL) return;
+    if (bytes < MAP_MIN_BYTES)
+        free(a->slots);
+    else
+        munmap(a->slots, bytes);
+}
 
 static uint32_t new_gen(struct table *tb)
 {
@@ -56,7 +85,7 @@ int table_init(struct table *tb, uint64_t seed)
     *tb = (struct table){0};
     tb->seed = seed;
     tb->rng = (seed ^ UINT64_C(0x9e3779b97f4a7c15)) | 1; /* never 0 */
-    tb->cur.slots = calloc(TABLE_MIN_SLOTS, sizeof *tb->cur.slots);
+    tb->cur.slots = slots_alloc(TABLE_MIN_SLOTS);
     if (tb->cur.slots == NULL) return -1;
     tb->cur.mask = TABLE_MIN_SLOTS - 1;
     tb->cur.gen = new_gen(tb);
@@ -68,7 +97,7 @@ static void release_array(struct table_array *a,
 {
     for (size_t i = 0; a->slots && i <= a->mask; i++)
         if (a->slots[i]) release(table_slot_item(a->slots[i]));
-    free(a->slots);
+    slots_free(a);
 }
 
 void table_destroy(struct table *tb, void (*release)(struct item *it))
@@ -114,7 +143,7 @@ void table_insert(struct table *tb, uint64_t hash, const struct item *it)
 
 static void drop_old(struct table *tb)
 {
-    free(tb->old.slots);
+    slots_free(&tb->old);
     tb->old = (struct table_array){0};
 }
 
@@ -172,7 +201,7 @@ void table_move(struct table *tb, size_t budget)
 /* Make cur a fresh array of nslots and start draining the previous one. */
 static bool start_resize(struct table *tb, size_t nslots)
 {
-    uint64_t *slots = calloc(nslots, sizeof *slots);
+    uint64_t *slots = slots_alloc(nslots);
     if (slots == NULL) return false;
     tb->old = tb->cur;
     tb->cur = (struct table_array){slots, nslots - 1, 0, new_gen(tb)};
