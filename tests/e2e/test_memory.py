@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import MIB, SANITIZED, req
+from conftest import MIB, SANITIZED, poll, req
 
 MEMORY = b"Error: Memory overusage"
 NOT_FOUND = b"Error: Record not found"
@@ -197,14 +197,15 @@ def test_rss_goes_back_after_mass_expiry(server):
     s = server("--memory", 256)
     c = s.client()
     rss0 = s.rss()
-    n, batch = 100000, 4000     # ~110 MiB of 1 KiB items, all due within seconds
+    n, batch = 80000, 4000      # ~87 MiB of 1 KiB items, all due 10 s from now
     for b in range(0, n, batch):
-        replies = c.pipeline([req("set", b"wave:%d" % i, value(i), 6)
+        replies = c.pipeline([req("set", b"wave:%d" % i, value(i), 10)
                               for i in range(b, b + batch)], timeout=60)
         assert all(r == value(b + j) for j, r in enumerate(replies))
     rss1 = s.rss()
-    assert rss1 - rss0 > 80 * MIB, (rss0, rss1)
-    poll(lambda: c.stat("curr_items") == 0, timeout=30, what="the wave to expire")
+    if c.stat("curr_items") == n:  # (not when writing took the machine 10 s)
+        assert rss1 - rss0 > 64 * MIB, (rss0, rss1)
+    poll(lambda: c.stat("curr_items") == 0, timeout=40, what="the wave to expire")
     assert c.stat("expired") == n
     # the timer gives the memory back once no expiry work is left
     poll(lambda: s.rss() < rss0 + (rss1 - rss0) // 4, timeout=10,
