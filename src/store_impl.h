@@ -3,6 +3,9 @@
  * item tests both need, and the steps each half offers the other.
  * Internal: only store.c and store_evict.c include it.
  *
+ * Owns: the layout of struct store (the fields store_evict.c writes are
+ * marked; store.c writes the rest).
+ *
  * The seam. store.c owns the items and their lifetime: it makes, links,
  * replaces and frees them, merges writes by last-writer-wins, serves
  * reads, and keeps the accounting, the counters and the digests exact.
