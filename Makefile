@@ -72,7 +72,7 @@ $(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
 # neither libev nor librabbitmq. UNIT_OBJS_<test> names the modules
 # (src/<name>.c; empty for a header-only module), UNIT_LIBS_<test> the
 # libraries. A test without a list links the whole library: give it one.
-STORE_MODS := store table ttlheap rdigest
+STORE_MODS := store store_evict table ttlheap rdigest
 UNIT_OBJS_test_config     := config options log
 UNIT_OBJS_test_glob       := glob
 UNIT_OBJS_test_http       := http
@@ -86,11 +86,15 @@ UNIT_OBJS_test_rdigest    := $(STORE_MODS)
 UNIT_OBJS_test_repl_codec := repl_codec
 UNIT_OBJS_test_reply      := reply proto $(STORE_MODS)
 UNIT_OBJS_test_resp       := resp resp_reply num
+UNIT_OBJS_test_scan       := $(STORE_MODS)
 UNIT_OBJS_test_seqtrack   := seqtrack
 UNIT_OBJS_test_snapshot   := snapshot snap_codec repl_codec record log $(STORE_MODS)
 UNIT_OBJS_test_store      := $(STORE_MODS)
+UNIT_OBJS_test_table      := table
 UNIT_OBJS_test_ttlheap    := ttlheap
-$(foreach t,merge rdigest reply store,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
+$(foreach t,merge rdigest reply scan store table,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
+# The index's header is internal (src/table.h): its test reads it there.
+UNIT_CFLAGS_test_table    := -Isrc
 UNIT_LIBS_test_snapshot   := -lev -lxxhash
 unit_listed = $(filter-out undefined,$(origin UNIT_OBJS_$1))
 unit_objs = $(if $(call unit_listed,$1),$(UNIT_OBJS_$1:%=$(BUILD)/%.o),$(LIB))
@@ -99,7 +103,7 @@ unit_libs = $(if $(call unit_listed,$1),$(UNIT_LIBS_$1),$(LDLIBS))
 .SECONDEXPANSION:
 $(BUILD)/tests/%: tests/unit/%.c $$(call unit_objs,$$*) | $(BUILD)
 	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $< $(call unit_objs,$*) $(LDFLAGS) $(call unit_libs,$*) -lcmocka -o $@
+	$(CC) $(CFLAGS) $(UNIT_CFLAGS_$*) $< $(call unit_objs,$*) $(LDFLAGS) $(call unit_libs,$*) -lcmocka -o $@
 $(BUILD):
 	@mkdir -p $(BUILD)
 
@@ -200,7 +204,7 @@ EXPIRY_BENCH_PKGS = $(BUILD_PKGS) python3 util-linux
 bench-hits:
 	@scripts/ensure-packages.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory all
-	$(PYTHON) bench/bench_hits.py bench-snapshot
+	$(PYTHON) bench/bench_hits.py
 bench-repl:
 	@scripts/ensure-packages.sh $(REPL_BENCH_PKGS)
 	@$(MAKE) --no-print-directory all

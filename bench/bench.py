@@ -25,7 +25,9 @@ into a fresh server; (RSS after - RSS before) / items - 48 B of payload.
 Environment: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_QUICK=1 (1 round of
 2 s), BENCH_KEYSPACE (100000), BENCH_MEM_ITEMS (1000000), BENCH_CONNS (50),
 BENCH_KINDS, BENCH_BASELINE, BENCH_WORKLOADS (names, comma-separated),
-BENCH_MEMORY=0 (skip the memory run), BENCH_REDIS_BENCHMARK=0 (skip the
+BENCH_MEMORY=0 (skip the memory run; BENCH_MEMORY=only: nothing but the
+memory run, e.g. BENCH_MEMORY=only BENCH_KINDS=vitamin,redis,memcached
+for the per-item overhead alone), BENCH_REDIS_BENCHMARK=0 (skip the
 cross-check: redis-benchmark -t set,get -P 16 against Vitamin's RESP port
 and Redis, Redis's own client).
 Writes bench/results/{runs,summary,memory,redis_benchmark}.csv, summary.md,
@@ -98,8 +100,11 @@ NAMES = {"vitamin": "Vitamin", "vitamin_mc": "Vitamin memcache port",
 # ratios shown (numerator, denominator), when both were run
 RATIOS = [("vitamin", "redis"), ("vitamin_resp", "redis"), ("vitamin", "memcached"),
           ("vitamin_mc", "memcached"), ("vitamin", "baseline")]
-REDIS_BENCHMARK = os.environ.get("BENCH_REDIS_BENCHMARK", "1") != "0"
 MEMORY = os.environ.get("BENCH_MEMORY", "1") != "0"
+MEMORY_ONLY = os.environ.get("BENCH_MEMORY") == "only"
+if MEMORY_ONLY:
+    WORKLOADS = []
+REDIS_BENCHMARK = os.environ.get("BENCH_REDIS_BENCHMARK", "1") != "0" and not MEMORY_ONLY
 
 COMMANDS = []  # every vitamin-benchmark command line, for commands.txt
 
@@ -665,6 +670,26 @@ def charts(summary, mem, env):
     if not shutil.which("gnuplot"):
         log("gnuplot not found: no charts")
         return
+    if WORKLOADS:
+        throughput_chart(summary, env)
+    if mem:
+        memory_chart(mem)
+
+
+CHART_COMMON = """
+set terminal pngcairo size 1100,560 font "sans,10"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set yrange [0:*]
+set key top left
+set format y "%.0s%c"
+"""
+
+
+def throughput_chart(summary, env):
     get = {(s["workload"], s["server"]): s for s in summary}
     dat = os.path.join(RESULTS, "throughput.dat")
     with open(dat, "w") as f:
@@ -690,18 +715,7 @@ def charts(summary, mem, env):
         off = (i - (n - 1) / 2.0) * width
         plots.append("'' using ($0%+.3f):($%d/1000):(sprintf(\"%%.0fk\", $%d/1000)) "
                      "with labels offset 0,0.7 font ',8' notitle" % (off, i + 2, i + 2))
-    common = """
-set terminal pngcairo size 1100,560 font "sans,10"
-set style data histograms
-set style histogram clustered gap 1
-set style fill solid 0.85 border -1
-set boxwidth 0.9
-set grid ytics
-set yrange [0:*]
-set key top left
-set format y "%.0s%c"
-"""
-    gp = common + """
+    gp = CHART_COMMON + """
 set output '{out}'
 set title "ops/s, median of {rounds} x {secs:.0f} s; {conns} connections, 32 B values unless noted;\\nloopback, server and client pinned to separate cores"
 set ylabel "thousand ops/s"
@@ -710,12 +724,14 @@ plot {plots}
 """.format(out=os.path.join(RESULTS, "throughput.png"), rounds=env["rounds"],
            secs=env["seconds"], conns=env["connections"], plots=", \\\n     ".join(plots))
     subprocess.run(["gnuplot"], input=gp.encode(), check=True)
-    if mem:
-        mdat = os.path.join(RESULTS, "memory.dat")
-        with open(mdat, "w") as f:
-            for r in mem:
-                f.write('"%s" %.1f\n' % (NAMES[r["server"]], r["overhead_bytes_per_item"]))
-        gp = common + """
+
+
+def memory_chart(mem):
+    mdat = os.path.join(RESULTS, "memory.dat")
+    with open(mdat, "w") as f:
+        for r in mem:
+            f.write('"%s" %.1f\n' % (NAMES[r["server"]], r["overhead_bytes_per_item"]))
+    gp = CHART_COMMON + """
 set terminal pngcairo size 600,400 font "sans,11"
 set output '{out}'
 set title "bytes per item beyond the 48 B payload ({n} items, TTL set)\\ndashed: Vitamin's target, 32 B"
@@ -726,8 +742,8 @@ set arrow from graph 0, first 32 to graph 1, first 32 nohead dt 2 lc rgb '#2e8b5
 plot '{dat}' using 2:xtic(1) lc rgb '#555555', \\
      '' using ($0):2:(sprintf("%.0f B", $2)) with labels offset 0,0.7
 """.format(out=os.path.join(RESULTS, "memory.png"), dat=mdat,
-           n="{:,}".format(MEM_ITEMS))
-        subprocess.run(["gnuplot"], input=gp.encode(), check=True)
+       n="{:,}".format(MEM_ITEMS))
+    subprocess.run(["gnuplot"], input=gp.encode(), check=True)
 
 
 def main():
@@ -748,7 +764,7 @@ def main():
                                          env["redis"].split(" sha")[0], env["memcached"]))
     workdir = tempfile.mkdtemp(prefix="vitamin-bench-")
     try:
-        rows = run_throughput(workdir)
+        rows = run_throughput(workdir) if WORKLOADS else []
         rb_rows = []
         if REDIS_BENCHMARK:
             log("== redis-benchmark cross-check (Vitamin RESP vs Redis)")

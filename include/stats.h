@@ -6,7 +6,7 @@
  *
  * Owns: the names, order and description of every statistic. Each module
  * keeps its own counters (net_stats, exec_stats, vt_stats, store_stats,
- * repl, snapshot_stats) and reports them through a stats_visitor, one
+ * repl, snapshot_stats, expiry_stats) and reports them through a stats_visitor, one
  * call per statistic with a static descriptor:
  *
  *   STATS_COUNTER(v, "cmd_get", "cmd_get_total", "get requests", xs->cmd_get);
@@ -31,6 +31,7 @@ struct store;
 struct options;
 struct repl;
 struct snapshot;
+struct expiry;
 struct metrics;
 struct reply_queue;
 
@@ -122,6 +123,7 @@ struct stats_sources {
     const struct mc_serve *mc; /* NULL when --memcache_port is 0 */
     const struct resp_serve *resp; /* NULL when --redis_port is 0 */
     const struct store *store;
+    const struct expiry *expiry;
     const struct options *opts;
     const struct repl *repl; /* NULL when standalone */
     const struct snapshot *snapshot; /* NULL without --snapshot (counters 0) */

@@ -6,8 +6,8 @@
  * of the network: keys and values are byte strings, times are absolute unix
  * milliseconds passed in by the caller (the store never reads a clock).
  *
- * Items. One allocation per item: header, then key bytes, then value bytes.
- * An item is "live" when linked, not a tombstone, not expired at now_ms and
+ * Items (item.h). One allocation per item: header, then key bytes, then
+ * value bytes. An item is "live" when linked, not a tombstone, not expired at now_ms and
  * not older than the flush watermark. A tombstone remembers a key that
  * stopped being live (a delete, or an expiry while tombstones are on) so
  * that an older, delayed write cannot bring it back, until the heap collects
@@ -46,7 +46,7 @@
  * reports it, plus its chunk header) + the table(s) + the heap. A write that
  * would pass memory_limit first evicts by policy: LRU = sampled eviction
  * by heat (reads counted, halved per idle minute; the coldest of 8 random
- * items goes; see store.c), TTL = earliest expire_ms from the heap,
+ * items goes; see store_evict.c), TTL = earliest expire_ms from the heap,
  * NONE = refuse.
  *
  * Digest. items_digest = XOR over live items of item_digest(key, value,
@@ -61,49 +61,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum item_flags {
-    ITEM_F_LINKED = 1u << 0,    /* reachable from the table */
-    ITEM_F_TOMBSTONE = 1u << 1, /* no value, never returned; see "Items" */
-    ITEM_F_PLAIN = 1u << 3,     /* a cache for the reply encoder: the value
-                                   is known to need no escaping. An item's
-                                   value never changes, so it stays true. */
-    ITEM_F_EXPIRED = 1u << 4,   /* tombstone left by an expiry (not a delete):
-                                   a write with the same value stamp and a
-                                   later expiry brings the value back */
-    /* Read state and recache marks (memcached meta's h, X, W/Z). Local to
-     * this node, never replicated; a new item (any write of a value,
-     * local or replicated) starts with all three clear. */
-    ITEM_F_FETCHED = 1u << 5,   /* read by a client (store_get) */
-    ITEM_F_STALE = 1u << 6,     /* invalidated: served as stale until rewritten */
-    ITEM_F_WON = 1u << 7,       /* its recache token was handed to a client */
-};
-
-struct item {
-    uint64_t version;     /* value register stamp: HLC timestamp ... */
-    uint64_t exp_version; /* expiry register stamp: HLC timestamp ... */
-    int64_t expire_ms;    /* absolute unix ms; 0 = never. Tombstone: when
-                             the heap collects it (its expiry register's
-                             time is in its data, after the key) */
-    uint32_t origin;      /* ... and the tag of the node that wrote the value */
-    uint32_t exp_origin;  /* ... and of the node that set the expiry */
-    uint32_t heap_idx;    /* position in the TTL heap, TTLHEAP_NONE if not in it */
-    uint32_t value_len;   /* bytes of value after the key */
-    uint32_t client_flags;/* memcached's opaque 32-bit flags (0 otherwise) */
-    uint32_t refcount;    /* replies still pointing at this item */
-    uint16_t key_len;     /* bytes of key at data[0] */
-    uint8_t flags;        /* enum item_flags */
-    uint8_t freq;         /* eviction: reads counted, saturating at
-                             STORE_FREQ_MAX (store.c, clock_pick) */
-    uint32_t atime;       /* last access (created, or store_get), unix s;
-                             local, not replicated */
-    char data[];          /* key bytes, then value bytes */
-};
-
-static inline const char *item_key(const struct item *it) { return it->data; }
-static inline const char *item_value(const struct item *it)
-{
-    return it->data + it->key_len;
-}
+#include "item.h"
 
 enum store_status {
     STORE_OK = 0,
@@ -125,6 +83,9 @@ struct store_config {
     int64_t tombstone_ttl_ms;     /* keep delete markers this long; 0 = none */
     bool range_digests;           /* keep the digest per key range (rdigest.h;
                                      ~560 KiB, counted in bytes): replication */
+    uint64_t hash_seed;           /* of the index's hash; 0 = a random one,
+                                     so that clients cannot aim many keys at
+                                     one probe cluster (tests fix it) */
 };
 
 struct store_stats {
@@ -156,15 +117,13 @@ void store_destroy(struct store *s);
 struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms);
 
-#define STORE_FREQ_MAX 15
-
 /* Note a client's read of it at now_ms: counted for eviction, fetched, and
  * its last access time. */
 static inline void store_mark_read(struct item *it, int64_t now_ms)
 {
     uint32_t now_s = (uint32_t)(now_ms / 1000);
     if (!(it->flags & ITEM_F_FETCHED)) it->flags |= ITEM_F_FETCHED;
-    if (it->freq < STORE_FREQ_MAX) it->freq++;
+    if (item_freq(it) < ITEM_FREQ_MAX) it->meta++;
     if (it->atime != now_s) it->atime = now_s;
 }
 

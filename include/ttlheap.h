@@ -37,6 +37,12 @@ static inline struct item *ttlheap_peek(const struct ttlheap *h)
 {
     return h->len ? h->a[0] : NULL;
 }
+/* The item with the smallest expire_ms other than skip, or NULL. */
+struct item *ttlheap_min_except(const struct ttlheap *h, const struct item *skip);
+/* Items in the heap. */
+static inline size_t ttlheap_len(const struct ttlheap *h) { return h->len; }
+/* Bytes the next push would add to ttlheap_bytes (0 unless it is full). */
+size_t ttlheap_push_bytes(const struct ttlheap *h);
 /* Bytes allocated by the heap (for memory accounting). */
 static inline size_t ttlheap_bytes(const struct ttlheap *h)
 {

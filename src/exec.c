@@ -117,8 +117,8 @@ static struct exec_result commit(struct exec *x, struct store_write *w, int64_t 
     if (!w->tomb) res.item = store_find(x->cfg.store, w->key, w->key_len, now_ms);
     if (!w->has_expiry && res.item) { /* kept: replicate the register as it is */
         w->expire_ms = res.item->expire_ms;
-        w->exp_version = res.item->exp_version;
-        w->exp_origin = res.item->exp_origin;
+        w->exp_version = item_exp_version(res.item);
+        w->exp_origin = item_exp_origin(res.item);
     }
     published(x, w, false, &res);
     return res;
@@ -188,7 +188,7 @@ static struct store_write keep_meta(const char *key, size_t key_len, const char 
     return (struct store_write){
         .key = key, .key_len = key_len,
         .has_value = true, .value = value, .value_len = value_len,
-        .client_flags = cur ? cur->client_flags : 0,
+        .client_flags = cur ? item_client_flags(cur) : 0,
         .has_expiry = cur == NULL,
     };
 }
@@ -285,7 +285,7 @@ struct exec_result exec_touch(struct exec *x, const char *key, size_t key_len,
     struct store_write w = {
         .key = key, .key_len = key_len,
         .has_value = true, .value = item_value(cur), .value_len = cur->value_len,
-        .client_flags = cur->client_flags,
+        .client_flags = item_client_flags(cur),
         .version = cur->version, .origin = cur->origin,
         .has_expiry = true, .expire_ms = expire_ms,
         .exp_version = hlc_tick(x->cfg.hlc, now_ms), .exp_origin = x->cfg.origin,

@@ -296,7 +296,7 @@ int main(int argc, char **argv)
         nc.listeners[nc.nlisteners++] = (struct net_listener){s.opts.memcache_port, &s.mc_proto};
     }
     s.stats = (struct stats_sources){.exec = s.exec, .vt = s.vt, .mc = s.mc, .store = s.store,
-                                     .opts = &s.opts, .repl = s.repl, .snapshot = s.snap,
+                                     .expiry = s.expiry, .opts = &s.opts, .repl = s.repl, .snapshot = s.snap,
                                      .start_ms = now_ms};
     if (s.opts.redis_port) {
         struct resp_serve_config rc = {

@@ -120,7 +120,7 @@ static void value_block(struct mc_call *c, struct item *it, bool with_cas, bool 
         c->res->close = true;
         return;
     }
-    size_t n = mc_value_header(p, item_key(it), it->key_len, it->client_flags, vlen,
+    size_t n = mc_value_header(p, item_key(it), it->key_len, item_client_flags(it), vlen,
                                it->version, with_cas);
     if (!inline_len) {
         reply_commit(c->q, n);

@@ -56,7 +56,7 @@ static int64_t ttl_left(const struct item *it, int64_t now_ms)
 static struct mc_meta_item item_info(const struct item *it, int64_t now_ms)
 {
     return (struct mc_meta_item){
-        .size = it->value_len, .cas = it->version, .flags = it->client_flags,
+        .size = it->value_len, .cas = it->version, .flags = item_client_flags(it),
         .ttl = ttl_left(it, now_ms),
     };
 }

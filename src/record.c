@@ -21,12 +21,12 @@ void record_of_item(const struct item *it, int64_t now_ms, struct rc_record *rec
         .key_len = it->key_len,
         .value = value ? item_value(it) : NULL,
         .value_len = value ? it->value_len : 0,
-        .client_flags = value ? it->client_flags : 0,
+        .client_flags = value ? item_client_flags(it) : 0,
         .expire_ms = store_item_expiry(it),
         .version = it->version,
         .origin_tag = it->origin,
-        .exp_version = it->exp_version,
-        .exp_origin_tag = it->exp_origin,
+        .exp_version = item_exp_version(it),
+        .exp_origin_tag = item_exp_origin(it),
     };
 }
 

@@ -332,7 +332,7 @@ static struct exec_result store_computed(struct rs_call *c, const struct item *c
 {
     struct exec_store req = {.mode = EXEC_SET, .key = c->argv[1].ptr, .key_len = c->argv[1].len,
                              .value = v, .value_len = n,
-                             .client_flags = cur ? cur->client_flags : 0,
+                             .client_flags = cur ? item_client_flags(cur) : 0,
                              .expire_ms = cur ? EXEC_KEEP_TTL : 0};
     struct exec_result er = exec_set(X(c), &req, c->now_ms);
     rs_held(c, &er);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "exec.h"
+#include "expiry.h"
 #include "mc_serve.h"
 #include "metrics.h"
 #include "resp_serve.h"
@@ -208,6 +209,16 @@ static void store_part(const struct stats_sources *src, const struct stats_visit
     STATS_COUNTER(v, "expired", "expired_total", "Items removed because their time came.",
                   ss.expired);
     STATS_COUNTER(v, "evicted", "evicted_total", "Items removed to make room.", ss.evicted);
+    struct expiry_stats es;
+    expiry_get_stats(src->expiry, &es);
+    STATS_NUMBER(v, "expiry_turn_max_us", STATS_KIND_GAUGE, "expiry_turn_max_seconds",
+                 STATS_UNIT_US, STATS_FMT_DEC,
+                 "Longest loop turn of the expiry timer since start (due items, rehash, trim), wall clock.",
+                 es.turn_max_us);
+    STATS_NUMBER(v, "expiry_turn_cpu_max_us", STATS_KIND_GAUGE, "expiry_turn_cpu_max_seconds",
+                 STATS_UNIT_US, STATS_FMT_DEC,
+                 "Most CPU time one loop turn of the expiry timer used since start.",
+                 es.turn_cpu_max_us);
     STATS_GAUGE(v, "table_slots", "table_slots", "Slots of the hash table(s).", ss.table_slots);
     STATS_GAUGE(v, "rehashing", "rehashing", "1 while the table is being resized.",
                 ss.rehashing);

@@ -1,31 +1,31 @@
 /*
- * store.c - items, memory accounting, eviction, LWW, tombstones, the digest.
+ * store.c - items and their lifetime: writes merged by last-writer-wins,
+ * tombstones, reads, references, memory accounting, the digests.
  *
- * Owns every item (one malloc: header, key, value), the index over them
- * (struct table, table.h: the slot arrays, probing and incremental resize
- * live there), the TTL heap and the counters. Single-threaded; times come
- * from the caller.
+ * Owns: every item (one malloc: header, key, value; item.h), the index over
+ * them (struct table, table.h: slot arrays, probing, incremental resize,
+ * sampling and walks live there), the TTL heap (ttlheap.h), the flush
+ * watermarks and the counters. What leaves without a client asking (the
+ * victim of an eviction, due items, the flush sweep) is store_evict.c's
+ * choice, removed through store_remove_at()/store_expire_item() here; see
+ * store_impl.h for the seam. Single-threaded; times come from the caller.
  *
  * Writes. Each write first moves MOVE_PER_WRITE slots of a resize under way
  * (table_move), hashes the key once and looks it up; the (hash, table_loc)
- * pair then follows the key through prepare/link_at/remove_at. A new key
- * that would pass 3/4 load grows the table, or evicts (make_slot); a delete
- * or an expiry that leaves it under 1/8 shrinks it (maybe_shrink).
+ * pair then follows the key through prepare/link_at/store_remove_at. A new
+ * key that would pass 3/4 load grows the table, or evicts (make_slot); a
+ * delete or an expiry that leaves it under 1/8 shrinks it
+ * (store_maybe_shrink).
  *
  * Accounting. bytes = sum over linked items of malloc_usable_size + 8
  * + table_bytes (both slot arrays during a resize) + ttlheap_bytes. A write
  * first computes what it will add (item, table growth, heap growth) minus
- * what it replaces, and evicts by policy until that fits; so bytes <=
- * memory_limit after every write. Items unlinked while referenced leave the
- * accounting at once and are freed by the last store_item_unref().
- *
- * Eviction. `lru` is sampled eviction by heat (see clock_pick): among
- * LRU_SAMPLE random items the one read least (reads halved per minute
- * since the last) goes, so what is read often stays while what was read
- * once, or long ago, goes first. TTL takes the heap's minimum; NONE refuses. The item a write
- * replaces is never the victim. A new key that needs a bigger table gets it
- * only if that table fits under the cap too; otherwise the write evicts to
- * keep the load under 3/4.
+ * what it replaces, and evicts by policy (store_evict_one) until that fits;
+ * so bytes <= memory_limit after every write. The item a write replaces is
+ * never the victim. A new key that needs a bigger table gets it only if
+ * that table fits under the cap too; otherwise the write evicts to keep
+ * the load under 3/4. Items unlinked while referenced leave the accounting
+ * at once and are freed by the last store_item_unref().
  *
  * Tombstones (tombstone_ttl_ms > 0): a delete, a write that arrives already
  * expired, and the expiry of an item all replace it with a tombstone (key,
@@ -38,7 +38,7 @@
  * store_expire_due or a write removes it; the server runs store_expire_due
  * every tick, so the lag is bounded by a tick.
  */
-#include "store.h"
+#include "store_impl.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -46,51 +46,12 @@
 #include <sys/random.h>
 #include <xxhash.h>
 
-#include "hlc.h"
-#include "rdigest.h"
-#include "table.h"
-#include "ttlheap.h"
-
 #define MOVE_PER_WRITE 128u    /* old slots moved by each write in a resize */
 #define CHUNK_OVERHEAD 8u      /* malloc's per-chunk header */
-#define HEAP_MIN_GROWTH 16u    /* ttlheap.c: first allocation is 16 slots */
 #define ITEM_HDR offsetof(struct item, data)
 
-struct store {
-    struct table tb;        /* the index: every linked item */
-    struct ttlheap heap;    /* every linked item with expire_ms != 0 */
-    struct store_config cfg;
-    uint64_t item_bytes;    /* cost of every linked item */
-    uint64_t items;         /* linked non-tombstone items */
-    uint64_t tombstones;    /* linked tombstones */
-    uint64_t expired;       /* see struct store_stats */
-    uint64_t evicted;
-    uint64_t expired_unfetched;
-    uint64_t evicted_unfetched;
-    uint64_t digest;        /* XOR of item_digest() of linked non-tombstones */
-    struct rdigest rd;      /* the same split by key range (range_digests) */
-    uint64_t rng;           /* xorshift state: where LRU eviction samples */
-    uint64_t flush_ver;     /* flush watermark in effect (0: never flushed) */
-    uint32_t flush_origin;
-    uint64_t pend_ver;      /* a delayed flush's watermark, not yet due */
-    uint32_t pend_origin;
-    uint64_t max_version;   /* no item ever linked had a newer value stamp */
-    uint64_t below_flush;   /* linked live items below the watermark, not
-                               yet swept (exact when the flush was newer
-                               than max_version; see store_live_items) */
-    bool sweep_due;         /* items below the watermark may still be linked */
-    bool sweep_old;         /* the sweep's position: array (old or cur), */
-    uint32_t sweep_gen;     /* its generation, */
-    size_t sweep_pos;       /* and the next slot to look at */
-};
-
-/*
- * Seed of the table hash: random per store, so that clients cannot aim many
- * keys at one probe cluster. Weak so that unit tests can fix it and build
- * keys with known home slots.
- */
-uint64_t store_hash_seed(void);
-__attribute__((weak)) uint64_t store_hash_seed(void)
+/* A random seed for the table hash (store_config.hash_seed 0). */
+static uint64_t random_seed(void)
 {
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
@@ -112,38 +73,12 @@ uint64_t item_digest(const char *key, size_t key_len, const char *value,
 static uint64_t digest_of(const struct item *it)
 {
     return item_digest(item_key(it), it->key_len, item_value(it),
-                       it->value_len, it->client_flags, it->expire_ms);
+                       it->value_len, item_client_flags(it), it->expire_ms);
 }
 
 static size_t item_cost(const struct item *it)
 {
     return malloc_usable_size((void *)it) + CHUNK_OVERHEAD;
-}
-
-static bool is_tomb(const struct item *it)
-{
-    return (it->flags & ITEM_F_TOMBSTONE) != 0;
-}
-
-static bool is_expired(const struct item *it, int64_t now_ms)
-{
-    return it->expire_ms != 0 && it->expire_ms <= now_ms;
-}
-
-/* A live item leaves because its time came. */
-static void count_expired(struct store *s, const struct item *it)
-{
-    s->expired++;
-    if (!(it->flags & ITEM_F_FETCHED)) s->expired_unfetched++;
-}
-
-/* A value stamped v is below a flush watermark that is in effect (by
- * version alone: a write stamped exactly at a delayed flush's time lives). */
-static bool flushed(const struct store *s, uint64_t v, uint32_t o, int64_t now_ms)
-{
-    (void)o;
-    return v < s->flush_ver ||
-           (s->pend_ver && v < s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver));
 }
 
 /* Both registers of a key, as a write leaves them. */
@@ -158,22 +93,44 @@ struct regs {
 
 static struct regs regs_of(const struct item *it)
 {
-    return (struct regs){it->version, it->origin, it->client_flags,
-                         it->exp_version, it->exp_origin, store_item_expiry(it)};
+    return (struct regs){it->version, it->origin, item_client_flags(it),
+                         item_exp_version(it), item_exp_origin(it),
+                         store_item_expiry(it)};
+}
+
+/* Does the expiry stamp of r need a place in the tail of an item holding
+ * r's value stamp? */
+static bool own_exp_stamp(const struct regs *r)
+{
+    return r->exp_version != r->version || r->exp_origin != r->origin;
+}
+
+/* Write the expiry register's stamp into it (it has room for it, or the
+ * stamp is its value stamp). */
+static void set_exp_stamp(struct item *it, uint64_t exp_version, uint32_t exp_origin)
+{
+    if (!(it->meta & ITEM_M_EXP_STAMP)) return; /* equal to the value stamp */
+    char *tail = (char *)item_tail(it);
+    memcpy(tail, &exp_version, sizeof exp_version);
+    memcpy(tail + 8, &exp_origin, sizeof exp_origin);
 }
 
 /* A live item (flags 0), or a tombstone (ITEM_F_TOMBSTONE, maybe with
  * ITEM_F_EXPIRED) collected at collect_ms, which keeps r->expire_ms after
- * its key. */
+ * its key. The tail holds the expiry stamp if it differs from the value
+ * stamp (a tombstone's always: it is restamped in place) and the client
+ * flags if not 0. */
 static struct item *item_new(const char *key, size_t key_len,
                              const char *value, size_t value_len,
                              const struct regs *r, uint8_t flags,
                              int64_t collect_ms, int64_t now_ms)
 {
     bool tomb = flags & ITEM_F_TOMBSTONE;
-    size_t tail = tomb ? sizeof(int64_t) : value_len;
-    size_t size = ITEM_HDR + key_len + tail;
-    struct item *it = malloc(size < sizeof *it ? sizeof *it : size);
+    uint8_t meta = (uint8_t)((tomb || own_exp_stamp(r) ? ITEM_M_EXP_STAMP : 0) |
+                             (!tomb && r->client_flags ? ITEM_M_CFLAGS : 0));
+    size_t body = tomb ? sizeof(int64_t) : value_len;
+    size_t size = ITEM_HDR + key_len + body + item_tail_len(meta);
+    struct item *it = malloc(size);
     if (it == NULL) return NULL;
     if (!table_packable(it)) {
         free(it);
@@ -181,20 +138,21 @@ static struct item *item_new(const char *key, size_t key_len,
     }
     it->version = r->version;
     it->origin = r->origin;
-    it->exp_version = r->exp_version;
-    it->exp_origin = r->exp_origin;
     it->expire_ms = tomb ? collect_ms : r->expire_ms;
     it->heap_idx = TTLHEAP_NONE;
     it->value_len = tomb ? 0 : (uint32_t)value_len;
-    it->client_flags = tomb ? 0 : r->client_flags;
     it->refcount = 0;
+    it->atime = (uint32_t)(now_ms / 1000);
     it->key_len = (uint16_t)key_len;
     it->flags = flags;
-    it->freq = 0;
-    it->atime = (uint32_t)(now_ms / 1000);
+    it->meta = meta;
     if (key_len) memcpy(it->data, key, key_len);
     if (tomb) memcpy(it->data + key_len, &r->expire_ms, sizeof r->expire_ms);
     else if (value_len) memcpy(it->data + key_len, value, value_len);
+    set_exp_stamp(it, r->exp_version, r->exp_origin);
+    if (meta & ITEM_M_CFLAGS)
+        memcpy((char *)item_tail(it) + item_tail_len(meta & ITEM_M_EXP_STAMP),
+               &r->client_flags, sizeof r->client_flags);
     return it;
 }
 
@@ -208,12 +166,6 @@ int64_t store_item_expiry(const struct item *it)
 
 /* ---- memory ----------------------------------------------------------- */
 
-static uint64_t store_bytes(const struct store *s)
-{
-    return s->item_bytes + table_bytes(&s->tb) + ttlheap_bytes(&s->heap) +
-           (s->cfg.range_digests ? rdigest_bytes() : 0);
-}
-
 /* it's digest term enters or leaves the digests. */
 static void digest_toggle(struct store *s, const struct item *it, uint64_t term)
 {
@@ -222,22 +174,9 @@ static void digest_toggle(struct store *s, const struct item *it, uint64_t term)
         rdigest_xor(&s->rd, rdigest_leaf_of(item_key(it), it->key_len), term);
 }
 
-/* Bytes one more push adds to the heap. */
-static size_t heap_growth(const struct ttlheap *h)
-{
-    if (h->len < h->cap) return 0;
-    return (h->cap ? h->cap : HEAP_MIN_GROWTH) * sizeof *h->a;
-}
-
-static bool fits(const struct store *s, uint64_t add, uint64_t sub)
-{
-    return store_bytes(s) + add <= s->cfg.memory_limit + sub;
-}
-
 /* ---- resize ----------------------------------------------------------- */
 
-/* Shrink a sparse table, if the smaller array fits under the cap too. */
-static void maybe_shrink(struct store *s)
+void store_maybe_shrink(struct store *s)
 {
     if (!table_sparse(&s->tb)) return;
     if (fits(s, table_shrink_bytes(&s->tb), 0)) (void)table_shrink(&s->tb);
@@ -281,7 +220,7 @@ static void unlink_item(struct store *s, struct item *it)
     if (it->refcount == 0) free(it);
 }
 
-static void remove_at(struct store *s, struct table_loc loc)
+void store_remove_at(struct store *s, struct table_loc loc)
 {
     unlink_item(s, table_remove(&s->tb, loc));
 }
@@ -307,135 +246,6 @@ static void link_at(struct store *s, uint64_t hash, struct table_loc loc,
 
 /* ---- eviction --------------------------------------------------------- */
 
-static void evict_at(struct store *s, struct table_loc loc, int64_t now_ms)
-{
-    const struct item *it = table_item_at(&s->tb, loc);
-    if (!is_tomb(it)) {
-        if (is_expired(it, now_ms)) {
-            count_expired(s, it);
-        } else {
-            s->evicted++;
-            if (!(it->flags & ITEM_F_FETCHED)) s->evicted_unfetched++;
-        }
-    }
-    remove_at(s, loc);
-}
-
-/*
- * `lru`: sampled eviction by heat. Each item counts its reads (freq,
- * saturating at STORE_FREQ_MAX; a new item starts at 0), and its heat is
- * that count halved for every FREQ_HALF_LIFE_S since its last read. An
- * eviction looks at LRU_SAMPLE uniformly random items and takes the
- * coldest (the first of equals, which is random): a key read often outlives
- * everything colder, one read once (or never: a scan, a one-hit wonder of a
- * Zipf tail) goes at its first sampling, and a key no longer read cools
- * down within minutes. An item that is already dead (a tombstone, an
- * expired item) is taken at once. Measured by hit ratio (make bench-hits).
- * Victims must be uniform over the items: with linear probing and
- * backward-shift deletes the layout depends only on which keys are in the
- * table, so a victim choice tied to slot position (a sweeping hand, or
- * "first item after a random slot", which favours cluster heads) leaves the
- * keys of dense regions behind and the table packs into huge probe clusters
- * (every write at the cap then slows down by orders of magnitude).
- */
-#define LRU_SAMPLE 8
-#define LRU_PROBES 256
-#define FREQ_HALF_LIFE_S 60 /* an item not read this long counts half its reads */ /* random slots tried before falling back to a sweep */
-static uint64_t next_random(struct store *s)
-{
-    uint64_t x = s->rng; /* xorshift64 */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return s->rng = x;
-}
-
-/* Reads that still count: halved for every FREQ_HALF_LIFE_S since the last. */
-static unsigned heat(const struct item *it, int64_t now_ms)
-{
-    int64_t idle = now_ms / 1000 - (int64_t)it->atime;
-    int64_t halvings = idle > 0 ? idle / FREQ_HALF_LIFE_S : 0;
-    return halvings >= 8 ? 0 : (unsigned)it->freq >> halvings;
-}
-
-static bool clock_pick(struct store *s, bool old, const struct item *protect,
-                       int64_t now_ms, struct table_loc *out)
-{
-    struct table_array *a = old ? &s->tb.old : &s->tb.cur;
-    if (a->used == 0) return false;
-    struct item *seen[LRU_SAMPLE];
-    size_t at[LRU_SAMPLE];
-    unsigned n = 0, best = 0;
-    for (unsigned probe = 0; probe < LRU_PROBES && n < LRU_SAMPLE; probe++) {
-        size_t i = (size_t)(next_random(s) & a->mask);
-        uint64_t slot = a->slots[i];
-        if (!slot) continue;
-        struct item *it = table_slot_item(slot);
-        if (it == protect) continue;
-        if (is_tomb(it) || is_expired(it, now_ms)) { /* dead already */
-            *out = (struct table_loc){old, i};
-            return true;
-        }
-        if (n && heat(it, now_ms) < heat(seen[best], now_ms)) best = n;
-        seen[n] = it;
-        at[n++] = i;
-    }
-    if (n) {
-        *out = (struct table_loc){old, at[best]};
-        return true;
-    }
-    /* a nearly empty array (the old one late in a resize): sweep it */
-    struct table_sweep sw;
-    if (!table_sweep_begin(&s->tb, old, 1, &sw)) return false;
-    struct item *it;
-    while ((it = table_sweep_next(&sw)) != NULL) {
-        if (it == protect) continue;
-        *out = table_sweep_stop(&sw);
-        return true;
-    }
-    return false;
-}
-
-static bool evict_lru(struct store *s, const struct item *protect,
-                      int64_t now_ms)
-{
-    struct table_loc loc;
-    if (!clock_pick(s, true, protect, now_ms, &loc) &&
-        !clock_pick(s, false, protect, now_ms, &loc))
-        return false;
-    evict_at(s, loc, now_ms);
-    return true;
-}
-
-/* Earliest expiry in the heap other than protect. */
-static bool evict_ttl(struct store *s, const struct item *protect,
-                      int64_t now_ms)
-{
-    const struct ttlheap *h = &s->heap;
-    struct item *victim = NULL;
-    if (h->len && h->a[0] != protect) {
-        victim = h->a[0];
-    } else {
-        for (uint32_t i = 1; i <= 2 && i < h->len; i++)
-            if (!victim || h->a[i]->expire_ms < victim->expire_ms)
-                victim = h->a[i];
-    }
-    if (victim == NULL) return false;
-    uint64_t hash = table_item_hash(&s->tb, victim);
-    evict_at(s, table_locate(&s->tb, hash, victim), now_ms);
-    return true;
-}
-
-static bool evict_one(struct store *s, const struct item *protect,
-                      int64_t now_ms)
-{
-    switch (s->cfg.eviction) {
-    case STORE_EVICT_LRU: return evict_lru(s, protect, now_ms);
-    case STORE_EVICT_TTL: return evict_ttl(s, protect, now_ms);
-    default: return false;
-    }
-}
-
 /*
  * A new key needs a slot under 3/4 load: grow the table if the bigger one
  * fits the cap along with the item, otherwise evict to stay under the
@@ -451,7 +261,7 @@ static enum store_status make_slot(struct store *s, uint64_t add,
         }
         if (fits(s, add + table_grow_bytes(&s->tb), 0) && table_grow(&s->tb))
             continue;
-        if (!evict_one(s, NULL, now_ms)) return STORE_NOMEM;
+        if (!store_evict_one(s, NULL, now_ms)) return STORE_NOMEM;
         *moved = true;
     }
     return STORE_OK;
@@ -478,8 +288,8 @@ static enum store_status prepare(struct store *s, uint64_t hash,
         return STORE_TOO_LARGE;
     if (cur == NULL) st = make_slot(s, cost, now_ms, &moved);
     while (st == STORE_OK &&
-           !fits(s, cost + (push ? heap_growth(&s->heap) : 0), sub)) {
-        if (!evict_one(s, cur, now_ms))
+           !fits(s, cost + (push ? ttlheap_push_bytes(&s->heap) : 0), sub)) {
+        if (!store_evict_one(s, cur, now_ms))
             st = STORE_NOMEM;
         else
             moved = true;
@@ -488,6 +298,20 @@ static enum store_status prepare(struct store *s, uint64_t hash,
         st = STORE_NOMEM;
     if (cur && moved) *loc = table_locate(&s->tb, hash, cur);
     return st;
+}
+
+/* Link the new item it in place of cur (NULL: a new key), or free it if
+ * there is no room (prepare's status). */
+static enum store_status place(struct store *s, uint64_t hash, struct table_loc loc,
+                               struct item *cur, struct item *it, int64_t now_ms)
+{
+    enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
+    if (st != STORE_OK) {
+        free(it);
+        return st;
+    }
+    link_at(s, hash, loc, cur, it);
+    return STORE_OK;
 }
 
 /* ---- writes ----------------------------------------------------------- */
@@ -505,7 +329,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
 {
     int64_t ttl = s->cfg.tombstone_ttl_ms;
     if (ttl <= 0) {
-        if (cur) remove_at(s, loc);
+        if (cur) store_remove_at(s, loc);
         return;
     }
     int64_t until = now_ms > INT64_MAX - ttl ? INT64_MAX : now_ms + ttl;
@@ -513,8 +337,7 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
     if (cur && is_tomb(cur)) { /* restamp in place */
         cur->version = r->version;
         cur->origin = r->origin;
-        cur->exp_version = r->exp_version;
-        cur->exp_origin = r->exp_origin;
+        set_exp_stamp(cur, r->exp_version, r->exp_origin);
         memcpy(cur->data + cur->key_len, &r->expire_ms, sizeof r->expire_ms);
         cur->flags = (uint8_t)((cur->flags & ~ITEM_F_EXPIRED) | flags);
         cur->expire_ms = until;
@@ -527,12 +350,11 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
         return;
     }
     free(tomb);
-    if (cur) remove_at(s, loc);
+    if (cur) store_remove_at(s, loc);
 }
 
-/* Its time came: it turns into a tombstone (its own registers) or goes. */
-static void expire_item(struct store *s, uint64_t hash, struct table_loc loc,
-                        struct item *it, int64_t now_ms)
+void store_expire_item(struct store *s, uint64_t hash, struct table_loc loc,
+                       struct item *it, int64_t now_ms)
 {
     count_expired(s, it);
     struct regs r = regs_of(it);
@@ -544,8 +366,8 @@ static enum store_status retime(struct store *s, struct item *it,
                                 int64_t expire_ms, int64_t now_ms)
 {
     if (expire_ms != 0 && it->heap_idx == TTLHEAP_NONE) {
-        while (!fits(s, heap_growth(&s->heap), 0))
-            if (!evict_one(s, it, now_ms)) return STORE_NOMEM;
+        while (!fits(s, ttlheap_push_bytes(&s->heap), 0))
+            if (!store_evict_one(s, it, now_ms)) return STORE_NOMEM;
     }
     uint64_t before = digest_of(it);
     int64_t prev = it->expire_ms;
@@ -562,7 +384,8 @@ static enum store_status retime(struct store *s, struct item *it,
     return STORE_OK;
 }
 
-/* Only the expiry register of cur moves (to r's). */
+/* Only the expiry register of cur moves (to r's): in place, or in a copy
+ * of cur when its stamp needs room in the tail (cur may be freed). */
 static enum store_status write_expiry(struct store *s, uint64_t hash,
                                       struct table_loc loc, struct item *cur,
                                       const struct regs *r, int64_t now_ms)
@@ -577,16 +400,24 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
         entomb(s, hash, loc, cur, item_key(cur), cur->key_len, r, true, now_ms);
         return STORE_OK;
     }
-    enum store_status st = retime(s, cur, r->expire_ms, now_ms);
-    if (st == STORE_OK) {
-        cur->exp_version = r->exp_version;
-        cur->exp_origin = r->exp_origin;
+    if ((cur->meta & ITEM_M_EXP_STAMP) ||
+        (r->exp_version == cur->version && r->exp_origin == cur->origin)) {
+        enum store_status st = retime(s, cur, r->expire_ms, now_ms);
+        if (st == STORE_OK) set_exp_stamp(cur, r->exp_version, r->exp_origin);
+        return st;
     }
-    return st;
+    /* the stamp needs a tail cur has no room for: a copy of cur with it
+     * takes its place, keeping its read state */
+    struct item *it = item_new(item_key(cur), cur->key_len, item_value(cur),
+                               cur->value_len, r, 0, 0, now_ms);
+    if (it == NULL) return STORE_NOMEM;
+    it->flags = cur->flags & (uint8_t)~ITEM_F_LINKED;
+    it->meta = (uint8_t)((it->meta & ~ITEM_M_FREQ) | item_freq(cur));
+    it->atime = cur->atime;
+    return place(s, hash, loc, cur, it, now_ms);
 }
 
-/* A delayed flush whose time has come takes effect. */
-static void flush_due(struct store *s, int64_t now_ms)
+void store_flush_due(struct store *s, int64_t now_ms)
 {
     if (s->pend_ver && now_ms >= hlc_physical_ms(s->pend_ver))
         store_flush(s, s->pend_ver, s->pend_origin, now_ms);
@@ -601,25 +432,25 @@ enum store_status store_write(struct store *s, const struct store_write *w,
          ITEM_HDR + w->key_len + w->value_len + CHUNK_OVERHEAD > s->cfg.memory_limit))
         return STORE_TOO_LARGE;
     table_move(&s->tb, MOVE_PER_WRITE);
-    flush_due(s, now_ms);
+    store_flush_due(s, now_ms);
     uint64_t hash = table_hash(&s->tb, w->key, w->key_len);
     struct table_loc loc = {false, 0};
     struct item *cur = table_lookup(&s->tb, hash, w->key, w->key_len, &loc);
-    if (cur && flushed(s, cur->version, cur->origin, now_ms)) {
-        remove_at(s, loc); /* dead since the flush: as if absent */
+    if (cur && flushed(s, cur->version, now_ms)) {
+        store_remove_at(s, loc); /* dead since the flush: as if absent */
         cur = NULL;
     }
-    bool vnew = w->has_value && !flushed(s, w->version, w->origin, now_ms) &&
+    bool vnew = w->has_value && !flushed(s, w->version, now_ms) &&
                 (!cur || hlc_stamp_newer(cur->version, cur->origin, w->version, w->origin) ||
                  ((cur->flags & ITEM_F_EXPIRED) && !w->tomb &&
                   cur->version == w->version && cur->origin == w->origin));
     bool enew = w->has_expiry &&
-                (!cur || hlc_stamp_newer(cur->exp_version, cur->exp_origin, w->exp_version,
-                                         w->exp_origin));
+                (!cur || hlc_stamp_newer(item_exp_version(cur), item_exp_origin(cur),
+                                         w->exp_version, w->exp_origin));
     if (!w->has_value) { /* an expiry-only write needs a live item */
         if (!cur || is_tomb(cur)) return STORE_NOT_FOUND;
         if (is_expired(cur, now_ms)) {
-            expire_item(s, hash, loc, cur, now_ms);
+            store_expire_item(s, hash, loc, cur, now_ms);
             return STORE_NOT_FOUND;
         }
     }
@@ -640,18 +471,12 @@ enum store_status store_write(struct store *s, const struct store_write *w,
         if (cur || s->cfg.tombstone_ttl_ms > 0)
             entomb(s, hash, loc, cur, w->key, w->key_len, &r,
                    !w->tomb || w->expired, now_ms);
-        if (w->tomb) maybe_shrink(s);
+        if (w->tomb) store_maybe_shrink(s);
         return STORE_OK;
     }
     struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
     if (it == NULL) return STORE_NOMEM;
-    enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
-    if (st != STORE_OK) {
-        free(it);
-        return st;
-    }
-    link_at(s, hash, loc, cur, it);
-    return STORE_OK;
+    return place(s, hash, loc, cur, it, now_ms);
 }
 
 enum store_status store_set(struct store *s, const char *key, size_t key_len,
@@ -674,7 +499,7 @@ enum store_status store_del(struct store *s, const char *key, size_t key_len,
 {
     const struct item *cur = store_peek(s, key, key_len);
     bool live = cur && !is_tomb(cur) && !is_expired(cur, now_ms) &&
-                !flushed(s, cur->version, cur->origin, now_ms);
+                !flushed(s, cur->version, now_ms);
     struct store_write w = {
         .key = key, .key_len = key_len,
         .has_value = true, .tomb = true,
@@ -716,7 +541,7 @@ bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now
      * otherwise unknown, and the sweep makes the count right */
     s->below_flush = version > s->max_version ? s->items : 0;
     s->sweep_due = true; /* (re)start the sweep from the beginning */
-    s->sweep_gen = 0;
+    s->sweep_cursor = 0;
     return true;
 }
 
@@ -734,70 +559,6 @@ size_t store_flush_stamps(const struct store *s, uint64_t version[2], uint32_t o
     return n;
 }
 
-/*
- * One bounded step of the flush sweep: look at up to max slots, removing
- * every item below the watermark. A removal shifts later entries of the
- * cluster back into the slot, so the slot is looked at again; entries only
- * move backwards within their cluster, so a forward walk sees each one. The
- * walk covers old (if resizing), then cur, and starts over if the arrays
- * changed under it. Returns items removed.
- */
-static size_t sweep_flushed(struct store *s, int64_t now_ms, size_t max)
-{
-    flush_due(s, now_ms);
-    if (!s->sweep_due) return 0;
-    size_t removed = 0;
-    while (max > 0) {
-        struct table_array *a = s->sweep_old ? &s->tb.old : &s->tb.cur;
-        if (s->sweep_gen == 0 || !a->slots || a->gen != s->sweep_gen) {
-            s->sweep_old = table_resizing(&s->tb); /* start over */
-            a = s->sweep_old ? &s->tb.old : &s->tb.cur;
-            s->sweep_gen = a->gen;
-            s->sweep_pos = 0;
-        }
-        if (s->sweep_pos > a->mask) { /* this array is done */
-            if (!s->sweep_old) {
-                s->sweep_due = false;
-                s->sweep_gen = 0;
-                break;
-            }
-            s->sweep_old = false;
-            s->sweep_gen = s->tb.cur.gen;
-            s->sweep_pos = 0;
-            continue;
-        }
-        max--;
-        uint64_t slot = a->slots[s->sweep_pos];
-        const struct item *it = slot ? table_slot_item(slot) : NULL;
-        if (it && flushed(s, it->version, it->origin, now_ms)) {
-            remove_at(s, (struct table_loc){s->sweep_old, s->sweep_pos});
-            removed++;
-            continue; /* the same slot again: a later entry may be there now */
-        }
-        s->sweep_pos++;
-    }
-    return removed;
-}
-
-size_t store_expire_due(struct store *s, int64_t now_ms, size_t max)
-{
-    size_t n = 0;
-    struct item *it;
-    while (n < max && (it = ttlheap_peek(&s->heap)) != NULL &&
-           it->expire_ms <= now_ms) {
-        uint64_t hash = table_item_hash(&s->tb, it);
-        struct table_loc loc = table_locate(&s->tb, hash, it);
-        if (is_tomb(it))
-            remove_at(s, loc);
-        else
-            expire_item(s, hash, loc, it, now_ms);
-        n++;
-    }
-    if (n < max) n += sweep_flushed(s, now_ms, (max - n) * 8);
-    if (n) maybe_shrink(s);
-    return n;
-}
-
 /* ---- reads ------------------------------------------------------------ */
 
 struct item *store_lookup(struct store *s, const char *key, size_t key_len,
@@ -810,12 +571,12 @@ struct item *store_lookup(struct store *s, const char *key, size_t key_len,
     struct item *it = table_lookup(&s->tb, hash, key, key_len, &loc);
     if (it == NULL || is_tomb(it)) return NULL;
     if (is_expired(it, now_ms)) {
-        expire_item(s, hash, loc, it, now_ms);
+        store_expire_item(s, hash, loc, it, now_ms);
         *expired = true;
         return NULL;
     }
-    if (flushed(s, it->version, it->origin, now_ms)) {
-        remove_at(s, loc);
+    if (flushed(s, it->version, now_ms)) {
+        store_remove_at(s, loc);
         return NULL;
     }
     return it;
@@ -844,16 +605,6 @@ const struct item *store_peek(const struct store *s, const char *key,
     struct table_loc loc;
     uint64_t hash = table_hash(&s->tb, key, key_len);
     return table_lookup(&s->tb, hash, key, key_len, &loc);
-}
-
-int64_t store_next_expiry(const struct store *s)
-{
-    const struct item *it = ttlheap_peek(&s->heap);
-    int64_t next = it ? it->expire_ms : 0;
-    int64_t at = s->sweep_due ? hlc_physical_ms(s->flush_ver)
-                 : s->pend_ver ? hlc_physical_ms(s->pend_ver) : 0;
-    if (at && (next == 0 || at < next)) next = at;
-    return next;
 }
 
 bool store_maintain(struct store *s, size_t max_slots)
@@ -890,7 +641,7 @@ static bool live_visit(void *arg, const struct item *it)
 {
     struct live_walk *w = arg;
     if (!is_tomb(it) && !is_expired(it, w->now_ms) &&
-        !flushed(w->s, it->version, it->origin, w->now_ms)) {
+        !flushed(w->s, it->version, w->now_ms)) {
         w->fn(w->arg, it);
         w->reported++;
     }
@@ -917,7 +668,8 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 {
     out->curr_items = s->items;
     /* the heap holds every item with an expiry, tombstones included */
-    out->expiring = s->heap.len > s->tombstones ? s->heap.len - s->tombstones : 0;
+    size_t expiring = ttlheap_len(&s->heap);
+    out->expiring = expiring > s->tombstones ? expiring - s->tombstones : 0;
     out->tombstones = s->tombstones;
     out->bytes = store_bytes(s);
     out->limit_bytes = s->cfg.memory_limit;
@@ -938,12 +690,11 @@ struct store *store_create(const struct store_config *cfg)
     if (s == NULL) return NULL;
     s->cfg = *cfg;
     ttlheap_init(&s->heap);
-    s->rng = store_hash_seed() | 1; /* xorshift state must not be 0 */
     if (cfg->range_digests && rdigest_init(&s->rd) != 0) {
         free(s);
         return NULL;
     }
-    if (table_init(&s->tb, store_hash_seed()) != 0) {
+    if (table_init(&s->tb, cfg->hash_seed ? cfg->hash_seed : random_seed()) != 0) {
         rdigest_free(&s->rd);
         free(s);
         return NULL;
@@ -974,17 +725,5 @@ uint64_t store_range_digest(const struct store *s, unsigned level, uint32_t inde
 
 size_t store_longest_cluster(const struct store *s)
 {
-    size_t best = 0;
-    const struct table_array *arrays[2] = {&s->tb.cur, &s->tb.old};
-    for (int k = 0; k < 2; k++) {
-        const struct table_array *a = arrays[k];
-        if (!a->slots) continue;
-        size_t run = 0, n = a->mask + 1;
-        for (size_t i = 0; i < 2 * n; i++) { /* twice round: runs that wrap */
-            run = a->slots[i & a->mask] ? run + 1 : 0;
-            if (run > best) best = run;
-            if (run >= n) return n;
-        }
-    }
-    return best;
+    return table_longest_cluster(&s->tb);
 }

@@ -2,8 +2,9 @@
  * table.c - the store's index: insert, backward-shift delete, incremental
  * resize and the scan walk (the slot layout and lookups are in table.h).
  *
- * Owns the slot arrays cur and old, the resize position and the array
- * generations; never the items (it reads their keys to rehash them).
+ * Owns the slot arrays cur and old (large ones mapped from the kernel, see
+ * slots_alloc), the resize position and the array generations; never the
+ * items (it reads their keys to rehash them).
  *
  * Deletion shifts later entries of the cluster back into the hole when the
  * hole is not before their home (no tombstone slots), which keeps the probe
@@ -23,23 +24,54 @@
  * and more from store_maintain(); old is freed once empty. A key is in
  * exactly one array.
  *
- * CLOCK hand. Each array keeps the position of the store's LRU sweep
- * (table_sweep_* in table.h); a new array starts at 0, and the array that
- * becomes old keeps its hand, since the sweep visits old first.
+ * Sampling. table_sample() probes uniformly random slots of cur and old
+ * together (one draw over their slot counts added up): an entry occupies
+ * exactly one slot, so every entry is equally likely, whatever the layout.
+ * A choice tied to position instead ("the first entry after a random
+ * slot", a sweeping hand) favours the heads of clusters, and evicting by it
+ * packs the table into ever longer clusters.
  *
- * Scan. The cursor is (array generation << 40 | slot index); see table_scan.
- * Client SCAN walks home buckets instead, with a cursor that survives
- * resizes and backward shifts; see "Home scan" below.
+ * Scan and walk. The cursor is (array generation << 40 | slot index); see
+ * table_scan and table_walk. Client SCAN walks home buckets instead, with a
+ * cursor that survives resizes and backward shifts; see "Home scan" below.
  */
 #include "table.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define CURSOR_POS_BITS 40
 #define CURSOR_POS_MASK ((UINT64_C(1) << CURSOR_POS_BITS) - 1)
 #define GEN_MASK 0xffffffu /* array generations fit the cursor's 24 bits */
 
 /* ---- lifetime ----------------------------------------------------------- */
+
+/*
+ * Slot arrays of MAP_MIN_BYTES or more are mapped straight from the
+ * kernel: they arrive zeroed and untouched, where calloc may serve them
+ * from free memory in malloc's heap and clear them there (after a mass
+ * expiry, the shrink to 2^20 slots cost 5 ms in one expiry slice), and
+ * they go back whole when dropped. Smaller ones come from calloc.
+ */
+#define MAP_MIN_BYTES (1u << 20)
+
+static uint64_t *slots_alloc(size_t nslots)
+{
+    size_t bytes = nslots * sizeof(uint64_t);
+    if (bytes < MAP_MIN_BYTES) return calloc(nslots, sizeof(uint64_t));
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void slots_free(struct table_array *a)
+{
+    size_t bytes = (a->mask + 1) * sizeof(uint64_t);
+    if (a->slots == NULL) return;
+    if (bytes < MAP_MIN_BYTES)
+        free(a->slots);
+    else
+        munmap(a->slots, bytes);
+}
 
 static uint32_t new_gen(struct table *tb)
 {
@@ -52,7 +84,8 @@ int table_init(struct table *tb, uint64_t seed)
 {
     *tb = (struct table){0};
     tb->seed = seed;
-    tb->cur.slots = calloc(TABLE_MIN_SLOTS, sizeof *tb->cur.slots);
+    tb->rng = (seed ^ UINT64_C(0x9e3779b97f4a7c15)) | 1; /* never 0 */
+    tb->cur.slots = slots_alloc(TABLE_MIN_SLOTS);
     if (tb->cur.slots == NULL) return -1;
     tb->cur.mask = TABLE_MIN_SLOTS - 1;
     tb->cur.gen = new_gen(tb);
@@ -64,7 +97,7 @@ static void release_array(struct table_array *a,
 {
     for (size_t i = 0; a->slots && i <= a->mask; i++)
         if (a->slots[i]) release(table_slot_item(a->slots[i]));
-    free(a->slots);
+    slots_free(a);
 }
 
 void table_destroy(struct table *tb, void (*release)(struct item *it))
@@ -110,7 +143,7 @@ void table_insert(struct table *tb, uint64_t hash, const struct item *it)
 
 static void drop_old(struct table *tb)
 {
-    free(tb->old.slots);
+    slots_free(&tb->old);
     tb->old = (struct table_array){0};
 }
 
@@ -168,10 +201,10 @@ void table_move(struct table *tb, size_t budget)
 /* Make cur a fresh array of nslots and start draining the previous one. */
 static bool start_resize(struct table *tb, size_t nslots)
 {
-    uint64_t *slots = calloc(nslots, sizeof *slots);
+    uint64_t *slots = slots_alloc(nslots);
     if (slots == NULL) return false;
     tb->old = tb->cur;
-    tb->cur = (struct table_array){slots, nslots - 1, 0, 0, new_gen(tb)};
+    tb->cur = (struct table_array){slots, nslots - 1, 0, new_gen(tb)};
     size_t i = 0;
     while (tb->old.slots[i]) i++; /* load <= 3/4: an empty slot exists */
     tb->move_pos = (i + 1) & tb->old.mask;
@@ -202,21 +235,30 @@ bool table_shrink(struct table *tb)
  * resize finished) restarts the walk. Hence, without writes, every entry is
  * visited at least once (exactly once if no resize progresses meanwhile).
  */
+/* The array and slot a cursor names; the first slot of the walk when it
+ * names none (0, or an array since freed). */
+static const struct table_array *cursor_at(const struct table *tb,
+                                           uint64_t cursor, size_t *pos)
+{
+    uint32_t gen = (uint32_t)(cursor >> CURSOR_POS_BITS);
+    *pos = (size_t)(cursor & CURSOR_POS_MASK);
+    if (gen != 0 && tb->old.slots && gen == tb->old.gen) return &tb->old;
+    if (gen != 0 && gen == tb->cur.gen) return &tb->cur;
+    *pos = 0;
+    return tb->old.slots ? &tb->old : &tb->cur;
+}
+
+static uint64_t cursor_of(const struct table_array *a, size_t pos)
+{
+    return ((uint64_t)a->gen << CURSOR_POS_BITS) | pos;
+}
+
 size_t table_scan(const struct table *tb, uint64_t *cursor, size_t max,
-                  store_visit_fn fn, void *arg)
+                  table_visit_fn fn, void *arg)
 {
     if (max == 0) return 0;
-    uint32_t gen = (uint32_t)(*cursor >> CURSOR_POS_BITS);
-    size_t pos = (size_t)(*cursor & CURSOR_POS_MASK);
-    const struct table_array *a;
-    if (gen != 0 && tb->old.slots && gen == tb->old.gen) {
-        a = &tb->old;
-    } else if (gen != 0 && gen == tb->cur.gen) {
-        a = &tb->cur;
-    } else {
-        a = tb->old.slots ? &tb->old : &tb->cur;
-        pos = 0;
-    }
+    size_t pos;
+    const struct table_array *a = cursor_at(tb, *cursor, &pos);
     size_t visited = 0, looked = 0;
     size_t budget = max > SIZE_MAX / 8 ? SIZE_MAX : 4 * max + 64;
     for (;; pos++, looked++) {
@@ -236,8 +278,108 @@ size_t table_scan(const struct table *tb, uint64_t *cursor, size_t max,
             break;
         }
     }
-    *cursor = ((uint64_t)a->gen << CURSOR_POS_BITS) | pos;
+    *cursor = cursor_of(a, pos);
     return visited;
+}
+
+struct item *table_walk(const struct table *tb, uint64_t *cursor,
+                        size_t *budget, struct table_loc *loc)
+{
+    size_t pos;
+    const struct table_array *a = cursor_at(tb, *cursor, &pos);
+    for (;;) {
+        if (pos > a->mask) {
+            if (a == &tb->cur) {
+                *cursor = 0;
+                return NULL;
+            }
+            a = &tb->cur;
+            pos = 0;
+        }
+        if (*budget == 0) break;
+        (*budget)--;
+        if (a->slots[pos]) {
+            *loc = (struct table_loc){a == &tb->old, pos};
+            *cursor = cursor_of(a, pos);
+            return table_slot_item(a->slots[pos]);
+        }
+        pos++;
+    }
+    *cursor = cursor_of(a, pos);
+    return NULL;
+}
+
+/* ---- sampling ----------------------------------------------------------- */
+
+static uint64_t next_random(struct table *tb)
+{
+    uint64_t x = tb->rng; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return tb->rng = x;
+}
+
+/* Add loc to locs[0..n) unless it is there; returns the new count. */
+static size_t add_loc(struct table_loc *locs, size_t n, struct table_loc loc)
+{
+    for (size_t k = 0; k < n; k++)
+        if (locs[k].i == loc.i && locs[k].old == loc.old) return n;
+    locs[n] = loc;
+    return n + 1;
+}
+
+/* Slot number s of cur and old laid end to end (cur first). */
+static struct table_loc slot_loc(const struct table *tb, size_t s)
+{
+    size_t ncur = tb->cur.mask + 1;
+    return s < ncur ? (struct table_loc){false, s}
+                    : (struct table_loc){true, s - ncur};
+}
+
+static bool occupied(const struct table *tb, struct table_loc loc)
+{
+    return (loc.old ? &tb->old : &tb->cur)->slots[loc.i] != 0;
+}
+
+size_t table_sample(struct table *tb, size_t n, struct table_loc *locs)
+{
+    if (n > TABLE_SAMPLE_MAX) n = TABLE_SAMPLE_MAX;
+    size_t entries = tb->cur.used + tb->old.used;
+    if (n > entries) n = entries;
+    size_t total = table_slots(tb), got = 0;
+    for (size_t probe = 0; probe < 32 * n && got < n; probe++) {
+        size_t s = (size_t)(((unsigned __int128)next_random(tb) * total) >> 64);
+        struct table_loc loc = slot_loc(tb, s);
+        if (occupied(tb, loc)) got = add_loc(locs, got, loc);
+    }
+    if (got < n) { /* a sparse table: walk on from a random slot */
+        size_t s = (size_t)(((unsigned __int128)next_random(tb) * total) >> 64);
+        for (size_t k = 0; k < total && got < n; k++, s = s + 1 == total ? 0 : s + 1) {
+            struct table_loc loc = slot_loc(tb, s);
+            if (occupied(tb, loc)) got = add_loc(locs, got, loc);
+        }
+    }
+    return got;
+}
+
+/* ---- diagnostics -------------------------------------------------------- */
+
+size_t table_longest_cluster(const struct table *tb)
+{
+    size_t best = 0;
+    const struct table_array *arrays[2] = {&tb->cur, &tb->old};
+    for (int k = 0; k < 2; k++) {
+        const struct table_array *a = arrays[k];
+        if (!a->slots) continue;
+        size_t run = 0, n = a->mask + 1;
+        for (size_t i = 0; i < 2 * n; i++) { /* twice round: runs that wrap */
+            run = a->slots[i & a->mask] ? run + 1 : 0;
+            if (run > best) best = run;
+            if (run >= n) return n;
+        }
+    }
+    return best;
 }
 
 /* ---- home scan (client SCAN) -------------------------------------------- */

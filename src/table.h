@@ -33,7 +33,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "store.h"
+#include "item.h"
 
 #define TABLE_MIN_SLOTS 1024u
 #define TABLE_PTR_BITS 48
@@ -44,7 +44,6 @@ struct table_array {
     uint64_t *slots; /* NULL when this array does not exist */
     size_t mask;     /* number of slots - 1 */
     size_t used;     /* occupied slots */
-    size_t hand;     /* CLOCK hand: next slot the LRU sweep looks at */
     uint32_t gen;    /* names this allocation in scan cursors; never 0 */
 };
 
@@ -53,6 +52,7 @@ struct table {
     struct table_array old; /* array being drained by a resize, or none */
     size_t move_pos;        /* next old slot to move (a cluster boundary) */
     uint64_t seed;          /* of table_hash() */
+    uint64_t rng;           /* xorshift64 state of table_sample() */
     uint32_t next_gen;      /* last array generation handed out */
 };
 
@@ -221,57 +221,52 @@ bool table_shrink(struct table *tb);
 /* Move whole clusters from old to cur until budget slots have been passed. */
 void table_move(struct table *tb, size_t budget);
 
-/* ---- walks ------------------------------------------------------------- */
+/* ---- walks and samples (table.c) ------------------------------------- */
 
 /*
- * CLOCK sweep over one array from its hand, for the store's LRU:
- * table_sweep_next() returns the entries of occupied slots in slot order,
- * wrapping around, until laps * slots + 1 slots have been looked at; then
- * NULL, with the hand left after the last slot looked at.
- * table_sweep_stop() leaves the hand on the entry last returned (a backward
- * shift may bring the next entry into that slot) and returns its place.
- * Nothing may be removed from the table between begin and stop.
+ * Up to n (at most TABLE_SAMPLE_MAX) distinct entries chosen at random: the
+ * places of uniformly random occupied slots of cur and old together (each
+ * entry has one slot, so each is equally likely), found by probing random
+ * slots; if 32 * n probes found fewer than n, a walk from a random slot
+ * adds the next entries not chosen yet. So fewer than n come back only when
+ * the table holds fewer than n entries. Like Redis's dictGetSomeKeys, for
+ * eviction by sampling. The places hold until the table next changes.
  */
-struct table_sweep {
-    struct table_array *a; /* the array swept */
-    bool old;              /* a is tb->old */
-    size_t i;              /* next slot to look at */
-    size_t left;           /* slots still to look at */
-};
+#define TABLE_SAMPLE_MAX 64
+size_t table_sample(struct table *tb, size_t n, struct table_loc *locs);
 
-/* Returns false (nothing to sweep) when that array holds no entry. */
-static inline bool table_sweep_begin(struct table *tb, bool old, size_t laps,
-                                     struct table_sweep *sw)
-{
-    struct table_array *a = old ? &tb->old : &tb->cur;
-    if (a->used == 0) return false;
-    *sw = (struct table_sweep){a, old, a->hand, laps * (a->mask + 1) + 1};
-    return true;
-}
+/*
+ * A walk that may remove what it finds. *cursor is 0 to start (its format
+ * is table_scan's). table_walk looks at up to *budget slots from *cursor,
+ * taking one from *budget for each, and stops at the first entry: returns
+ * it, with its place in *loc and *cursor left on it. The caller then
+ * either removes that entry (table_remove; the next call looks at the same
+ * slot again, where a backward shift may have brought a later entry) or
+ * steps past it with table_walk_skip(). Returns NULL when the budget ran
+ * out (*cursor says where to go on) or the walk is complete (*cursor is 0
+ * again). Covers old, then cur; entries only ever move backwards within a
+ * cluster or from old to cur, so every entry present from the start to the
+ * end of a walk is found at least once (a cursor naming an array that was
+ * freed starts the walk over).
+ */
+struct item *table_walk(const struct table *tb, uint64_t *cursor,
+                        size_t *budget, struct table_loc *loc);
 
-static inline struct item *table_sweep_next(struct table_sweep *sw)
-{
-    struct table_array *a = sw->a;
-    while (sw->left) {
-        uint64_t slot = a->slots[sw->i];
-        sw->i = (sw->i + 1) & a->mask;
-        sw->left--;
-        if (slot) return table_slot_item(slot);
-    }
-    a->hand = sw->i;
-    return NULL;
-}
+static inline void table_walk_skip(uint64_t *cursor) { (*cursor)++; }
 
-static inline struct table_loc table_sweep_stop(struct table_sweep *sw)
-{
-    struct table_array *a = sw->a;
-    a->hand = (sw->i - 1) & a->mask;
-    return (struct table_loc){sw->old, a->hand};
-}
+/* Visitor of table_scan(). */
+typedef void (*table_visit_fn)(void *arg, const struct item *it);
 
-/* See store_scan() in store.h; the cursor format is table.c's. */
+/*
+ * Visit every entry, tombstones and all, in slot order from *cursor (0 to
+ * start; 0 again when the walk is complete), stopping after max visits,
+ * or a few more to finish the probe cluster under way. *cursor is
+ * advanced. fn must not change the table. Without changes between calls
+ * every entry is visited at least once (see "Scan" in table.c). Returns
+ * the number visited.
+ */
 size_t table_scan(const struct table *tb, uint64_t *cursor, size_t max,
-                  store_visit_fn fn, void *arg);
+                  table_visit_fn fn, void *arg);
 
 /*
  * Client SCAN by home bucket (see "Home scan" in table.c): from *cursor,
@@ -285,5 +280,9 @@ size_t table_scan(const struct table *tb, uint64_t *cursor, size_t max,
 size_t table_scan_homes(const struct table *tb, uint64_t *cursor,
                         size_t max_buckets, bool (*fn)(void *arg, const struct item *it),
                         void *arg);
+
+/* Diagnostics (O(slots)): the longest run of occupied slots in either
+ * array, i.e. the worst probe length. */
+size_t table_longest_cluster(const struct table *tb);
 
 #endif

@@ -13,14 +13,14 @@
  *
  * Growth doubles cap; a remove that leaves len <= cap/4 halves it (never
  * below HEAP_MIN_CAP), so a mass expiry gives the memory back. The store
- * accounts cap * sizeof(pointer) bytes (ttlheap_bytes) and assumes that a
- * push into a full heap of cap c grows it by max(c, HEAP_MIN_CAP) slots.
+ * accounts cap * sizeof(pointer) bytes (ttlheap_bytes), and before a push
+ * asks what it would add (ttlheap_push_bytes).
  */
 #include "ttlheap.h"
 
 #include <stdlib.h>
 
-#include "store.h"
+#include "item.h"
 
 #define HEAP_MIN_CAP 16u
 
@@ -88,11 +88,32 @@ static int resize(struct ttlheap *h, uint32_t cap)
     return 0;
 }
 
+/* The cap a push into a full heap grows it to. */
+static uint32_t grown_cap(const struct ttlheap *h)
+{
+    return h->cap ? h->cap * 2 : HEAP_MIN_CAP;
+}
+
+size_t ttlheap_push_bytes(const struct ttlheap *h)
+{
+    if (h->len < h->cap) return 0;
+    return (size_t)(grown_cap(h) - h->cap) * sizeof *h->a;
+}
+
+struct item *ttlheap_min_except(const struct ttlheap *h, const struct item *skip)
+{
+    if (h->len && h->a[0] != skip) return h->a[0];
+    struct item *best = NULL; /* skip is the root: the smaller child */
+    for (uint32_t i = 1; i <= 2 && i < h->len; i++)
+        if (!best || h->a[i]->expire_ms < best->expire_ms) best = h->a[i];
+    return best;
+}
+
 int ttlheap_push(struct ttlheap *h, struct item *it)
 {
     if (h->len == h->cap) {
         if (h->cap > UINT32_MAX / 4) return -1;
-        if (resize(h, h->cap ? h->cap * 2 : HEAP_MIN_CAP) != 0) return -1;
+        if (resize(h, grown_cap(h)) != 0) return -1;
     }
     place(h, h->len++, it);
     sift_up(h, h->len - 1);

@@ -15,7 +15,8 @@
  *
  * Requests are preformatted once per run (bench/wire.c: a template per op
  * with the key digits patched in), so making one costs a memcpy and 12
- * digit stores. Keys are "key:%012d" over [0, -r): uniform, or with
+ * digit stores. Keys are "key:%012d" over [0, -r) (shifted by
+ * --key-offset, to reach a range no other run used): uniform, or with
  * --zipf S Zipf-distributed (key k has weight 1/(k+1)^S; a precomputed
  * CDF and a binary search); values are -d bytes of [A-Za-z0-9], so no
  * protocol needs escaping. With --set-on-miss a get that misses is
@@ -87,6 +88,7 @@ struct options {
     double seconds;         /* -t; 0 = run -n requests */
     size_t value_size;      /* -d */
     uint64_t keyspace;      /* -r */
+    uint64_t key_offset;    /* --key-offset: key k is sent as key:<offset + k> */
     unsigned set_w, get_w;  /* --ratio set:get */
     unsigned ttl;           /* --ttl seconds; 0 = none */
     bool prefill;
@@ -123,6 +125,7 @@ static void usage(FILE *f)
         "      --series MS        print the interval's ops and latency every MS ms\n"
         "      --zipf S           Zipf key popularity with exponent S (0 = uniform)\n"
         "      --set-on-miss      set a key after its get missed (hit-ratio runs)\n"
+        "      --key-offset N     keys are key:%%012d of N + k: another key range (0)\n"
         "      --help\n");
 }
 
@@ -156,7 +159,7 @@ static void die_opt(const char *name, const char *val)
 static void parse_options(int argc, char **argv, struct options *o)
 {
     enum { O_RATIO = 256, O_TTL, O_PREFILL, O_SEED, O_PROTO, O_CSV, O_JSON,
-           O_TIMEOUT, O_RATE, O_SERIES, O_ZIPF, O_SET_ON_MISS, O_HELP };
+           O_TIMEOUT, O_RATE, O_SERIES, O_ZIPF, O_SET_ON_MISS, O_KEY_OFFSET, O_HELP };
     static const struct option longs[] = {
         {"host", required_argument, 0, 'h'},
         {"port", required_argument, 0, 'p'},
@@ -178,6 +181,7 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"series", required_argument, 0, O_SERIES},
         {"zipf", required_argument, 0, O_ZIPF},
         {"set-on-miss", no_argument, 0, O_SET_ON_MISS},
+        {"key-offset", required_argument, 0, O_KEY_OFFSET},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -257,12 +261,16 @@ static void parse_options(int argc, char **argv, struct options *o)
             if (!parse_secs(optarg, &o->zipf) || o->zipf > 10) die_opt("--zipf", optarg);
             break;
         case O_SET_ON_MISS: o->set_on_miss = true; break;
+        case O_KEY_OFFSET:
+            if (!parse_u64(optarg, 0, KEYSPACE_MAX, &o->key_offset)) die_opt("--key-offset", optarg);
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
     }
     if (optind < argc) die_opt("argument", argv[optind]);
     if (o->zipf > 0 && o->keyspace > 100000000) die_opt("-r (with --zipf: at most 1e8)", "");
+    if (o->key_offset + o->keyspace > KEYSPACE_MAX) die_opt("--key-offset + -r (at most 1e12)", "");
     if (o->requests == 0 && !o->prefill && o->seconds == 0) die_opt("-n", "0");
 }
 
@@ -454,7 +462,7 @@ static bool conn_add(struct conn *c, uint64_t now)
         c->wbuf = nb;
         c->wcap = cap;
     }
-    wire_tmpl_put(t, c->wbuf + c->wlen, key);
+    wire_tmpl_put(t, c->wbuf + c->wlen, b->o.key_offset + key);
     c->wlen += t->len;
     unsigned slot = (c->head + c->inflight) % P;
     c->ops[slot] = (uint8_t)op;

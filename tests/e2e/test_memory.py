@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import MIB, SANITIZED, req
+from conftest import MIB, SANITIZED, poll, req
 
 MEMORY = b"Error: Memory overusage"
 NOT_FOUND = b"Error: Record not found"
@@ -188,3 +188,27 @@ def test_lru_keeps_recently_read_keys(server):
     assert hot_alive >= 0.7, "only %.0f%% of hot keys survived" % (
         100 * hot_alive)
     assert hot_alive > cold_alive + 0.4, (hot_alive, cold_alive)
+
+
+@pytest.mark.skipif(SANITIZED, reason="ASan's allocator keeps freed memory")
+def test_rss_goes_back_after_mass_expiry(server):
+    """SPEC section 11: memory freed by a mass expiry returns to the OS
+    (and the expiry timer's longest turn is reported)."""
+    s = server("--memory", 256)
+    c = s.client()
+    rss0 = s.rss()
+    n, batch = 80000, 4000      # ~87 MiB of 1 KiB items, all due 10 s from now
+    for b in range(0, n, batch):
+        replies = c.pipeline([req("set", b"wave:%d" % i, value(i), 10)
+                              for i in range(b, b + batch)], timeout=60)
+        assert all(r == value(b + j) for j, r in enumerate(replies))
+    rss1 = s.rss()
+    if c.stat("curr_items") == n:  # (not when writing took the machine 10 s)
+        assert rss1 - rss0 > 64 * MIB, (rss0, rss1)
+    poll(lambda: c.stat("curr_items") == 0, timeout=40, what="the wave to expire")
+    assert c.stat("expired") == n
+    # the timer gives the memory back once no expiry work is left
+    poll(lambda: s.rss() < rss0 + (rss1 - rss0) // 4, timeout=10,
+         what="RSS back down from %.0f MiB (empty: %.0f MiB)" % (rss1 / MIB, rss0 / MIB))
+    assert c.stat("expiry_turn_max_us") > 0
+    assert c.stat("expiry_turn_cpu_max_us") > 0

@@ -24,19 +24,12 @@
 #include "hlc.h"
 #include "store.h"
 #include "store_util.h"
+#include "test_rng.h"
 
 #define NOW INT64_C(1700000000000)
 #define TOMB_TTL 60000
 #define BIG (1u << 30)
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 /* ---- writes as replication carries them ------------------------------- */
 
@@ -98,11 +91,11 @@ static struct key_state read_key(struct store *s, int key)
         assert_true(it->value_len < sizeof st.value);
         memcpy(st.value, item_value(it), it->value_len);
     }
-    st.client_flags = it->client_flags;
+    st.client_flags = item_client_flags(it);
     st.version = it->version;
     st.origin = it->origin;
-    st.exp_version = it->exp_version;
-    st.exp_origin = it->exp_origin;
+    st.exp_version = item_exp_version(it);
+    st.exp_origin = item_exp_origin(it);
     st.expiry = store_item_expiry(it);
     return st;
 }

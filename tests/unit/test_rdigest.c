@@ -43,7 +43,7 @@ static void rebuild_visit(void *arg, const struct item *it)
     if (it->flags & ITEM_F_TOMBSTONE) return;
     rdigest_xor(d, rdigest_leaf_of(item_key(it), it->key_len),
                 item_digest(item_key(it), it->key_len, item_value(it), it->value_len,
-                            it->client_flags, it->expire_ms));
+                            item_client_flags(it), it->expire_ms));
 }
 
 static void check_tree(struct store *s)

@@ -29,25 +29,23 @@
 
 #include "store.h"
 #include "store_util.h"
+#include "test_rng.h"
 
 #define NOW INT64_C(1700000000000)
 #define BIG (1u << 30)
 #define MAX_STABLE 4000u
 #define MAX_VOLATILE 40000u
 
-/* The table hash seed, per test run (store.c's hook, weak there). */
+/* The table hash seed of the stores made next (store_config.hash_seed). */
 static uint64_t hash_seed = 1;
-uint64_t store_hash_seed(void);
-uint64_t store_hash_seed(void) { return hash_seed; }
 
-static uint64_t rng;
-static uint64_t rnd(void)
+static struct store *mk_seeded(int64_t tomb)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    struct store_config cfg = {.memory_limit = BIG, .eviction = STORE_EVICT_LRU,
+                               .tombstone_ttl_ms = tomb, .hash_seed = hash_seed};
+    return mk_cfg(&cfg);
 }
+
 
 static uint64_t clock_v = 1000;
 static uint64_t ver(void) { return ++clock_v; }
@@ -172,7 +170,7 @@ static void random_mutation(struct store *s, struct model *m)
 static struct store *fresh(size_t nstable, size_t nvol, struct model *m)
 {
     memset(m, 0, sizeof *m);
-    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    struct store *s = mk_seeded(0);
     m->nstable = (unsigned)nstable;
     for (unsigned i = 0; i < nstable; i++) {
         put(s, 's', i, 0);
@@ -189,7 +187,7 @@ static void test_exactly_once_when_quiet(void **state)
 {
     (void)state;
     static struct model m;
-    rng = 0x1234567;
+    rng_state = 0x1234567;
     struct store *s = fresh(3000, 0, &m);
     while (store_maintain(s, 1 << 20)) {
     }
@@ -229,7 +227,7 @@ static void test_random_schedules(void **state)
     static struct model m;
     for (unsigned seed = 1; seed <= 40; seed++) {
         hash_seed = seed * UINT64_C(0x9e3779b97f4a7c15);
-        rng = seed * 7919u + 1;
+        rng_state = seed * 7919u + 1;
         size_t nstable = 1 + (size_t)(rnd() % 1000);
         struct store *s = fresh(nstable, (size_t)(rnd() % 4000), &m);
         uint64_t cursor = 0;
@@ -282,7 +280,7 @@ static void test_exhaustive_positions(void **state)
     for (int d = 0; d < NDISRUPTIONS; d++) {
         hash_seed = 0xabcdef + (uint64_t)d;
         /* how many calls a scan of the starting table takes */
-        rng = 99;
+        rng_state = 99;
         struct store *s = fresh(200, d == SHRINK ? 2000 : 600, &m);
         uint64_t cursor = 0;
         unsigned ncalls = 0;
@@ -293,7 +291,7 @@ static void test_exhaustive_positions(void **state)
         store_destroy(s);
 
         for (unsigned at = 0; at <= ncalls; at++) {
-            rng = 99;
+            rng_state = 99;
             s = fresh(200, d == SHRINK ? 2000 : 600, &m);
             cursor = 0;
             unsigned c = 0;
@@ -313,7 +311,7 @@ static void test_churn_on_stable_keys(void **state)
 {
     (void)state;
     static struct model m;
-    rng = 4242;
+    rng_state = 4242;
     hash_seed = 77;
     struct store *s = fresh(1500, 1500, &m);
     uint64_t cursor = 0;
@@ -334,7 +332,7 @@ static void test_only_live_items(void **state)
     (void)state;
     static struct model m;
     memset(&m, 0, sizeof m);
-    struct store *s = mk(BIG, STORE_EVICT_LRU, 60000); /* tombstones on */
+    struct store *s = mk_seeded(60000); /* tombstones on */
     m.nstable = 100;
     for (unsigned i = 0; i < 100; i++) {
         put(s, 's', i, 0);
@@ -370,7 +368,7 @@ static void test_only_live_items(void **state)
 static void test_live_items_after_flush(void **state)
 {
     (void)state;
-    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    struct store *s = mk_seeded(0);
     int64_t now = (int64_t)(clock_v + 1000); /* stamps' physical ms: see ver() */
     for (unsigned i = 0; i < 300; i++) put(s, 'v', i, 0);
     assert_int_equal(store_live_items(s, now), 300);
@@ -402,7 +400,7 @@ static void test_bounded_calls(void **state)
 {
     (void)state;
     static struct model m;
-    rng = 5;
+    rng_state = 5;
     struct store *s = fresh(3000, 0, &m);
     uint64_t cursor = 0;
     m.reported = 0;

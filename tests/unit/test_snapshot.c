@@ -435,9 +435,9 @@ static void list_visit(void *arg, const struct item *it)
     k->flags = it->flags & (ITEM_F_TOMBSTONE | ITEM_F_EXPIRED);
     k->version = it->version;
     k->origin = it->origin;
-    k->exp_version = it->exp_version;
-    k->exp_origin = it->exp_origin;
-    k->client_flags = it->client_flags;
+    k->exp_version = item_exp_version(it);
+    k->exp_origin = item_exp_origin(it);
+    k->client_flags = item_client_flags(it);
     k->value_len = it->value_len;
     k->value_hash = XXH3_64bits(item_value(it), it->value_len);
     k->expiry = store_item_expiry(it);

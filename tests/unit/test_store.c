@@ -1,7 +1,6 @@
 /*
  * test_store.c - the store: basics, incremental growth against a reference
- * model, backward-shift deletion in wrapped clusters, expiry, the memory cap
- * under each eviction policy, references, the digest, and last-writer-wins
+ * model, expiry, the memory cap under each eviction policy, references, the digest, and last-writer-wins
  * convergence whatever the delivery order.
  */
 #include <stdarg.h>
@@ -13,30 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "store.h"
 #include "store_util.h"
+#include "test_rng.h"
+
+static uint64_t version_clock;
 
 #define NOW INT64_C(1700000000000)
-#define TEST_SEED UINT64_C(0x5eed5eed5eed5eed)
 #define TOMB_TTL 60000
 #define BIG (1u << 30)
 
-/* Fix the table hash seed so that tests can build keys with known homes. */
-uint64_t store_hash_seed(void);
-uint64_t store_hash_seed(void) { return TEST_SEED; }
-
-static uint64_t rng_state;
-static uint64_t version_clock;
-
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
 
 static int setup(void **state)
 {
@@ -294,66 +280,6 @@ static void test_lookups_mid_move(void **state)
     store_destroy(s);
 }
 
-/* ---- backward-shift deletion in a cluster that wraps around ------------ */
-
-static unsigned wrap_counter;
-
-/* A new key whose home slot in a fresh 1024-slot table is home. */
-static void key_with_home(char *buf, size_t home)
-{
-    for (;;) {
-        int n = snprintf(buf, 16, "w%u", wrap_counter++);
-        if ((XXH3_64bits_withSeed(buf, (size_t)n, TEST_SEED) & 1023) == home)
-            return;
-    }
-}
-
-#define WRAP_KEYS 13
-
-static void test_wrapped_cluster_deletes(void **state)
-{
-    (void)state;
-    /* homes 1021 x4, 1023 x3, 0 x2, 2 x2, 1019 x2: one cluster, 1019..8 */
-    static const size_t homes[WRAP_KEYS] = {1021, 1021, 1021, 1021, 1023,
-                                            1023, 1023, 0, 0, 2, 2, 1019,
-                                            1019};
-    char keys[WRAP_KEYS][16];
-    for (int i = 0; i < WRAP_KEYS; i++) key_with_home(keys[i], homes[i]);
-
-    for (int round = 0; round < 400; round++) {
-        struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
-        int order[WRAP_KEYS];
-        bool present[WRAP_KEYS];
-        for (int i = 0; i < WRAP_KEYS; i++) order[i] = i;
-        for (int i = WRAP_KEYS - 1; i > 0; i--) { /* random insert order */
-            int j = (int)(rnd() % (uint64_t)(i + 1)), t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
-        for (int i = 0; i < WRAP_KEYS; i++) {
-            assert_int_equal(put(s, keys[order[i]], keys[order[i]], 0),
-                             STORE_OK);
-            present[order[i]] = true;
-        }
-        /* delete in random order (round < 13: that key first), re-adding
-         * some, and look every key up after each step */
-        for (int step = 0; step < 3 * WRAP_KEYS; step++) {
-            int i = step == 0 && round < WRAP_KEYS ? round
-                                                   : (int)(rnd() % WRAP_KEYS);
-            if (present[i]) {
-                assert_int_equal(del(s, keys[i]), STORE_OK);
-            } else {
-                assert_int_equal(put(s, keys[i], keys[i], 0), STORE_OK);
-            }
-            present[i] = !present[i];
-            for (int j = 0; j < WRAP_KEYS; j++)
-                expect(s, keys[j], present[j] ? keys[j] : NULL);
-        }
-        check_digest(s);
-        store_destroy(s);
-    }
-}
-
 /* ---- expiry ------------------------------------------------------------ */
 
 static void test_lazy_expiry(void **state)
@@ -388,8 +314,8 @@ static void test_lazy_expiry(void **state)
     const struct item *p = store_peek(s, "e", 1);
     assert_int_equal(p->version, v0); /* the value register is untouched */
     assert_int_equal(p->origin, 1);
-    assert_int_equal(p->exp_version, v0 + 1);
-    assert_int_equal(p->exp_origin, 7);
+    assert_int_equal(item_exp_version(p), v0 + 1);
+    assert_int_equal(item_exp_origin(p), 7);
     assert_int_equal(stats(s).items_digest,
                      item_digest("e", 1, "v", 1, 0, NOW + 50));
     assert_int_equal(store_next_expiry(s), NOW + 50);
@@ -649,6 +575,83 @@ static void test_lru_keeps_hot_set(void **state)
     store_destroy(s);
 }
 
+/* Set key "<prefix><i>" with a 40-byte value at now_ms. */
+static void put_at(struct store *s, const char *prefix, int i, int64_t now_ms)
+{
+    char k[32], v[41];
+    memset(v, 'v', 40);
+    int n = snprintf(k, sizeof k, "%s%d", prefix, i);
+    assert_int_equal(store_set(s, k, (size_t)n, v, 40, 0, ver(), 1, now_ms), STORE_OK);
+    assert_under_cap(s);
+}
+
+static bool present(struct store *s, const char *prefix, int i)
+{
+    char k[32];
+    int n = snprintf(k, sizeof k, "%s%d", prefix, i);
+    return store_peek(s, k, (size_t)n) != NULL;
+}
+
+static void read_at(struct store *s, const char *prefix, int i, int64_t now_ms)
+{
+    char k[32];
+    int n = snprintf(k, sizeof k, "%s%d", prefix, i);
+    assert_non_null(store_get(s, k, (size_t)n, now_ms));
+}
+
+/*
+ * What `lru` guarantees (store_evict.c): an item read in the last minute
+ * (heat >= 1) is evicted while unread items (heat 0) exist only if all
+ * LRU_ROUNDS x LRU_SAMPLE random draws missed them, at most (1 - c)^32
+ * per eviction for a fraction c of unread items. Here half of the items
+ * are read, then as many new keys are written at the cap as there were
+ * unread ones (c stays ~1/2): every read item must stay (one draw of 8
+ * loses one about every 256 evictions). Ten minutes later the old reads
+ * no longer count (heat halves every idle minute): a newly read set is
+ * what stays, and the items read back then go like the unread ones.
+ */
+static void test_lru_read_never_before_unread(void **state)
+{
+    (void)state;
+    struct store *s = mk(512u << 10, STORE_EVICT_LRU, 0);
+    int n = 0;
+    while (stats(s).evicted == 0) put_at(s, "a", n++, NOW);
+    int fits = (int)stats(s).curr_items;
+    print_message("%d items fit\n", fits);
+    assert_true(fits > 1000);
+    int read = 0;
+    for (int i = 0; i < n; i += 2)
+        if (present(s, "a", i)) {
+            read_at(s, "a", i, NOW);
+            read++;
+        }
+    uint64_t evicted0 = stats(s).evicted;
+    for (int i = 0; i < fits - read; i++) put_at(s, "b", i, NOW);
+    assert_true(stats(s).evicted - evicted0 + 2 >= (uint64_t)(fits - read));
+    int kept = 0;
+    for (int i = 0; i < n; i += 2) kept += present(s, "a", i);
+    print_message("read items kept: %d of %d\n", kept, read);
+    assert_int_equal(kept, read);
+
+    /* ten minutes on: read the "b" keys still present, write as many new */
+    int64_t later = NOW + 10 * 60 * 1000;
+    int fresh = 0;
+    for (int i = 0; i < fits - read; i++)
+        if (present(s, "b", i)) {
+            read_at(s, "b", i, later);
+            fresh++;
+        }
+    for (int i = 0; i < fits - fresh; i++) put_at(s, "c", i, later);
+    int fresh_kept = 0, old_kept = 0;
+    for (int i = 0; i < fits - read; i++) fresh_kept += present(s, "b", i);
+    for (int i = 0; i < n; i += 2) old_kept += present(s, "a", i);
+    print_message("later: read items kept %d of %d, items read 10 min ago kept %d of %d\n",
+                  fresh_kept, fresh, old_kept, read);
+    assert_int_equal(fresh_kept, fresh);
+    assert_true(old_kept < read / 2);
+    store_destroy(s);
+}
+
 static void test_lru_protects_overwritten(void **state)
 {
     (void)state;
@@ -662,7 +665,8 @@ static void test_lru_protects_overwritten(void **state)
     assert_int_equal(put(s, "A", v, 0), STORE_OK);
     assert_int_equal(put(s, "B", v, 0), STORE_OK);
     assert_int_equal(put(s, "C", v, 0), STORE_OK);
-    /* A is the CLOCK's natural victim, but it is the one being written */
+    /* A, B and C are equally cold and every sample holds all three: A
+     * would be the victim a third of the time, but it is the one written */
     assert_int_equal(put(s, "A", big, 0), STORE_OK);
     expect(s, "A", big);
     assert_true(stats(s).evicted >= 1);
@@ -824,7 +828,7 @@ static void test_refcount(void **state)
     memset(v, 'v', 200);
     v[200] = '\0';
     assert_int_equal(put(s, "R", v, 0), STORE_OK);
-    it = store_get(s, "R", 1, NOW);
+    it = store_find(s, "R", 1, NOW); /* not read: as cold as the others */
     store_item_ref(it);
     for (int i = 0; i < 20; i++) {
         snprintf(k, sizeof k, "E%d", i);
@@ -960,6 +964,67 @@ static void test_digest_order_independent(void **state)
 
 /* ---- last-writer-wins -------------------------------------------------- */
 
+/*
+ * The item's tail (item.h): the expiry stamp only when it differs from the
+ * value stamp, client flags only when not 0. An expiry write that needs
+ * room for its stamp replaces the item with a copy that keeps the value,
+ * the flags and the read state; the next one writes in place.
+ */
+static void test_item_tail(void **state)
+{
+    (void)state;
+    struct store *s = mk(BIG, STORE_EVICT_LRU, 0);
+    assert_int_equal(store_set(s, "a", 1, "value", 5, NOW + 1000, 50, 3, NOW), STORE_OK);
+    struct item *a = store_get(s, "a", 1, NOW);
+    assert_non_null(a);
+    assert_int_equal(a->meta & (ITEM_M_EXP_STAMP | ITEM_M_CFLAGS), 0);
+    assert_int_equal(item_exp_version(a), 50);
+    assert_int_equal(item_exp_origin(a), 3);
+    assert_int_equal(item_client_flags(a), 0);
+
+    struct store_write w = {.key = "b", .key_len = 1, .has_value = true, .value = "value",
+                            .value_len = 5, .client_flags = 0xdeadbeef, .version = 60,
+                            .origin = 4, .has_expiry = true, .expire_ms = NOW + 1000,
+                            .exp_version = 60, .exp_origin = 4};
+    assert_int_equal(store_write(s, &w, NOW), STORE_OK);
+    struct item *b = store_get(s, "b", 1, NOW);
+    assert_int_equal(b->meta & (ITEM_M_EXP_STAMP | ITEM_M_CFLAGS), ITEM_M_CFLAGS);
+    assert_int_equal(item_client_flags(b), 0xdeadbeef);
+    assert_int_equal(item_exp_version(b), 60);
+
+    /* a touch: b's expiry stamp now differs, so b moves to a bigger copy */
+    store_get(s, "b", 1, NOW);
+    assert_int_equal(store_expire(s, "b", 1, NOW + 5000, 70, 5, NOW), STORE_OK);
+    struct item *b2 = store_find(s, "b", 1, NOW);
+    assert_ptr_not_equal(b2, b);
+    assert_int_equal(b2->meta & (ITEM_M_EXP_STAMP | ITEM_M_CFLAGS),
+                     ITEM_M_EXP_STAMP | ITEM_M_CFLAGS);
+    assert_int_equal(b2->version, 60);
+    assert_int_equal(b2->origin, 4);
+    assert_int_equal(item_exp_version(b2), 70);
+    assert_int_equal(item_exp_origin(b2), 5);
+    assert_int_equal(item_client_flags(b2), 0xdeadbeef);
+    assert_int_equal(b2->expire_ms, NOW + 5000);
+    assert_int_equal(b2->value_len, 5);
+    assert_memory_equal(item_value(b2), "value", 5);
+    assert_true(b2->flags & ITEM_F_FETCHED); /* read state kept */
+    assert_int_equal(item_freq(b2), 2);
+    check_digest(s);
+
+    /* the next touch writes in place */
+    assert_int_equal(store_expire(s, "b", 1, NOW + 6000, 80, 6, NOW), STORE_OK);
+    assert_ptr_equal(store_find(s, "b", 1, NOW), b2);
+    assert_int_equal(item_exp_version(b2), 80);
+    assert_int_equal(item_exp_origin(b2), 6);
+    assert_int_equal(item_client_flags(b2), 0xdeadbeef);
+    assert_int_equal(store_expire_due(s, NOW + 5999, 10), 1); /* a only */
+    assert_non_null(store_find(s, "b", 1, NOW + 5999));
+    assert_int_equal(store_expire_due(s, NOW + 6000, 10), 1);
+    check_digest(s);
+    assert_int_equal(stats(s).curr_items, 0);
+    store_destroy(s);
+}
+
 static void test_stale_writes(void **state)
 {
     (void)state;
@@ -1077,13 +1142,13 @@ int main(void)
         cmocka_unit_test_setup(test_binary_keys, setup),
         cmocka_unit_test_setup(test_growth_reference, setup),
         cmocka_unit_test_setup(test_lookups_mid_move, setup),
-        cmocka_unit_test_setup(test_wrapped_cluster_deletes, setup),
         cmocka_unit_test_setup(test_lazy_expiry, setup),
         cmocka_unit_test_setup(test_active_expiry, setup),
         cmocka_unit_test_setup(test_cap_random, setup),
         cmocka_unit_test_setup(test_shrink_respects_cap, setup),
         cmocka_unit_test_setup(test_lru_keeps_accessed, setup),
         cmocka_unit_test_setup(test_lru_keeps_hot_set, setup),
+        cmocka_unit_test_setup(test_lru_read_never_before_unread, setup),
         cmocka_unit_test_setup(test_lru_protects_overwritten, setup),
         cmocka_unit_test_setup(test_ttl_evicts_earliest, setup),
         cmocka_unit_test_setup(test_noeviction_and_too_large, setup),
@@ -1091,6 +1156,7 @@ int main(void)
         cmocka_unit_test_setup(test_scan_during_resize, setup),
         cmocka_unit_test_setup(test_digest_random_ops, setup),
         cmocka_unit_test_setup(test_digest_order_independent, setup),
+        cmocka_unit_test_setup(test_item_tail, setup),
         cmocka_unit_test_setup(test_stale_writes, setup),
         cmocka_unit_test_setup(test_tombstones, setup),
         cmocka_unit_test(test_lru_eviction_keeps_clusters_short),
