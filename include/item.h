@@ -4,7 +4,7 @@
  * Owns: nothing; this is a type. The store (store.c) makes, links and frees
  * items and is the only writer of their registers; the index (src/table.h)
  * and the TTL heap (ttlheap.h) hold pointers to them and read only the key
- * (table) or expire_ms and heap_idx (heap); the protocol code reads them
+ * (table) or expire_ms (heap), and the heap keeps heap_idx; the protocol code reads them
  * through the accessors below.
  *
  * Layout. One allocation: a 40-byte header, the key, the value, then a

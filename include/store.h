@@ -46,7 +46,8 @@
  * reports it, plus its chunk header) + the table(s) + the heap. A write that
  * would pass memory_limit first evicts by policy: LRU = sampled eviction
  * by heat (reads counted, halved per idle minute; the coldest of 8 random
- * items goes; see store_evict.c), TTL = earliest expire_ms from the heap,
+ * items goes, drawn again up to 4 times while all drawn were read; see
+ * store_evict.c), TTL = earliest expire_ms from the heap,
  * NONE = refuse.
  *
  * Digest. items_digest = XOR over live items of item_digest(key, value,

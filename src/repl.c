@@ -411,7 +411,7 @@ static void process_msg(struct repl *r, const struct repl_msg *m, int64_t now)
     if (beacon) r->beacons_received++;
     else r->received++;
     if (h.kind == RC_KIND_WRITES && !beacon) r->last_traffic = ev_now(r->bus.loop);
-    struct rc_reader sync_rd = rd; /* records of DIGESTS, RANGES, ROOT */
+    struct rc_reader sync_rd = rd; /* records of DIGESTS, RANGES, ROOT, SUMMARY, WANTS */
     repl_sync_on_message(r->sync, &h, &sync_rd, m->len, false);
     if (h.kind == RC_KIND_WRITES &&
         seqtrack_batch(r->seq, h.origin, h.origin_len, h.incarnation, h.seq,

@@ -1,7 +1,7 @@
 /*
  * repl_amqp.c - reaching a broker, for both broker threads (repl_amqp.h).
  *
- * Owns: the connection set-up (TCP or TLS from the --rabbitmq_tls* flags,
+ * Owns (code, no state): the connection set-up (TCP or TLS from the --rabbitmq_tls* flags,
  * heartbeats, login, channel 1, the fanout exchange), the backoff and the
  * walk along the broker list, and the watchdog: each thread marks when its
  * current library call began (link_busy) and repl_watchdog(), run by the
@@ -33,14 +33,14 @@ static int64_t mono_ms(void)
 }
 
 /* A thread starts (or ends: ms 0) a library call that may block. */
-void link_busy(_Atomic int64_t *since, bool on)
+void repl_amqp_busy(_Atomic int64_t *since, bool on)
 {
     atomic_store(since, on ? mono_ms() : 0);
 }
 
 /* A thread's socket for the watchdog: conn's, or none (-1) just before
  * conn is destroyed. */
-void link_watch_fd(struct repl_bus *r, int *slot, amqp_connection_state_t conn)
+void repl_amqp_watch_fd(struct repl_bus *r, int *slot, amqp_connection_state_t conn)
 {
     pthread_mutex_lock(&r->mu);
     *slot = conn ? amqp_get_sockfd(conn) : -1;
@@ -68,7 +68,7 @@ void repl_watchdog(struct repl_bus *r)
     }
 }
 
-bool link_stopping(struct repl_bus *r)
+bool repl_amqp_stopping(struct repl_bus *r)
 {
     pthread_mutex_lock(&r->mu);
     bool s = r->stop;
@@ -77,7 +77,7 @@ bool link_stopping(struct repl_bus *r)
 }
 
 /* Sleep ms, or less if stop is raised. */
-void link_nap(struct repl_bus *r, unsigned ms)
+void repl_amqp_nap(struct repl_bus *r, unsigned ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -92,29 +92,29 @@ void link_nap(struct repl_bus *r, unsigned ms)
     pthread_mutex_unlock(&r->mu);
 }
 
-unsigned link_next_backoff(unsigned cur)
+unsigned repl_amqp_next_backoff(unsigned cur)
 {
     unsigned n = cur * 2;
-    if (n > BACKOFF_MAX_MS) n = BACKOFF_MAX_MS;
+    if (n > REPL_AMQP_BACKOFF_MAX_MS) n = REPL_AMQP_BACKOFF_MAX_MS;
     return n / 2 + (unsigned)(rand() % (int)(n / 2 + 1)); /* jitter: [n/2, n] */
 }
 
 /* The next broker of the list after a failure on *at (a no-op with one). */
-void link_failover(struct repl_bus *r, _Atomic size_t *at)
+void repl_amqp_failover(struct repl_bus *r, _Atomic size_t *at)
 {
     if (r->cfg.nbrokers < 2) return;
     atomic_store(at, (atomic_load(at) + 1) % r->cfg.nbrokers);
     atomic_fetch_add(&r->failovers, 1);
 }
 
-const char *link_broker_name(const struct repl_bus *r, size_t at)
+const char *repl_amqp_broker_name(const struct repl_bus *r, size_t at)
 {
     static __thread char buf[RC_MAX_ID_LEN + 8];
     snprintf(buf, sizeof buf, "%s:%u", r->cfg.brokers[at].host, r->cfg.brokers[at].port);
     return buf;
 }
 
-const char *link_reply_error(amqp_rpc_reply_t rep)
+const char *repl_amqp_reply_error(amqp_rpc_reply_t rep)
 {
     static __thread char buf[128];
     switch (rep.reply_type) {
@@ -138,7 +138,7 @@ const char *link_reply_error(amqp_rpc_reply_t rep)
     return "unknown";
 }
 
-void link_close(amqp_connection_state_t conn, bool polite)
+void repl_amqp_close(amqp_connection_state_t conn, bool polite)
 {
     if (!conn) return;
     if (polite) {
@@ -149,7 +149,7 @@ void link_close(amqp_connection_state_t conn, bool polite)
 }
 
 /* A TLS failure explained for the log: what failed, rabbitmq-c's words for
- * it, and what to check. Thread-local, like link_reply_error's buffer. */
+ * it, and what to check. Thread-local, like repl_amqp_reply_error's buffer. */
 static const char *tls_error(int rc)
 {
     static __thread char buf[320];
@@ -219,7 +219,7 @@ static amqp_socket_t *link_socket(struct repl_bus *r, amqp_connection_state_t co
 
 /* Connect to broker `at` of the list, log in, open channel 1, declare the
  * exchange. NULL on failure with *why set. */
-amqp_connection_state_t link_open(struct repl_bus *r, size_t at, const char **why)
+amqp_connection_state_t repl_amqp_open(struct repl_bus *r, size_t at, const char **why)
 {
     const struct repl_broker *b = &r->cfg.brokers[at];
     amqp_connection_state_t conn = amqp_new_connection();
@@ -249,7 +249,7 @@ amqp_connection_state_t link_open(struct repl_bus *r, size_t at, const char **wh
         bool tls_rc = rep.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
                       rep.library_error <= AMQP_STATUS_SSL_ERROR &&
                       rep.library_error > _AMQP_STATUS_SSL_NEXT_VALUE;
-        *why = r->cfg.tls && tls_rc ? tls_error(rep.library_error) : link_reply_error(rep);
+        *why = r->cfg.tls && tls_rc ? tls_error(rep.library_error) : repl_amqp_reply_error(rep);
         amqp_destroy_connection(conn);
         return NULL;
     }
@@ -261,7 +261,7 @@ amqp_connection_state_t link_open(struct repl_bus *r, size_t at, const char **wh
         rep = amqp_get_rpc_reply(conn);
     }
     if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-        *why = link_reply_error(rep);
+        *why = repl_amqp_reply_error(rep);
         amqp_destroy_connection(conn);
         return NULL;
     }

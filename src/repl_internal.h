@@ -163,8 +163,9 @@ void repl_streams_push(struct repl_streams *ss, const char *routing_key, const c
                        size_t target_len, const uint8_t *leaves, struct ksum *asked,
                        double now);
 /* Send a peer answering our request (session) our key summaries of the
- * leaves in the bitmap. */
-void repl_streams_summarize(struct repl_streams *ss, const char *routing_key,
+ * leaves in the bitmap. false: no stream could be opened (all busy, or no
+ * memory); nothing is sent. */
+bool repl_streams_summarize(struct repl_streams *ss, const char *routing_key,
                             const char *target, size_t target_len, uint64_t session,
                             const uint8_t *leaves, double now);
 /* Are our key summaries for that peer and session still being sent? */

@@ -21,7 +21,7 @@
  * publisher reads (zero timeout) before each burst, where a missed
  * heartbeat shows. rabbitmq-c can still block for ever inside a publish to
  * a frozen broker (waiting for a byte once the heartbeat deadline passed,
- * or on a full send buffer); each thread marks its calls (link_busy) for
+ * or on a full send buffer); each thread marks its calls (repl_amqp_busy) for
  * the loop's watchdog (repl_amqp.c).
  *
  * Brokers. --rabbitmq_host may list the nodes of a RabbitMQ cluster. Both
@@ -116,20 +116,20 @@ static void pub_drop(struct pub *p, const char *why, bool next_broker)
     if (p->conn) {
         if (!p->troubled)
             log_warn("replication: publisher lost the link to broker %s (%s); reconnecting",
-                     link_broker_name(r, atomic_load(&r->pub_broker)), why);
+                     repl_amqp_broker_name(r, atomic_load(&r->pub_broker)), why);
         else
             log_debug("replication: publisher lost the link to broker %s (%s) again",
-                      link_broker_name(r, atomic_load(&r->pub_broker)), why);
+                      repl_amqp_broker_name(r, atomic_load(&r->pub_broker)), why);
         p->troubled = true;
-        link_watch_fd(r, &r->pub_fd, NULL);
+        repl_amqp_watch_fd(r, &r->pub_fd, NULL);
         amqp_destroy_connection(p->conn);
         p->conn = NULL;
         atomic_store(&r->pub_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
-        if (next_broker) link_failover(r, &r->pub_broker);
+        if (next_broker) repl_amqp_failover(r, &r->pub_broker);
         else {
-            link_nap(r, p->backoff);
-            p->backoff = link_next_backoff(p->backoff);
+            repl_amqp_nap(r, p->backoff);
+            p->backoff = repl_amqp_next_backoff(p->backoff);
         }
     }
     pthread_mutex_lock(&r->mu);
@@ -146,7 +146,7 @@ static void pub_confirmed(struct pub *p, uint64_t tag, bool multiple)
     for (struct repl_msg *m = p->inflight.head; m && m->tag <= tag; m = m->next)
         if (m->tag == tag || multiple) m->acked = true;
     if (p->inflight.head && p->inflight.head->acked) { /* the link works */
-        p->backoff = BACKOFF_MIN_MS;
+        p->backoff = REPL_AMQP_BACKOFF_MIN_MS;
         p->troubled = false;
     }
     while (p->inflight.head && p->inflight.head->acked) {
@@ -203,12 +203,12 @@ static bool pub_connect(struct pub *p, bool *was_down)
     struct repl_bus *r = p->r;
     const char *why = "?";
     size_t at = atomic_load(&r->pub_broker);
-    amqp_connection_state_t conn = link_open(r, at, &why);
+    amqp_connection_state_t conn = repl_amqp_open(r, at, &why);
     if (conn) {
         amqp_confirm_select(conn, 1);
         amqp_rpc_reply_t rep = amqp_get_rpc_reply(conn);
         if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-            why = link_reply_error(rep);
+            why = repl_amqp_reply_error(rep);
             amqp_destroy_connection(conn);
             conn = NULL;
         }
@@ -216,29 +216,29 @@ static bool pub_connect(struct pub *p, bool *was_down)
     if (!conn) {
         if (!*was_down)
             log_warn("replication: publisher cannot reach broker %s (%s); retrying%s",
-                     link_broker_name(r, at), why,
+                     repl_amqp_broker_name(r, at), why,
                      r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
         *was_down = true;
-        link_failover(r, &r->pub_broker);
-        link_nap(r, p->backoff);
-        p->backoff = link_next_backoff(p->backoff);
+        repl_amqp_failover(r, &r->pub_broker);
+        repl_amqp_nap(r, p->backoff);
+        p->backoff = repl_amqp_next_backoff(p->backoff);
         return false;
     }
     p->conn = conn;
-    link_watch_fd(r, &r->pub_fd, conn);
+    repl_amqp_watch_fd(r, &r->pub_fd, conn);
     p->next_tag = 1;
     *was_down = false;
     atomic_store(&r->pub_up, 1);
     atomic_fetch_add(&r->pub_events, 1);
     ev_async_send(r->loop, &r->inbox_async); /* the loop sends a sequence beacon */
     log_info("replication: publisher connected to broker %s, exchange '%s'",
-             link_broker_name(r, at), r->exchange);
+             repl_amqp_broker_name(r, at), r->exchange);
     return true;
 }
 
 static void *pub_main(void *arg)
 {
-    struct pub p = {.r = arg, .backoff = BACKOFF_MIN_MS};
+    struct pub p = {.r = arg, .backoff = REPL_AMQP_BACKOFF_MIN_MS};
     struct repl_bus *r = p.r;
     bool was_down = false;
     amqp_basic_properties_t props;
@@ -257,7 +257,7 @@ static void *pub_main(void *arg)
         if (!p.conn) {
             if (!pub_connect(&p, &was_down)) continue;
         }
-        link_busy(&r->pub_busy_ms, true);
+        repl_amqp_busy(&r->pub_busy_ms, true);
         pub_read_frames(&p, 0); /* acks; and a missed heartbeat shows here */
         /* publish up to the window */
         while (p.conn && p.inflight.count < PUB_WINDOW) {
@@ -280,7 +280,7 @@ static void *pub_main(void *arg)
             }
         }
         if (!p.conn) {
-            link_busy(&r->pub_busy_ms, false);
+            repl_amqp_busy(&r->pub_busy_ms, false);
             continue;
         }
         if (p.inflight.head) {
@@ -288,24 +288,24 @@ static void *pub_main(void *arg)
             bool more = r->outbox.head != NULL && p.inflight.count < PUB_WINDOW;
             pthread_mutex_unlock(&r->mu);
             pub_read_frames(&p, more ? 0 : 20);
-            link_busy(&r->pub_busy_ms, false);
+            repl_amqp_busy(&r->pub_busy_ms, false);
             continue;
         }
-        link_busy(&r->pub_busy_ms, false);
+        repl_amqp_busy(&r->pub_busy_ms, false);
         /* idle: wait for work, but call into the library every POLL_MS so
          * heartbeats are sent and a dead link is noticed */
-        link_nap(r, POLL_MS);
+        repl_amqp_nap(r, POLL_MS);
         pthread_mutex_lock(&r->mu);
         bool work = r->outbox.head != NULL;
         pthread_mutex_unlock(&r->mu);
         if (!work && p.conn) {
-            link_busy(&r->pub_busy_ms, true);
+            repl_amqp_busy(&r->pub_busy_ms, true);
             pub_read_frames(&p, 0);
-            link_busy(&r->pub_busy_ms, false);
+            repl_amqp_busy(&r->pub_busy_ms, false);
         }
     }
-    link_watch_fd(r, &r->pub_fd, NULL);
-    if (p.conn) link_close(p.conn, true);
+    repl_amqp_watch_fd(r, &r->pub_fd, NULL);
+    if (p.conn) repl_amqp_close(p.conn, true);
     atomic_store(&r->pub_up, 0);
     pthread_mutex_lock(&r->mu);
     list_prepend_all(&r->outbox, &p.inflight); /* counted as not sent */
@@ -410,7 +410,7 @@ static amqp_rpc_reply_t declare_own_queue(amqp_connection_state_t conn, struct r
  * sent meanwhile is lost). */
 static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why, bool *existed)
 {
-    amqp_connection_state_t conn = link_open(r, atomic_load(&r->con_broker), why);
+    amqp_connection_state_t conn = repl_amqp_open(r, atomic_load(&r->con_broker), why);
     if (!conn) return NULL;
     int ex = queue_exists(conn, amqp_cstring_bytes(r->queue));
     if (ex < 0) {
@@ -442,7 +442,7 @@ static amqp_connection_state_t con_connect(struct repl_bus *r, const char **why,
         rep = amqp_get_rpc_reply(conn);
     }
     if (rep.reply_type != AMQP_RESPONSE_NORMAL) {
-        *why = link_reply_error(rep);
+        *why = repl_amqp_reply_error(rep);
         amqp_destroy_connection(conn);
         return NULL;
     }
@@ -453,11 +453,11 @@ static void *con_main(void *arg)
 {
     struct repl_bus *r = arg;
     amqp_connection_state_t conn = NULL;
-    unsigned backoff = BACKOFF_MIN_MS;
+    unsigned backoff = REPL_AMQP_BACKOFF_MIN_MS;
     bool was_down = false;
     uint64_t gen = 0, acked = 0, delivered = 0;
 
-    while (!link_stopping(r)) {
+    while (!repl_amqp_stopping(r)) {
         if (!conn) {
             const char *why = "?";
             bool existed = false;
@@ -466,19 +466,19 @@ static void *con_main(void *arg)
             if (!conn) {
                 if (!was_down)
                     log_warn("replication: consumer cannot use broker %s (%s); retrying%s",
-                             link_broker_name(r, at), why,
+                             repl_amqp_broker_name(r, at), why,
                              r->cfg.nbrokers > 1 ? " with the next brokers of the list" : "");
                 was_down = true;
-                link_failover(r, &r->con_broker);
-                link_nap(r, backoff);
-                backoff = link_next_backoff(backoff);
+                repl_amqp_failover(r, &r->con_broker);
+                repl_amqp_nap(r, backoff);
+                backoff = repl_amqp_next_backoff(backoff);
                 continue;
             }
-            link_watch_fd(r, &r->con_fd, conn);
+            repl_amqp_watch_fd(r, &r->con_fd, conn);
             gen++;
             acked = 0;
             delivered = 0;
-            backoff = BACKOFF_MIN_MS;
+            backoff = REPL_AMQP_BACKOFF_MIN_MS;
             was_down = false;
             atomic_store(&r->con_up, 1);
             atomic_store(&r->ever_up, 1);
@@ -486,13 +486,13 @@ static void *con_main(void *arg)
             atomic_fetch_add(&r->con_events, 1);
             ev_async_send(r->loop, &r->inbox_async); /* the loop decides on a sync */
             log_info("replication: consuming queue '%s' on broker %s", r->queue,
-                     link_broker_name(r, at));
+                     repl_amqp_broker_name(r, at));
         }
         /* ack what the loop has applied */
         pthread_mutex_lock(&r->mu);
         uint64_t tag = r->ack_gen == gen ? r->ack_tag : 0;
         pthread_mutex_unlock(&r->mu);
-        link_busy(&r->con_busy_ms, true);
+        repl_amqp_busy(&r->con_busy_ms, true);
         if (tag > acked) {
             amqp_basic_ack(conn, 1, tag, 1);
             acked = tag;
@@ -503,7 +503,7 @@ static void *con_main(void *arg)
          * them, or a full prefetch window stalls delivery for POLL_MS */
         struct timeval tv = {0, delivered > acked ? 1000 : POLL_MS * 1000};
         amqp_rpc_reply_t res = amqp_consume_message(conn, &env, &tv, 0);
-        link_busy(&r->con_busy_ms, false);
+        repl_amqp_busy(&r->con_busy_ms, false);
         if (res.reply_type == AMQP_RESPONSE_NORMAL) {
             struct repl_msg *m = calloc(1, sizeof *m);
             char *data = m ? malloc(env.message.body.len ? env.message.body.len : 1) : NULL;
@@ -541,18 +541,18 @@ static void *con_main(void *arg)
                 continue;
         }
         log_warn("replication: consumer lost the link to broker %s (%s); reconnecting",
-                 link_broker_name(r, atomic_load(&r->con_broker)),
+                 repl_amqp_broker_name(r, atomic_load(&r->con_broker)),
                  res.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION
-                     ? amqp_error_string2(res.library_error) : link_reply_error(res));
-        link_watch_fd(r, &r->con_fd, NULL);
+                     ? amqp_error_string2(res.library_error) : repl_amqp_reply_error(res));
+        repl_amqp_watch_fd(r, &r->con_fd, NULL);
         amqp_destroy_connection(conn);
         conn = NULL;
         atomic_store(&r->con_up, 0);
         atomic_fetch_add(&r->reconnects, 1);
-        link_failover(r, &r->con_broker);
+        repl_amqp_failover(r, &r->con_broker);
     }
-    link_watch_fd(r, &r->con_fd, NULL);
-    if (conn) link_close(conn, true);
+    repl_amqp_watch_fd(r, &r->con_fd, NULL);
+    if (conn) repl_amqp_close(conn, true);
     atomic_store(&r->con_up, 0);
     return NULL;
 }

@@ -71,7 +71,7 @@
 #define FILTERED_SLICE (4 * SYNC_SLICE) /* ... or one filtered by leaves, which
                                            skips most after a hash */
 #define WANTS_SLICE 65536   /* summary slots looked at per step for WANTS */
-#define MAX_STREAMS 16
+#define MAX_STREAMS 64 /* > MAX_SOURCES of repl_sync.c: a summary each, and answers */
 #define STREAM_IDLE_S 30.0  /* an answer waiting for RANGES or SUMMARY this long goes */
 #define STREAM_KEEPALIVE_S 1.0 /* a walk sends at least this often */
 #define PACK_MAX REPL_BATCH_MAX_BYTES /* entries of one SUMS or HASHES record */
@@ -302,7 +302,7 @@ static struct stream *stream_open(struct repl_streams *ss, enum role role,
     for (int i = 0; i < MAX_STREAMS && !st; i++)
         if (!ss->streams[i].phase) st = &ss->streams[i];
     if (!st) {
-        log_warn("replication: too many state transfers at once; dropping a request");
+        log_warn("replication: too many state-transfer streams at once; not opening another");
         return NULL;
     }
     stream_end(st);
@@ -384,19 +384,19 @@ void repl_streams_push(struct repl_streams *ss, const char *routing_key, const c
     if (asked && ksum_count(asked) == 0) st->begun = true; /* nothing to walk for */
 }
 
-void repl_streams_summarize(struct repl_streams *ss, const char *routing_key,
+bool repl_streams_summarize(struct repl_streams *ss, const char *routing_key,
                             const char *target, size_t target_len, uint64_t session,
                             const uint8_t *leaves, double now)
 {
     struct stream *st =
         stream_open(ss, ROLE_SUMMARY, routing_key, target, target_len, session, now);
-    if (!st) return;
+    if (!st) return false;
     if (copy_leaves(st, leaves) != 0 || !(st->pack = malloc(PACK_MAX))) {
-        stream_end(st); /* the peer hears nothing: our transfer asks again */
-        return;
+        stream_end(st);
+        return false;
     }
-    st->base = 0; /* a SUMMARY's base: 1 on the last one only */
     st->phase = PHASE_WALK;
+    return true;
 }
 
 bool repl_streams_summarizing(const struct repl_streams *ss, const char *target,
@@ -626,5 +626,5 @@ void repl_streams_stats(const struct repl_streams *ss, const struct stats_visito
                   "Key summaries sent to peers answering this node's transfers.",
                   ss->sums_sent);
     STATS_COUNTER(v, "sync_wants_sent", "sync_wants_sent_total",
-                  "Keys asked back from requesters that hold them newer.", ss->wants_sent);
+                  "Keys asked back from requesters that hold them newer or that this node lacks.", ss->wants_sent);
 }

@@ -303,12 +303,13 @@ static void leaves_differ(struct repl_sync *y, struct source *so, const uint32_t
     memset(so->leaves, 0, RDIGEST_BITMAP_BYTES);
     for (size_t i = 0; i < n; i++) rdigest_bitmap_add(so->leaves, diff[i]);
     y->requested_leaves += n;
-    so->keyed = so->keysums;
+    /* the summaries' stream first: RANGES promise them (total = 1), and
+     * with no stream free the whole-leaf step still completes */
+    so->keyed = so->keysums && repl_streams_summarize(y->streams, queue, so->id,
+                                                      strlen(so->id), y->session,
+                                                      so->leaves, now);
     send_ranges(y, so, RDIGEST_LEAF_LEVEL, diff, n, false, so->keyed);
-    if (so->keyed)
-        repl_streams_summarize(y->streams, queue, so->id, strlen(so->id), y->session,
-                               so->leaves, now);
-    else
+    if (!so->keyed)
         repl_streams_push(y->streams, queue, so->id, strlen(so->id), so->leaves, NULL, now);
 }
 

@@ -2,7 +2,7 @@
  * store.c - items and their lifetime: writes merged by last-writer-wins,
  * tombstones, reads, references, memory accounting, the digests.
  *
- * Owns: every item (one malloc: header, key, value; item.h), the index over
+ * Owns: every item (one malloc: header, key, value, tail; item.h), the index over
  * them (struct table, table.h: slot arrays, probing, incremental resize,
  * sampling and walks live there), the TTL heap (ttlheap.h), the flush
  * watermarks and the counters. What leaves without a client asking (the
@@ -540,8 +540,7 @@ bool store_flush(struct store *s, uint64_t version, uint32_t origin, int64_t now
     /* newer than every item ever linked (a local flush): all are below it;
      * otherwise unknown, and the sweep makes the count right */
     s->below_flush = version > s->max_version ? s->items : 0;
-    s->sweep_due = true; /* (re)start the sweep from the beginning */
-    s->sweep_cursor = 0;
+    store_sweep_restart(s);
     return true;
 }
 

@@ -125,6 +125,12 @@ bool store_evict_one(struct store *s, const struct item *protect,
 
 /* ---- expiry and the flush sweep --------------------------------------- */
 
+void store_sweep_restart(struct store *s)
+{
+    s->sweep_due = true;
+    s->sweep_cursor = 0;
+}
+
 /*
  * One bounded step of the flush sweep: look at up to max slots, removing
  * every item below the watermark, with the index's removing walk

@@ -119,4 +119,7 @@ void store_flush_due(struct store *s, int64_t now_ms);
  * policy is noeviction. */
 bool store_evict_one(struct store *s, const struct item *protect, int64_t now_ms);
 
+/* A flush watermark moved: the sweep starts again from the beginning. */
+void store_sweep_restart(struct store *s);
+
 #endif
