@@ -26,6 +26,7 @@
 #include "glob.h"
 #include "num.h"
 #include "resp_internal.h"
+#include "rng.h"
 #include "store.h"
 
 #define X(c) ((c)->r->cfg.exec)
@@ -275,11 +276,7 @@ void rs_randomkey(struct rs_call *c)
     const struct store *st = exec_store_of(X(c));
     if (store_live_items(st, c->now_ms) == 0) return rs_null(c);
     struct collect k = {r, false};
-    uint64_t x = r->rng; /* xorshift64 */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    r->rng = x;
+    uint64_t x = rng_next(&r->rng);
     uint64_t cursor = x;
     r->found_len = 0;
     for (int pass = 0; pass < 2 && r->found_len == 0; pass++) {

@@ -40,6 +40,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "rng.h"
+
 #define CURSOR_POS_BITS 40
 #define CURSOR_POS_MASK ((UINT64_C(1) << CURSOR_POS_BITS) - 1)
 #define GEN_MASK 0xffffffu /* array generations fit the cursor's 24 bits */
@@ -313,11 +315,7 @@ struct item *table_walk(const struct table *tb, uint64_t *cursor,
 
 static uint64_t next_random(struct table *tb)
 {
-    uint64_t x = tb->rng; /* xorshift64 */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return tb->rng = x;
+    return rng_next(&tb->rng);
 }
 
 /* Add loc to locs[0..n) unless it is there; returns the new count. */

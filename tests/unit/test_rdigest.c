@@ -17,16 +17,14 @@
 #include "rdigest.h"
 #include "store.h"
 #include "store_util.h"
+#include "rng.h"
 
 #define NOW INT64_C(1700000000000)
 
 static uint64_t rng_state = 0x243f6a8885a308d3ULL;
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return rng_next(&rng_state);
 }
 
 static struct store *mk_rd(void)

@@ -7,14 +7,13 @@
 
 #include <stdint.h>
 
+#include "rng.h"
+
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
 
 static inline uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return rng_next(&rng_state);
 }
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "store.h"
 #include "ttlheap.h"
+#include "rng.h"
 
 #define N_ITEMS 2000
 
@@ -20,10 +21,7 @@ static uint64_t rng_state = 0x853c49e6748fea9bULL;
 
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return rng_next(&rng_state);
 }
 
 static struct item *items_new(size_t n)
