@@ -25,7 +25,7 @@
 #define WATCHDOG_SLACK_MS 1000
 #define RPC_TIMEOUT_S 5
 
-static int64_t mono_ms(void)
+int64_t repl_amqp_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -35,7 +35,7 @@ static int64_t mono_ms(void)
 /* A thread starts (or ends: ms 0) a library call that may block. */
 void repl_amqp_busy(_Atomic int64_t *since, bool on)
 {
-    atomic_store(since, on ? mono_ms() : 0);
+    atomic_store(since, on ? repl_amqp_now_ms() : 0);
 }
 
 /* A thread's socket for the watchdog: conn's, or none (-1) just before
@@ -50,7 +50,7 @@ void repl_amqp_watch_fd(struct repl_bus *r, int *slot, amqp_connection_state_t c
 void repl_watchdog(struct repl_bus *r)
 {
     int64_t limit = 2 * (int64_t)r->cfg.heartbeat_s * 1000 + WATCHDOG_SLACK_MS;
-    int64_t now = mono_ms();
+    int64_t now = repl_amqp_now_ms();
     struct { _Atomic int64_t *since; int *fd; const char *who; } t[2] = {
         {&r->pub_busy_ms, &r->pub_fd, "publisher"}, {&r->con_busy_ms, &r->con_fd, "consumer"}};
     for (int i = 0; i < 2; i++) {

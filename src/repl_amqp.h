@@ -34,6 +34,9 @@ void repl_amqp_busy(_Atomic int64_t *since, bool on);
  * conn is destroyed. */
 void repl_amqp_watch_fd(struct repl_bus *r, int *slot, amqp_connection_state_t conn);
 
+/* Monotonic clock, milliseconds. */
+int64_t repl_amqp_now_ms(void);
+
 bool repl_amqp_stopping(struct repl_bus *r);
 /* Sleep ms, or less if stop is raised. */
 void repl_amqp_nap(struct repl_bus *r, unsigned ms);

@@ -37,6 +37,7 @@ struct repl_msg {
     uint64_t tag;         /* inbox: delivery tag; in flight: publish tag */
     uint64_t seq;         /* outbox: WRITES batch sequence number, 0 for sync */
     bool acked;           /* in flight: the broker confirmed it */
+    int64_t sent_ms;      /* in flight: when it was published (monotonic) */
     uint64_t gen;         /* inbox: consumer channel generation */
     char routing_key[REPL_QUEUE_MAX]; /* outbox: "" = fanout exchange; else a
                                          queue name, via the default exchange */

@@ -7,7 +7,9 @@
  * when the broker confirms it. If the connection is lost, the in-flight
  * batches go back to the front of the outbox, in order, and are published
  * again after reconnecting: at-least-once, and harmless because applying a
- * batch twice is a no-op under LWW.
+ * batch twice is a no-op under LWW. A publish left with neither a confirm
+ * nor a nack for CONFIRM_TIMEOUT_MS counts as a lost link too (in confirm
+ * mode a client's reply waits on it).
  *
  * Consumer thread: one AMQP connection consuming this node's durable queue
  * (bound to the fanout exchange; it outlives the connection, so a reconnect
@@ -48,6 +50,9 @@
 #define PUB_WINDOW 256
 #define PREFETCH 256
 #define POLL_MS 100
+/* A publish neither confirmed nor nacked for this long: the broker lost
+ * it (RabbitMQ's advice: time confirms out); drop the link, publish again. */
+#define CONFIRM_TIMEOUT_MS 30000
 
 /* ---- lists (callers hold r->mu when the list is shared) ---- */
 
@@ -273,6 +278,7 @@ static void *pub_main(void *arg)
                                         0, 0, &props, body);
             m->tag = p.next_tag++;
             m->acked = false;
+            m->sent_ms = repl_amqp_now_ms();
             repl_list_push(&p.inflight, m);
             if (rc != AMQP_STATUS_OK) {
                 pub_drop(&p, amqp_error_string2(rc), true);
@@ -289,6 +295,9 @@ static void *pub_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             pub_read_frames(&p, more ? 0 : 20);
             repl_amqp_busy(&r->pub_busy_ms, false);
+            if (p.conn && p.inflight.head &&
+                repl_amqp_now_ms() - p.inflight.head->sent_ms > CONFIRM_TIMEOUT_MS)
+                pub_drop(&p, "no confirm or nack of a publish for 30 s", true);
             continue;
         }
         repl_amqp_busy(&r->pub_busy_ms, false);
