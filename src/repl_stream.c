@@ -399,30 +399,33 @@ bool repl_streams_summarize(struct repl_streams *ss, const char *routing_key,
     return true;
 }
 
-bool repl_streams_summarizing(const struct repl_streams *ss, const char *target,
-                              size_t target_len, uint64_t session)
+/* The stream of role for target's session, in phase (any phase but idle
+ * when phase is PHASE_OFF); NULL if none. */
+static struct stream *stream_find(const struct repl_streams *ss, enum role role,
+                                  enum phase phase, const char *target, size_t target_len,
+                                  uint64_t session)
 {
     for (int i = 0; i < MAX_STREAMS; i++) {
         const struct stream *st = &ss->streams[i];
-        if (st->phase && st->role == ROLE_SUMMARY && st->session == session &&
-            strlen(st->target) == target_len && memcmp(st->target, target, target_len) == 0)
-            return true;
+        if (st->phase && (!phase || st->phase == phase) && st->role == role &&
+            st->session == session && strlen(st->target) == target_len &&
+            memcmp(st->target, target, target_len) == 0)
+            return (struct stream *)st;
     }
-    return false;
+    return NULL;
+}
+
+bool repl_streams_summarizing(const struct repl_streams *ss, const char *target,
+                              size_t target_len, uint64_t session)
+{
+    return stream_find(ss, ROLE_SUMMARY, PHASE_OFF, target, target_len, session) != NULL;
 }
 
 /* Our answer to h->origin's session h->aux, if it is in phase. */
 static struct stream *answer_of(struct repl_streams *ss, const struct rc_header *h,
                                 enum phase phase)
 {
-    for (int i = 0; i < MAX_STREAMS; i++) {
-        struct stream *st = &ss->streams[i];
-        if (st->phase == phase && st->role == ROLE_ANSWER && st->session == h->aux &&
-            strlen(st->target) == h->origin_len &&
-            memcmp(st->target, h->origin, h->origin_len) == 0)
-            return st;
-    }
-    return NULL;
+    return stream_find(ss, ROLE_ANSWER, phase, h->origin, h->origin_len, h->aux);
 }
 
 /* Read a NODE record's level and index. */
