@@ -72,7 +72,7 @@ $(BUILD)/vitamin-benchmark: $(BENCH_OBJS)   # its modules in tools/bench/
 # neither libev nor librabbitmq. UNIT_OBJS_<test> names the modules
 # (src/<name>.c; empty for a header-only module), UNIT_LIBS_<test> the
 # libraries. A test without a list links the whole library: give it one.
-STORE_MODS := store store_evict table ttlheap rdigest
+STORE_MODS := store store_evict table ttlheap rdigest slab
 UNIT_OBJS_test_config     := config options log
 UNIT_OBJS_test_glob       := glob
 UNIT_OBJS_test_http       := http
@@ -92,6 +92,7 @@ UNIT_OBJS_test_snapshot   := snapshot snap_codec repl_codec record log $(STORE_M
 UNIT_OBJS_test_store      := $(STORE_MODS)
 UNIT_OBJS_test_table      := table
 UNIT_OBJS_test_ttlheap    := ttlheap
+UNIT_OBJS_test_slab       := slab
 $(foreach t,merge rdigest reply scan store table,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
 # The index's header is internal (src/table.h): its test reads it there.
 UNIT_CFLAGS_test_table    := -Isrc

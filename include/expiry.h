@@ -6,11 +6,8 @@
  * and stops after EXPIRY_BUDGET_MS of work; if items are still due it fires
  * again on the next loop turn, after clients have been served. So a wave of
  * a million keys expiring together costs clients about one budget of
- * latency per turn. The same timer drives the store's incremental rehash
- * and gives freed memory back to the OS (malloc_trim) in steps of
- * TRIM_STEP_BYTES freed, each in a turn of its own: such a turn is bounded
- * by the step, not by the budget. It counts how long its longest turn held
- * the loop (expiry_stats).
+ * latency per turn. The same timer drives the store's incremental rehash.
+ * It counts how long its longest turn held the loop (expiry_stats).
  */
 #ifndef VITAMIN_EXPIRY_H
 #define VITAMIN_EXPIRY_H

@@ -101,6 +101,9 @@ struct store_stats {
     uint64_t evicted_unfetched; /* of evicted: never read by a client */
     uint64_t table_slots;  /* slots in the table(s) */
     uint64_t rehashing;    /* 1 while an incremental resize is under way */
+    uint64_t slab_bytes;   /* the item allocator's pages in use (slab.h):
+                              bytes plus what its partly used pages hold free */
+    uint64_t slab_pages_released; /* its empty pages given back to the OS */
     uint64_t items_digest; /* see "Digest" above */
 };
 
@@ -108,6 +111,7 @@ struct store;
 
 /* Returns NULL on ENOMEM. */
 struct store *store_create(const struct store_config *cfg);
+/* Frees every item: drop every reference (store_item_unref) first. */
 void store_destroy(struct store *s);
 
 /*

@@ -4,13 +4,13 @@
  * steps also run on an idle server); armed_ms remembers for when, so a write
  * with an earlier expiry re-arms it with one comparison.
  *
- * Owns: the timer, the trim bookkeeping (peak_bytes) and the longest-turn
- * figures of expiry_stats.
+ * Owns: the timer and the longest-turn figures of expiry_stats. Memory the
+ * store frees goes back to the OS from the store's allocator (slab.h), a
+ * page at a time as it empties, so there is nothing to trim here.
  */
 #include "expiry.h"
 
 #include <ev.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -26,7 +26,6 @@ struct expiry {
     struct ev_loop *loop;
     struct store *store;
     int64_t armed_ms; /* absolute unix ms the timer fires at */
-    uint64_t peak_bytes; /* the store's bytes at their highest since the last trim */
     struct expiry_stats st; /* longest turn so far */
 };
 
@@ -36,36 +35,6 @@ static double thread_cpu_s(void)
     struct timespec ts;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0.0;
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-#define TRIM_STEP_BYTES (4u << 20) /* trim once the store freed this much */
-
-/*
- * Give freed memory back to the OS as the store shrinks (a mass expiry, a
- * flush, deletes): glibc returns only the top of its heap by itself, so
- * after a wave RSS would stay at its peak. malloc_trim(0) also releases the
- * free pages inside the heap; what it costs grows with the pages it
- * releases (the kernel frees each one: ~6 ms for 57 MB here) and with the
- * free chunks glibc holds unsorted (it walks them all). So it runs in
- * small steps: each time the store has freed TRIM_STEP_BYTES since the
- * last trim, in a timer turn of its own, while a wave is still under way
- * too. One trim of a whole 1M-key wave at its end held the loop for
- * 15-19 ms; steps of 4 MiB took 0.4-3.8 ms of CPU each in the same wave.
- * Less than a step stays with malloc. Returns true if it trimmed.
- */
-static bool maybe_trim(struct expiry *e)
-{
-    struct store_stats st;
-    store_get_stats(e->store, &st);
-    if (st.bytes > e->peak_bytes) e->peak_bytes = st.bytes;
-    uint64_t freed = e->peak_bytes - st.bytes;
-    if (freed < TRIM_STEP_BYTES) return false;
-    double t0 = ev_time(), c0 = thread_cpu_s();
-    malloc_trim(0);
-    e->peak_bytes = st.bytes;
-    log_debug("expiry: gave %.1f MiB back to the OS in %.1f ms (CPU %.1f ms)",
-              (double)freed / (1 << 20), (ev_time() - t0) * 1000.0, (thread_cpu_s() - c0) * 1000.0);
-    return true;
 }
 
 static int64_t now_ms(struct ev_loop *loop) { return (int64_t)(ev_now(loop) * 1000.0); }
@@ -95,11 +64,6 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct expiry *e = w->data;
     int64_t now = now_ms(loop);
     double start = ev_time(), cpu_start = thread_cpu_s();
-    if (maybe_trim(e)) { /* a turn of its own; the expiry work goes on next turn */
-        arm(e, now);
-        count_turn(e, start, cpu_start);
-        return;
-    }
     bool more = false;
     for (;;) {
         size_t n = store_expire_due(e->store, now, EXPIRY_SLICE);

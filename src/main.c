@@ -7,7 +7,6 @@
  * before anything serves or joins replication.
  */
 #include <ev.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,10 +177,6 @@ int main(int argc, char **argv)
     case OPTIONS_EXIT_USAGE: return 2;
     }
     log_set_level(s.opts.log_level);
-    /* no fastbins: freeing a million small items would leave them there,
-     * and the next big allocation would consolidate them all at once (a
-     * 20 ms stall in an expiry wave); tcache still serves small sizes */
-    mallopt(M_MXFAST, 0);
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(s.opts.max_connections);
 

@@ -213,7 +213,7 @@ static void store_part(const struct stats_sources *src, const struct stats_visit
     expiry_get_stats(src->expiry, &es);
     STATS_NUMBER(v, "expiry_turn_max_us", STATS_KIND_GAUGE, "expiry_turn_max_seconds",
                  STATS_UNIT_US, STATS_FMT_DEC,
-                 "Longest loop turn of the expiry timer since start (due items, rehash, trim), wall clock.",
+                 "Longest loop turn of the expiry timer since start (due items, rehash), wall clock.",
                  es.turn_max_us);
     STATS_NUMBER(v, "expiry_turn_cpu_max_us", STATS_KIND_GAUGE, "expiry_turn_cpu_max_seconds",
                  STATS_UNIT_US, STATS_FMT_DEC,
@@ -222,6 +222,12 @@ static void store_part(const struct stats_sources *src, const struct stats_visit
     STATS_GAUGE(v, "table_slots", "table_slots", "Slots of the hash table(s).", ss.table_slots);
     STATS_GAUGE(v, "rehashing", "rehashing", "1 while the table is being resized.",
                 ss.rehashing);
+    STATS_GAUGE(v, "slab_bytes", "slab_bytes",
+                "Pages the item allocator holds (items and the free room in their pages).",
+                ss.slab_bytes);
+    STATS_COUNTER(v, "slab_pages_released", "slab_pages_released_total",
+                  "Empty 64 KiB pages the item allocator gave back to the OS.",
+                  ss.slab_pages_released);
     /* A hash, not a quantity: stats() only (as a label it would make a new
      * series at every write). */
     STATS_NUMBER(v, "items_digest", STATS_KIND_GAUGE, NULL, STATS_UNIT_ONE, STATS_FMT_HEX16,

@@ -2,7 +2,8 @@
  * store.c - items and their lifetime: writes merged by last-writer-wins,
  * tombstones, reads, references, memory accounting, the digests.
  *
- * Owns: every item (one malloc: header, key, value, tail; item.h), the index over
+ * Owns: every item (one chunk of the store's slab allocator, slab.h: header,
+ * key, value, tail; item.h), the index over
  * them (struct table, table.h: slot arrays, probing, incremental resize,
  * sampling and walks live there), the TTL heap (ttlheap.h), the flush
  * watermarks and the counters. What leaves without a client asking (the
@@ -17,7 +18,8 @@
  * delete or an expiry that leaves it under 1/8 shrinks it
  * (store_maybe_shrink).
  *
- * Accounting. bytes = sum over linked items of malloc_usable_size + 8
+ * Accounting. bytes = sum over linked items of their slab_size (the chunk
+ * of their size class; a large item's pages as far as it fills them)
  * + table_bytes (both slot arrays during a resize) + ttlheap_bytes. A write
  * first computes what it will add (item, table growth, heap growth) minus
  * what it replaces, and evicts by policy (store_evict_one) until that fits;
@@ -40,14 +42,12 @@
  */
 #include "store_impl.h"
 
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <xxhash.h>
 
 #define MOVE_PER_WRITE 128u    /* old slots moved by each write in a resize */
-#define CHUNK_OVERHEAD 8u      /* malloc's per-chunk header */
 #define ITEM_HDR offsetof(struct item, data)
 
 /* A random seed for the table hash (store_config.hash_seed 0). */
@@ -76,9 +76,9 @@ static uint64_t digest_of(const struct item *it)
                        it->value_len, item_client_flags(it), it->expire_ms);
 }
 
-static size_t item_cost(const struct item *it)
+static size_t item_cost(const struct store *s, const struct item *it)
 {
-    return malloc_usable_size((void *)it) + CHUNK_OVERHEAD;
+    return slab_size(s->slab, it);
 }
 
 /* Both registers of a key, as a write leaves them. */
@@ -120,7 +120,7 @@ static void set_exp_stamp(struct item *it, uint64_t exp_version, uint32_t exp_or
  * its key. The tail holds the expiry stamp if it differs from the value
  * stamp (a tombstone's always: it is restamped in place) and the client
  * flags if not 0. */
-static struct item *item_new(const char *key, size_t key_len,
+static struct item *item_new(struct store *s, const char *key, size_t key_len,
                              const char *value, size_t value_len,
                              const struct regs *r, uint8_t flags,
                              int64_t collect_ms, int64_t now_ms)
@@ -130,12 +130,8 @@ static struct item *item_new(const char *key, size_t key_len,
                              (!tomb && r->client_flags ? ITEM_M_CFLAGS : 0));
     size_t body = tomb ? sizeof(int64_t) : value_len;
     size_t size = ITEM_HDR + key_len + body + item_tail_len(meta);
-    struct item *it = malloc(size);
+    struct item *it = slab_alloc(s->slab, size);
     if (it == NULL) return NULL;
-    if (!table_packable(it)) {
-        free(it);
-        return NULL;
-    }
     it->version = r->version;
     it->origin = r->origin;
     it->expire_ms = tomb ? collect_ms : r->expire_ms;
@@ -193,7 +189,7 @@ static bool below_watermark(const struct store *s, const struct item *it)
 static void account(struct store *s, struct item *it)
 {
     it->flags |= ITEM_F_LINKED;
-    s->item_bytes += item_cost(it);
+    s->item_bytes += item_cost(s, it);
     if (it->version > s->max_version) s->max_version = it->version;
     if (is_tomb(it)) {
         s->tombstones++;
@@ -208,7 +204,7 @@ static void account(struct store *s, struct item *it)
 static void unlink_item(struct store *s, struct item *it)
 {
     ttlheap_remove(&s->heap, it);
-    s->item_bytes -= item_cost(it);
+    s->item_bytes -= item_cost(s, it);
     if (is_tomb(it)) {
         s->tombstones--;
     } else {
@@ -217,7 +213,7 @@ static void unlink_item(struct store *s, struct item *it)
         if (s->below_flush && below_watermark(s, it)) s->below_flush--;
     }
     it->flags &= (uint8_t)~ITEM_F_LINKED;
-    if (it->refcount == 0) free(it);
+    if (it->refcount == 0) slab_free(s->slab, it);
 }
 
 void store_remove_at(struct store *s, struct table_loc loc)
@@ -277,8 +273,8 @@ static enum store_status prepare(struct store *s, uint64_t hash,
                                  struct item *it, struct item *cur,
                                  struct table_loc *loc, int64_t now_ms)
 {
-    uint64_t cost = item_cost(it);
-    uint64_t sub = cur ? item_cost(cur) : 0;
+    uint64_t cost = item_cost(s, it);
+    uint64_t sub = cur ? item_cost(s, cur) : 0;
     bool push = it->expire_ms != 0 &&
                 !(cur && cur->heap_idx != TTLHEAP_NONE);
     bool moved = false;
@@ -307,7 +303,7 @@ static enum store_status place(struct store *s, uint64_t hash, struct table_loc 
 {
     enum store_status st = prepare(s, hash, it, cur, &loc, now_ms);
     if (st != STORE_OK) {
-        free(it);
+        slab_free(s->slab, it);
         return st;
     }
     link_at(s, hash, loc, cur, it);
@@ -344,12 +340,12 @@ static void entomb(struct store *s, uint64_t hash, struct table_loc loc,
         ttlheap_update(&s->heap, cur);
         return;
     }
-    struct item *tomb = item_new(key, key_len, NULL, 0, r, flags, until, now_ms);
+    struct item *tomb = item_new(s, key, key_len, NULL, 0, r, flags, until, now_ms);
     if (tomb && prepare(s, hash, tomb, cur, &loc, now_ms) == STORE_OK) {
         link_at(s, hash, loc, cur, tomb);
         return;
     }
-    free(tomb);
+    if (tomb) slab_free(s->slab, tomb);
     if (cur) store_remove_at(s, loc);
 }
 
@@ -408,7 +404,7 @@ static enum store_status write_expiry(struct store *s, uint64_t hash,
     }
     /* the stamp needs a tail cur has no room for: a copy of cur with it
      * takes its place, keeping its read state */
-    struct item *it = item_new(item_key(cur), cur->key_len, item_value(cur),
+    struct item *it = item_new(s, item_key(cur), cur->key_len, item_value(cur),
                                cur->value_len, r, 0, 0, now_ms);
     if (it == NULL) return STORE_NOMEM;
     it->flags = cur->flags & (uint8_t)~ITEM_F_LINKED;
@@ -429,7 +425,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
     if (w->key_len > UINT16_MAX) return w->has_value ? STORE_TOO_LARGE : STORE_NOT_FOUND;
     if (w->has_value && !w->tomb &&
         (w->value_len > UINT32_MAX ||
-         ITEM_HDR + w->key_len + w->value_len + CHUNK_OVERHEAD > s->cfg.memory_limit))
+         slab_size_for(s->slab, ITEM_HDR + w->key_len + w->value_len) > s->cfg.memory_limit))
         return STORE_TOO_LARGE;
     table_move(&s->tb, MOVE_PER_WRITE);
     store_flush_due(s, now_ms);
@@ -474,7 +470,7 @@ enum store_status store_write(struct store *s, const struct store_write *w,
         if (w->tomb) store_maybe_shrink(s);
         return STORE_OK;
     }
-    struct item *it = item_new(w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
+    struct item *it = item_new(s, w->key, w->key_len, w->value, w->value_len, &r, 0, 0, now_ms);
     if (it == NULL) return STORE_NOMEM;
     return place(s, hash, loc, cur, it, now_ms);
 }
@@ -616,8 +612,7 @@ void store_item_ref(struct item *it) { it->refcount++; }
 
 void store_item_unref(struct store *s, struct item *it)
 {
-    (void)s;
-    if (--it->refcount == 0 && !(it->flags & ITEM_F_LINKED)) free(it);
+    if (--it->refcount == 0 && !(it->flags & ITEM_F_LINKED)) slab_free(s->slab, it);
 }
 
 /* The walk and its guarantees: table_scan() in table.c. */
@@ -678,6 +673,10 @@ void store_get_stats(const struct store *s, struct store_stats *out)
     out->evicted_unfetched = s->evicted_unfetched;
     out->table_slots = table_slots(&s->tb);
     out->rehashing = table_resizing(&s->tb);
+    struct slab_stats sl;
+    slab_get_stats(s->slab, &sl);
+    out->slab_bytes = (uint64_t)sl.pages * SLAB_PAGE;
+    out->slab_pages_released = sl.pages_released;
     out->items_digest = s->digest;
 }
 
@@ -688,25 +687,27 @@ struct store *store_create(const struct store_config *cfg)
     struct store *s = calloc(1, sizeof *s);
     if (s == NULL) return NULL;
     s->cfg = *cfg;
-    ttlheap_init(&s->heap);
+    if ((s->slab = slab_create(0)) == NULL) {
+        free(s);
+        return NULL;
+    }
+    ttlheap_init(&s->heap, slab_base(s->slab));
     if (cfg->range_digests && rdigest_init(&s->rd) != 0) {
+        slab_destroy(s->slab);
         free(s);
         return NULL;
     }
     if (table_init(&s->tb, cfg->hash_seed ? cfg->hash_seed : random_seed()) != 0) {
         rdigest_free(&s->rd);
+        slab_destroy(s->slab);
         free(s);
         return NULL;
     }
     return s;
 }
 
-/* Referenced items outlive the store: their last unref frees them. */
-static void release_item(struct item *it)
-{
-    it->flags &= (uint8_t)~ITEM_F_LINKED;
-    if (it->refcount == 0) free(it);
-}
+/* The slab goes with the store, and every item with it. */
+static void release_item(struct item *it) { it->flags &= (uint8_t)~ITEM_F_LINKED; }
 
 void store_destroy(struct store *s)
 {
@@ -714,6 +715,7 @@ void store_destroy(struct store *s)
     ttlheap_free(&s->heap);
     table_destroy(&s->tb, release_item);
     rdigest_free(&s->rd);
+    slab_destroy(s->slab);
     free(s);
 }
 

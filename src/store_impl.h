@@ -23,11 +23,13 @@
 
 #include "hlc.h"
 #include "rdigest.h"
+#include "slab.h"
 #include "store.h"
 #include "table.h"
 #include "ttlheap.h"
 
 struct store {
+    struct slab *slab;      /* where every item lives */
     struct table tb;        /* the index: every linked item */
     struct ttlheap heap;    /* every linked item with expire_ms != 0 */
     struct store_config cfg;

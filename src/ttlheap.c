@@ -1,9 +1,10 @@
 /*
  * ttlheap.c - binary min-heap of items keyed by item->expire_ms.
  *
- * Owns: the pointer array a[] (never the items). Invariants:
- *   - a[(i-1)/2]->expire_ms <= a[i]->expire_ms for every 0 < i < len;
- *   - a[i]->heap_idx == i for every i < len, and an item outside the heap
+ * Owns: the id array a[] (never the items; item(i) below is the item a[i]
+ * names). Invariants:
+ *   - item((i-1)/2)->expire_ms <= item(i)->expire_ms for every 0 < i < len;
+ *   - item(i)->heap_idx == i for every i < len, and an item outside the heap
  *     has heap_idx == TTLHEAP_NONE;
  *   - cap is 0 or a power of two >= HEAP_MIN_CAP, and len <= cap.
  *
@@ -13,7 +14,7 @@
  *
  * Growth doubles cap; a remove that leaves len <= cap/4 halves it (never
  * below HEAP_MIN_CAP), so a mass expiry gives the memory back. The store
- * accounts cap * sizeof(pointer) bytes (ttlheap_bytes), and before a push
+ * accounts cap * 4 bytes (ttlheap_bytes), and before a push
  * asks what it would add (ttlheap_push_bytes).
  */
 #include "ttlheap.h"
@@ -24,33 +25,39 @@
 
 #define HEAP_MIN_CAP 16u
 
-void ttlheap_init(struct ttlheap *h)
+void ttlheap_init(struct ttlheap *h, const char *base)
 {
     h->a = NULL;
+    h->base = base;
     h->len = 0;
     h->cap = 0;
 }
 
 void ttlheap_free(struct ttlheap *h)
 {
-    for (uint32_t i = 0; i < h->len; i++) h->a[i]->heap_idx = TTLHEAP_NONE;
+    for (uint32_t i = 0; i < h->len; i++) ttlheap_at(h, i)->heap_idx = TTLHEAP_NONE;
     free(h->a);
-    ttlheap_init(h);
+    ttlheap_init(h, h->base);
+}
+
+static inline int64_t key_at(const struct ttlheap *h, uint32_t i)
+{
+    return ttlheap_at(h, i)->expire_ms;
 }
 
 static inline void place(struct ttlheap *h, uint32_t i, struct item *it)
 {
-    h->a[i] = it;
+    h->a[i] = slab_id(h->base, it);
     it->heap_idx = i;
 }
 
 static void sift_up(struct ttlheap *h, uint32_t i)
 {
-    struct item *it = h->a[i];
+    struct item *it = ttlheap_at(h, i);
     while (i > 0) {
         uint32_t parent = (i - 1) / 2;
-        if (h->a[parent]->expire_ms <= it->expire_ms) break;
-        place(h, i, h->a[parent]);
+        if (key_at(h, parent) <= it->expire_ms) break;
+        place(h, i, ttlheap_at(h, parent));
         i = parent;
     }
     place(h, i, it);
@@ -58,13 +65,13 @@ static void sift_up(struct ttlheap *h, uint32_t i)
 
 static void sift_down(struct ttlheap *h, uint32_t i)
 {
-    struct item *it = h->a[i];
+    struct item *it = ttlheap_at(h, i);
     for (;;) {
         uint32_t c = 2 * i + 1;
         if (c >= h->len || c < i) break;
-        if (c + 1 < h->len && h->a[c + 1]->expire_ms < h->a[c]->expire_ms) c++;
-        if (h->a[c]->expire_ms >= it->expire_ms) break;
-        place(h, i, h->a[c]);
+        if (c + 1 < h->len && key_at(h, c + 1) < key_at(h, c)) c++;
+        if (key_at(h, c) >= it->expire_ms) break;
+        place(h, i, ttlheap_at(h, c));
         i = c;
     }
     place(h, i, it);
@@ -73,7 +80,7 @@ static void sift_down(struct ttlheap *h, uint32_t i)
 /* Move a[i] up or down, whichever its key now requires. */
 static void fix(struct ttlheap *h, uint32_t i)
 {
-    if (i > 0 && h->a[(i - 1) / 2]->expire_ms > h->a[i]->expire_ms)
+    if (i > 0 && key_at(h, (i - 1) / 2) > key_at(h, i))
         sift_up(h, i);
     else
         sift_down(h, i);
@@ -81,7 +88,7 @@ static void fix(struct ttlheap *h, uint32_t i)
 
 static int resize(struct ttlheap *h, uint32_t cap)
 {
-    struct item **a = realloc(h->a, (size_t)cap * sizeof *a);
+    uint32_t *a = realloc(h->a, (size_t)cap * sizeof *a);
     if (a == NULL) return -1;
     h->a = a;
     h->cap = cap;
@@ -102,10 +109,10 @@ size_t ttlheap_push_bytes(const struct ttlheap *h)
 
 struct item *ttlheap_min_except(const struct ttlheap *h, const struct item *skip)
 {
-    if (h->len && h->a[0] != skip) return h->a[0];
+    if (h->len && ttlheap_at(h, 0) != skip) return ttlheap_at(h, 0);
     struct item *best = NULL; /* skip is the root: the smaller child */
     for (uint32_t i = 1; i <= 2 && i < h->len; i++)
-        if (!best || h->a[i]->expire_ms < best->expire_ms) best = h->a[i];
+        if (!best || key_at(h, i) < best->expire_ms) best = ttlheap_at(h, i);
     return best;
 }
 
@@ -125,7 +132,7 @@ void ttlheap_remove(struct ttlheap *h, struct item *it)
     uint32_t i = it->heap_idx;
     if (i == TTLHEAP_NONE) return;
     it->heap_idx = TTLHEAP_NONE;
-    struct item *last = h->a[--h->len];
+    struct item *last = ttlheap_at(h, --h->len);
     if (i != h->len) {
         place(h, i, last);
         fix(h, i);

@@ -203,11 +203,15 @@ def test_rss_goes_back_after_mass_expiry(server):
                               for i in range(b, b + batch)], timeout=60)
         assert all(r == value(b + j) for j, r in enumerate(replies))
     rss1 = s.rss()
+    slab1 = c.stat("slab_bytes")
     if c.stat("curr_items") == n:  # (not when writing took the machine 10 s)
         assert rss1 - rss0 > 64 * MIB, (rss0, rss1)
+        assert slab1 >= n * VSIZE, slab1
     poll(lambda: c.stat("curr_items") == 0, timeout=40, what="the wave to expire")
     assert c.stat("expired") == n
-    # the timer gives the memory back once no expiry work is left
+    # the allocator gives each page back as its last item goes
+    assert c.stat("slab_bytes") <= 4 * MIB, c.stat("slab_bytes")  # warm pages
+    assert c.stat("slab_pages_released") * 64 * 1024 >= slab1 - 4 * MIB
     poll(lambda: s.rss() < rss0 + (rss1 - rss0) // 4, timeout=10,
          what="RSS back down from %.0f MiB (empty: %.0f MiB)" % (rss1 / MIB, rss0 / MIB))
     assert c.stat("expiry_turn_max_us") > 0

@@ -1,6 +1,7 @@
 /*
  * test_ttlheap.c - the TTL min-heap: order, heap_idx back-pointers, growth
- * and shrink, checked after every operation of random sequences.
+ * and shrink, checked after every operation of random sequences. The items
+ * live in one array, which serves as the base their ids count from.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,15 +40,15 @@ static void check_heap(const struct ttlheap *h, const struct item *v,
     size_t count = 0;
     assert_true(h->len <= h->cap);
     for (uint32_t i = 0; i < h->len; i++) {
-        assert_int_equal(h->a[i]->heap_idx, i);
+        assert_int_equal(ttlheap_at(h, i)->heap_idx, i);
         if (i > 0)
-            assert_true(h->a[(i - 1) / 2]->expire_ms <= h->a[i]->expire_ms);
+            assert_true(ttlheap_at(h, (i - 1) / 2)->expire_ms <= ttlheap_at(h, i)->expire_ms);
     }
     for (size_t i = 0; i < n; i++) {
         if (in[i]) {
             count++;
             assert_true(v[i].heap_idx < h->len);
-            assert_ptr_equal(h->a[v[i].heap_idx], &v[i]);
+            assert_ptr_equal(ttlheap_at(h, v[i].heap_idx), &v[i]);
         } else {
             assert_int_equal(v[i].heap_idx, TTLHEAP_NONE);
         }
@@ -61,7 +62,7 @@ static void test_random_ops(void **state)
     struct item *v = items_new(N_ITEMS);
     bool in[N_ITEMS] = {false};
     struct ttlheap h;
-    ttlheap_init(&h);
+    ttlheap_init(&h, (const char *)v);
     assert_null(ttlheap_peek(&h));
     for (int step = 0; step < 20000; step++) {
         size_t i = rnd() % N_ITEMS;
@@ -82,7 +83,7 @@ static void test_random_ops(void **state)
         if (step % 97 == 0 || step < 200) check_heap(&h, v, in, N_ITEMS);
     }
     check_heap(&h, v, in, N_ITEMS);
-    assert_int_equal(ttlheap_bytes(&h), h.cap * sizeof(struct item *));
+    assert_int_equal(ttlheap_bytes(&h), h.cap * sizeof(uint32_t)); /* 4-byte ids */
     ttlheap_free(&h);
     for (size_t i = 0; i < N_ITEMS; i++)
         assert_int_equal(v[i].heap_idx, TTLHEAP_NONE);
@@ -96,7 +97,7 @@ static void test_pop_order_sorted(void **state)
     (void)state;
     struct item *v = items_new(N_ITEMS);
     struct ttlheap h;
-    ttlheap_init(&h);
+    ttlheap_init(&h, (const char *)v);
     for (size_t i = 0; i < N_ITEMS; i++) {
         v[i].expire_ms = (int64_t)(rnd() % 100000) - 50000;
         assert_int_equal(ttlheap_push(&h, &v[i]), 0);
@@ -122,7 +123,7 @@ static void test_update_moves_both_ways(void **state)
     struct item *v = items_new(64);
     bool in[64];
     struct ttlheap h;
-    ttlheap_init(&h);
+    ttlheap_init(&h, (const char *)v);
     for (size_t i = 0; i < 64; i++) {
         v[i].expire_ms = (int64_t)i * 10;
         assert_int_equal(ttlheap_push(&h, &v[i]), 0);
@@ -144,7 +145,7 @@ static void test_grow_and_shrink(void **state)
     (void)state;
     struct item *v = items_new(N_ITEMS);
     struct ttlheap h;
-    ttlheap_init(&h);
+    ttlheap_init(&h, (const char *)v);
     assert_int_equal(ttlheap_bytes(&h), 0);
     for (size_t i = 0; i < N_ITEMS; i++) {
         v[i].expire_ms = (int64_t)(rnd() % 1000);
@@ -158,7 +159,7 @@ static void test_grow_and_shrink(void **state)
         assert_true(h.len == 0 || h.cap <= 4 * h.len || h.cap <= 16);
     }
     assert_true(h.cap <= 64);
-    assert_true(ttlheap_bytes(&h) < big * sizeof(struct item *) / 16);
+    assert_true(ttlheap_bytes(&h) < big * sizeof(uint32_t) / 16);
     bool in[N_ITEMS] = {false};
     for (size_t i = N_ITEMS - 10; i < N_ITEMS; i++) in[i] = true;
     check_heap(&h, v, in, N_ITEMS);

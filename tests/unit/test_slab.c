@@ -1,0 +1,221 @@
+/*
+ * test_slab.c - the cache's allocator: size classes, reuse of freed chunks
+ * and pages, memory given back to the OS (seen by mincore, not by the
+ * allocator's own counters), ids, and a random workload checked against a
+ * shadow copy of what every live allocation holds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "rng.h"
+#include "slab.h"
+
+static struct slab_stats stats(const struct slab *sl)
+{
+    struct slab_stats st;
+    slab_get_stats(sl, &st);
+    return st;
+}
+
+/* OS pages of [p, p + len) resident in memory. */
+static size_t resident(const void *p, size_t len)
+{
+    size_t os = (size_t)sysconf(_SC_PAGESIZE);
+    size_t n = (len + os - 1) / os;
+    unsigned char *vec = malloc(n);
+    assert_non_null(vec);
+    assert_int_equal(mincore((void *)p, len, vec), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < n; i++) r += vec[i] & 1;
+    free(vec);
+    return r;
+}
+
+/* Every size gets a chunk at least that big, 8-aligned, with bounded
+ * rounding; classes never shrink as sizes grow. */
+static void test_size_classes(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(64u << 20);
+    assert_non_null(sl);
+    assert_null(slab_alloc(sl, 0));
+    size_t prev = 0;
+    for (size_t size = 1; size <= SLAB_MAX_CHUNK + 10000; size += size < 600 ? 1 : 37) {
+        void *p = slab_alloc(sl, size);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % SLAB_ALIGN, 0);
+        size_t got = slab_size(sl, p);
+        assert_int_equal(got, slab_size_for(sl, size));
+        assert_true(got >= size);
+        assert_true(got >= prev);
+        if (size >= 40 && size <= SLAB_MAX_CHUNK)
+            assert_true(got <= size + size / 8 + SLAB_ALIGN); /* <= ~12.5% */
+        else if (size > SLAB_MAX_CHUNK)
+            assert_true(got < size + 4096 && got % 4096 == 0);
+        if (size <= 128) assert_true(got <= (size < 40 ? 40 : size + 7));
+        memset(p, 0xa5, size); /* it is all writable */
+        prev = got;
+        slab_free(sl, p);
+    }
+    struct slab_stats st = stats(sl);
+    assert_true(st.classes > 20 && st.classes < 64);
+    assert_int_equal(st.held_bytes, 0);
+    slab_destroy(sl);
+}
+
+/* A freed chunk is the next one handed out for its class; a page that has
+ * room is filled before a new page is taken. */
+static void test_reuse(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(64u << 20);
+    assert_non_null(sl);
+    void *a = slab_alloc(sl, 88), *b = slab_alloc(sl, 88);
+    assert_true((char *)b - (char *)a == 88); /* one page, address order */
+    slab_free(sl, a);
+    assert_ptr_equal(slab_alloc(sl, 81), a); /* same class */
+    slab_free(sl, b);
+    assert_ptr_equal(slab_alloc(sl, 88), b);
+
+    enum { N = 20000 };
+    void **v = calloc(N, sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < N; i++) assert_non_null(v[i] = slab_alloc(sl, 200));
+    size_t pages = stats(sl).pages;
+    for (size_t i = 0; i < N; i += 2) slab_free(sl, v[i]); /* every other one */
+    assert_int_equal(stats(sl).pages, pages);               /* no page is empty */
+    for (size_t i = 0; i < N; i += 2) assert_non_null(v[i] = slab_alloc(sl, 200));
+    assert_int_equal(stats(sl).pages, pages); /* the holes were filled */
+    for (size_t i = 0; i < N; i++) slab_free(sl, v[i]);
+    /* a freed page's address range is used again */
+    for (size_t i = 0; i < N; i++) assert_non_null(v[i] = slab_alloc(sl, 1000));
+    struct slab_stats st = stats(sl);
+    assert_true(st.pages <= (size_t)N * 1024 / SLAB_PAGE + 2);
+    for (size_t i = 0; i < N; i++) slab_free(sl, v[i]);
+    free(v);
+    slab_destroy(sl);
+}
+
+/* Pages whose chunks are all freed leave memory: mincore sees them gone.
+ * One empty page per class may stay (kept warm). Runs go back whole. */
+static void test_return_to_os(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(256u << 20);
+    assert_non_null(sl);
+    enum { N = 100000 };
+    void **v = calloc(N, sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < N; i++) {
+        assert_non_null(v[i] = slab_alloc(sl, 100));
+        memset(v[i], (int)i, 100);
+    }
+    void *big = slab_alloc(sl, 3 * SLAB_PAGE + 100);
+    assert_non_null(big);
+    memset(big, 1, 3 * SLAB_PAGE + 100);
+    const char *base = slab_base(sl);
+    struct slab_stats st = stats(sl);
+    size_t span = st.pages * SLAB_PAGE;
+    size_t os = (size_t)sysconf(_SC_PAGESIZE);
+    size_t before = resident(base, span);
+    assert_true(before * os >= (size_t)N * 100); /* the data is in memory */
+
+    for (size_t i = 0; i < N; i++) slab_free(sl, v[i]);
+    slab_free(sl, big);
+    st = stats(sl);
+    assert_int_equal(st.held_bytes, 0);
+    assert_true(st.pages <= 1);        /* the class's warm page at most */
+    assert_true(st.pages_released >= (size_t)N * 104 / SLAB_PAGE);
+    assert_true(resident(base, span) * os <= SLAB_PAGE); /* gone from RSS */
+    free(v);
+    slab_destroy(sl);
+}
+
+/* ids name allocations; the range ends where its reservation does. */
+static void test_ids_and_exhaustion(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(16 * SLAB_PAGE); /* a tiny range */
+    assert_non_null(sl);
+    const char *base = slab_base(sl);
+    void *p = slab_alloc(sl, 500);
+    assert_non_null(p);
+    assert_ptr_equal(slab_ptr(base, slab_id(base, p)), p);
+    size_t n = 0;
+    while (slab_alloc(sl, SLAB_PAGE) != NULL) n++; /* one page each */
+    assert_int_equal(n, 15);
+    assert_null(slab_alloc(sl, 2 * SLAB_PAGE));
+    assert_non_null(slab_alloc(sl, 500)); /* its page still has room */
+    slab_destroy(sl);
+}
+
+struct shadow {
+    unsigned char *p;
+    size_t size;
+    unsigned char fill;
+};
+
+/* Random sizes (small, medium, runs), random frees: every live allocation
+ * keeps its bytes (no two overlap), held_bytes is the sum of slab_size,
+ * and freeing all leaves at most one warm page per class. */
+static void test_random_against_shadow(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(512u << 20);
+    assert_non_null(sl);
+    enum { SLOTS = 3000 };
+    struct shadow *sh = calloc(SLOTS, sizeof *sh);
+    assert_non_null(sh);
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    size_t held = 0;
+    for (int step = 0; step < 60000; step++) {
+        struct shadow *s = &sh[rng_next(&rng) % SLOTS];
+        if (s->p) {
+            for (size_t i = 0; i < s->size; i++) assert_int_equal(s->p[i], s->fill);
+            held -= slab_size(sl, s->p);
+            slab_free(sl, s->p);
+            s->p = NULL;
+            continue;
+        }
+        uint64_t r = rng_next(&rng);
+        s->size = r % 100 == 0 ? 8192 + r % 200000 : r % 10 == 0 ? 300 + r % 8000 : 40 + r % 200;
+        s->fill = (unsigned char)(step | 1);
+        s->p = slab_alloc(sl, s->size);
+        assert_non_null(s->p);
+        memset(s->p, s->fill, s->size);
+        held += slab_size(sl, s->p);
+        assert_int_equal(stats(sl).held_bytes, held);
+    }
+    for (size_t k = 0; k < SLOTS; k++) {
+        struct shadow *s = &sh[k];
+        if (!s->p) continue;
+        for (size_t i = 0; i < s->size; i++) assert_int_equal(s->p[i], s->fill);
+        slab_free(sl, s->p);
+    }
+    struct slab_stats st = stats(sl);
+    assert_int_equal(st.held_bytes, 0);
+    assert_true(st.pages <= st.classes);
+    free(sh);
+    slab_destroy(sl);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_size_classes),
+        cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_return_to_os),
+        cmocka_unit_test(test_ids_and_exhaustion),
+        cmocka_unit_test(test_random_against_shadow),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
