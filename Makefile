@@ -93,7 +93,8 @@ UNIT_OBJS_test_store      := $(STORE_MODS)
 UNIT_OBJS_test_table      := table
 UNIT_OBJS_test_ttlheap    := ttlheap
 UNIT_OBJS_test_slab       := slab
-$(foreach t,merge rdigest reply scan store table,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
+UNIT_OBJS_test_compact    := $(STORE_MODS)
+$(foreach t,compact merge rdigest reply scan store table,$(eval UNIT_LIBS_test_$(t) := -lxxhash))
 # The index's header is internal (src/table.h): its test reads it there.
 UNIT_CFLAGS_test_table    := -Isrc
 UNIT_LIBS_test_snapshot   := -lev -lxxhash

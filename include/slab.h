@@ -23,11 +23,13 @@
  * it (its own free list, threaded through the free chunks). A page whose
  * last chunk is freed goes back to the OS at once, unless it is the only
  * page of its class with room (kept, so a class that sways between 0 and
- * 1 item does not fault a page in and out on every write).
+ * 1 item does not fault a page in and out on every write). Pages that
+ * deletes left sparse are emptied by moving their chunks (slab_compact).
  */
 #ifndef VITAMIN_SLAB_H
 #define VITAMIN_SLAB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +47,7 @@ struct slab_stats {
     size_t held_bytes;      /* what slab_size() says of every live allocation */
     size_t classes;         /* size classes */
     uint64_t pages_released;/* pages given back to the OS so far */
+    uint64_t moved;         /* chunks slab_compact moved */
 };
 
 /* Reserve a range of up to reserve bytes (0: SLAB_MAX_RANGE; less if the
@@ -64,6 +67,22 @@ size_t slab_size(const struct slab *sl, const void *p);
 size_t slab_size_for(const struct slab *sl, size_t size);
 
 void slab_get_stats(const struct slab *sl, struct slab_stats *out);
+
+/*
+ * Compaction. Freed chunks are reused only by their own class, so when
+ * sizes shift, or deletes leave pages sparse, a class can hold far more
+ * pages than its chunks need. slab_compact() empties such pages: of the
+ * class with the most free room (more than two pages' worth and more than
+ * 1/8 of what it holds), it takes a sparse page off its list, copies each
+ * of its live chunks into a free chunk of another page of the class and
+ * calls move(arg, from, to): the owner points every reference at to and
+ * returns true, or returns false to keep from (pinned; to is freed and the
+ * page goes back on its list). from is then freed, and the page goes back
+ * to the OS once empty. At most max_moves moves; returns how many were
+ * made (max_moves: there may be more to do).
+ */
+typedef bool (*slab_move_fn)(void *arg, const void *from, void *to);
+size_t slab_compact(struct slab *sl, size_t max_moves, slab_move_fn move, void *arg);
 
 /* Where the range starts: ids are relative to it (see slab_id). */
 char *slab_base(const struct slab *sl);

@@ -104,6 +104,7 @@ struct store_stats {
     uint64_t slab_bytes;   /* the item allocator's pages in use (slab.h):
                               bytes plus what its partly used pages hold free */
     uint64_t slab_pages_released; /* its empty pages given back to the OS */
+    uint64_t slab_items_moved;    /* items moved to empty sparse pages */
     uint64_t items_digest; /* see "Digest" above */
 };
 
@@ -117,7 +118,8 @@ void store_destroy(struct store *s);
 /*
  * Live item for key at now_ms, or NULL. An item found expired is removed
  * (counted in expired). Marks the item read (store_mark_read). The pointer
- * is valid until the next call that writes to the store, unless referenced.
+ * is valid until the next call that writes to the store (store_maintain
+ * included: it moves items), unless referenced.
  */
 struct item *store_get(struct store *s, const char *key, size_t key_len,
                        int64_t now_ms);
@@ -239,9 +241,10 @@ int64_t store_next_expiry(const struct store *s);
 
 /*
  * Bounded background work: move up to max_slots slots of an incremental
- * resize. Returns true while work remains.
+ * resize, and up to max_moves items out of sparse allocator pages so those
+ * pages go back to the OS (slab_compact). Returns true while work remains.
  */
-bool store_maintain(struct store *s, size_t max_slots);
+bool store_maintain(struct store *s, size_t max_slots, size_t max_moves);
 
 /* Keep it alive (not freed) until the matching unref. */
 void store_item_ref(struct item *it);

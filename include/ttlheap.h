@@ -36,6 +36,9 @@ void ttlheap_free(struct ttlheap *h);
 int ttlheap_push(struct ttlheap *h, struct item *it);
 /* Remove it from wherever it is; no-op if it->heap_idx == TTLHEAP_NONE. */
 void ttlheap_remove(struct ttlheap *h, struct item *it);
+/* it is a copy of an item at it->heap_idx (or of one not in the heap), made
+ * at another address: the heap names the copy from now on. */
+void ttlheap_moved(struct ttlheap *h, const struct item *it);
 /* Restore order after it->expire_ms changed (it must be in the heap). */
 void ttlheap_update(struct ttlheap *h, struct item *it);
 /* Smallest item, or NULL when empty. */

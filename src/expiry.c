@@ -20,6 +20,7 @@
 
 #define IDLE_PERIOD_MS 1000
 #define REHASH_STEP 8192
+#define COMPACT_MOVES 1024 /* items moved out of sparse pages per turn */
 
 struct expiry {
     ev_timer timer;
@@ -73,7 +74,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
             break;
         }
     }
-    if (store_maintain(e->store, REHASH_STEP)) more = true;
+    if (store_maintain(e->store, REHASH_STEP, COMPACT_MOVES)) more = true;
     if (more) {
         arm(e, now); /* again on the next loop turn, after I/O */
     } else {

@@ -10,7 +10,10 @@
  *     per_page, or live == 0 and it is the list's only page (kept warm);
  *   - a chunk of a class page is live, on the page's free list, or at or
  *     after fresh (never handed out), and live counts the first kind;
- *   - held is the sum of slab_size() over live allocations.
+ *   - held is the sum of slab_size() over live allocations;
+ *   - the drain page (compaction's, below) is on no list: nothing is
+ *     allocated from it, and it goes back to the OS when its last chunk
+ *     moves out or is freed.
  *
  * A freed chunk stores the index of the next free chunk of its page in its
  * first 2 bytes. Under AddressSanitizer the rest of a free chunk is
@@ -60,12 +63,15 @@ struct page {
     uint16_t fresh;       /* chunks from here on were never handed out */
     uint16_t live;        /* chunks handed out and not freed */
     uint8_t kind;         /* enum page_kind, or the class index */
+    uint8_t pinned;       /* compaction met a pinned chunk here: skip it once */
 };
 
 struct size_class {
     uint32_t size;        /* bytes per chunk */
     uint16_t per_page;    /* chunks per page */
     uint32_t partial;     /* first page with room, or NO_PAGE */
+    size_t pages;         /* pages of this class */
+    size_t live;          /* chunks handed out */
 };
 
 struct slab {
@@ -78,9 +84,11 @@ struct slab {
     struct size_class cls[MAX_CLASSES];
     unsigned ncls;
     uint8_t class_of[SLAB_MAX_CHUNK / SLAB_ALIGN + 1]; /* by (size + 7) / 8 */
+    uint32_t drain;       /* the page compaction empties (off its list), or NO_PAGE */
     size_t pages_used;
     size_t held;
     uint64_t released;
+    uint64_t moved;       /* chunks compaction moved */
 };
 
 /* ---- size classes ------------------------------------------------------ */
@@ -95,7 +103,7 @@ static void build_classes(struct slab *sl)
     sl->ncls = 0;
     while (sl->ncls < MAX_CLASSES) {
         if (size > SLAB_MAX_CHUNK) size = SLAB_MAX_CHUNK;
-        sl->cls[sl->ncls++] = (struct size_class){size, (uint16_t)(SLAB_PAGE / size), NO_PAGE};
+        sl->cls[sl->ncls++] = (struct size_class){.size = size, .per_page = (uint16_t)(SLAB_PAGE / size), .partial = NO_PAGE};
         if (size == SLAB_MAX_CHUNK) break;
         size = size < 128 ? size + 8 : size < 256 ? size + 16 : round_up(size + size / 8, SLAB_ALIGN);
     }
@@ -194,6 +202,13 @@ static void partial_unlink(struct slab *sl, struct size_class *c, uint32_t p)
     if (g->next != NO_PAGE) sl->pg[g->next].prev = g->prev;
 }
 
+/* An empty page of class c goes back to the OS. */
+static void class_page_put(struct slab *sl, struct size_class *c, uint32_t p)
+{
+    c->pages--;
+    pages_put(sl, p, 1);
+}
+
 /* ---- allocation ---------------------------------------------------------- */
 
 static void *run_alloc(struct slab *sl, size_t size)
@@ -224,6 +239,7 @@ void *slab_alloc(struct slab *sl, size_t size)
         if ((p = pages_get(sl, 1)) == NO_PAGE) return NULL;
         sl->pg[p] = (struct page){.kind = (uint8_t)ci, .free_head = NO_CHUNK};
         partial_push(sl, c, p);
+        c->pages++;
     }
     struct page *g = &sl->pg[p];
     char *page = sl->base + (size_t)p * SLAB_PAGE;
@@ -237,6 +253,7 @@ void *slab_alloc(struct slab *sl, size_t size)
         chunk = page + (size_t)g->fresh++ * c->size;
     }
     if (++g->live == c->per_page) partial_unlink(sl, c, p);
+    c->live++;
     sl->held += c->size;
     UNPOISON(chunk, c->size);
     return chunk;
@@ -258,10 +275,19 @@ void slab_free(struct slab *sl, void *ptr)
     POISON((char *)ptr + LINK_BYTES, c->size - LINK_BYTES);
     g->free_head = idx;
     sl->held -= c->size;
-    if (g->live-- == c->per_page) partial_push(sl, c, p); /* was full */
+    c->live--;
+    bool was_full = g->live-- == c->per_page;
+    if (p == sl->drain) { /* off the list until compaction empties it */
+        if (g->live == 0) {
+            sl->drain = NO_PAGE;
+            class_page_put(sl, c, p);
+        }
+        return;
+    }
+    if (was_full) partial_push(sl, c, p);
     if (g->live == 0 && !(c->partial == p && g->next == NO_PAGE)) {
         partial_unlink(sl, c, p); /* empty, and not the class's only room */
-        pages_put(sl, p, 1);
+        class_page_put(sl, c, p);
     }
 }
 
@@ -275,6 +301,102 @@ size_t slab_size_for(const struct slab *sl, size_t size)
 {
     if (size > SLAB_MAX_CHUNK) return (size + OS_PAGE - 1) / OS_PAGE * OS_PAGE;
     return sl->cls[sl->class_of[(size + SLAB_ALIGN - 1) / SLAB_ALIGN]].size;
+}
+
+/* ---- compaction ---------------------------------------------------------- */
+
+#define DRAIN_SCAN 64 /* pages of a list looked at for the sparsest */
+#define MAX_PER_PAGE (SLAB_PAGE / 40 + 1)
+
+/* Free chunks of class c's pages (never-used ones included). */
+static size_t room(const struct size_class *c)
+{
+    return c->pages * c->per_page - c->live;
+}
+
+/* Is c worth compacting: free room for more than two pages of chunks, and
+ * more than 1/8 of what it holds? */
+static bool worth(const struct size_class *c)
+{
+    size_t r = room(c);
+    return r > 2u * c->per_page && r > c->live / 8;
+}
+
+/* Choose the page to empty: of the class with the most free bytes that is
+ * worth compacting, the sparsest of the first DRAIN_SCAN pages of its
+ * list, if the other pages have room for its chunks. It leaves the list:
+ * nothing is allocated from it while it drains. */
+static bool pick_drain(struct slab *sl)
+{
+    struct size_class *best = NULL;
+    for (unsigned i = 0; i < sl->ncls; i++) {
+        struct size_class *c = &sl->cls[i];
+        if (worth(c) && (!best || room(c) * c->size > room(best) * best->size)) best = c;
+    }
+    if (best == NULL) return false;
+    uint32_t pick = NO_PAGE;
+    unsigned seen = 0;
+    for (uint32_t p = best->partial; p != NO_PAGE && seen < DRAIN_SCAN; p = sl->pg[p].next, seen++) {
+        if (sl->pg[p].pinned) { /* not twice in a row */
+            sl->pg[p].pinned = 0;
+            continue;
+        }
+        if (pick == NO_PAGE || sl->pg[p].live < sl->pg[pick].live) pick = p;
+    }
+    if (pick == NO_PAGE) return false;
+    uint16_t live = sl->pg[pick].live;
+    if (room(best) - (best->per_page - live) < live) return false;
+    partial_unlink(sl, best, pick);
+    sl->drain = pick;
+    return true;
+}
+
+size_t slab_compact(struct slab *sl, size_t max_moves, slab_move_fn move, void *arg)
+{
+    size_t moves = 0;
+    while (moves < max_moves) {
+        if (sl->drain == NO_PAGE && !pick_drain(sl)) break;
+        uint32_t p = sl->drain;
+        struct page *g = &sl->pg[p];
+        struct size_class *c = &sl->cls[g->kind];
+        if (g->live == 0) {
+            sl->drain = NO_PAGE;
+            class_page_put(sl, c, p);
+            continue;
+        }
+        char *page = sl->base + (size_t)p * SLAB_PAGE;
+        uint64_t is_free[(MAX_PER_PAGE + 63) / 64] = {0};
+        for (uint16_t i = g->free_head; i != NO_CHUNK;) {
+            is_free[i / 64] |= UINT64_C(1) << (i % 64);
+            memcpy(&i, page + (size_t)i * c->size, sizeof i);
+        }
+        bool stuck = false;
+        for (uint16_t i = 0; i < g->fresh && moves < max_moves && sl->drain == p; i++) {
+            if ((is_free[i / 64] >> (i % 64)) & 1) continue;
+            char *from = page + (size_t)i * c->size;
+            void *to = slab_alloc(sl, c->size); /* another page: p is off the list */
+            if (to == NULL) {
+                stuck = true;
+                break;
+            }
+            memcpy(to, from, c->size);
+            if (!move(arg, from, to)) { /* pinned: this page stays */
+                slab_free(sl, to);
+                stuck = true;
+                break;
+            }
+            sl->moved++;
+            moves++;
+            slab_free(sl, from); /* the last one gives the page back */
+        }
+        if (stuck) { /* back on its list; the next pick passes it over */
+            sl->drain = NO_PAGE;
+            g->pinned = 1;
+            partial_push(sl, c, p);
+            break;
+        }
+    }
+    return moves;
 }
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -291,6 +413,7 @@ struct slab *slab_create(size_t reserve)
     struct slab *sl = calloc(1, sizeof *sl);
     if (sl == NULL) return NULL;
     build_classes(sl);
+    sl->drain = NO_PAGE;
     for (sl->npages = reserve / SLAB_PAGE; sl->npages >= 16; sl->npages /= 2)
         if ((sl->base = map(sl->npages * SLAB_PAGE, PROT_NONE)) != NULL) break;
     if (sl->base == NULL) {
@@ -325,6 +448,7 @@ void slab_get_stats(const struct slab *sl, struct slab_stats *out)
     out->held_bytes = sl->held;
     out->classes = sl->ncls;
     out->pages_released = sl->released;
+    out->moved = sl->moved;
 }
 
 char *slab_base(const struct slab *sl) { return sl->base; }

@@ -228,6 +228,9 @@ static void store_part(const struct stats_sources *src, const struct stats_visit
     STATS_COUNTER(v, "slab_pages_released", "slab_pages_released_total",
                   "Empty 64 KiB pages the item allocator gave back to the OS.",
                   ss.slab_pages_released);
+    STATS_COUNTER(v, "slab_items_moved", "slab_items_moved_total",
+                  "Items the allocator moved to empty pages that evictions or deletes left sparse.",
+                  ss.slab_items_moved);
     /* A hash, not a quantity: stats() only (as a label it would make a new
      * series at every write). */
     STATS_NUMBER(v, "items_digest", STATS_KIND_GAUGE, NULL, STATS_UNIT_ONE, STATS_FMT_HEX16,

@@ -602,10 +602,25 @@ const struct item *store_peek(const struct store *s, const char *key,
     return table_lookup(&s->tb, hash, key, key_len, &loc);
 }
 
-bool store_maintain(struct store *s, size_t max_slots)
+/* slab_compact moved the item at from to to (a copy): the index and the
+ * heap point at the copy, unless a reply still holds from. */
+static bool item_moved(void *arg, const void *from, void *to)
+{
+    struct store *s = arg;
+    const struct item *old = from;
+    struct item *it = to;
+    if (old->refcount) return false;
+    uint64_t hash = table_item_hash(&s->tb, old);
+    table_replace(&s->tb, table_locate(&s->tb, hash, old), hash, it);
+    ttlheap_moved(&s->heap, it);
+    return true;
+}
+
+bool store_maintain(struct store *s, size_t max_slots, size_t max_moves)
 {
     table_move(&s->tb, max_slots);
-    return table_resizing(&s->tb);
+    size_t moved = slab_compact(s->slab, max_moves, item_moved, s);
+    return table_resizing(&s->tb) || (max_moves && moved == max_moves);
 }
 
 void store_item_ref(struct item *it) { it->refcount++; }
@@ -677,6 +692,7 @@ void store_get_stats(const struct store *s, struct store_stats *out)
     slab_get_stats(s->slab, &sl);
     out->slab_bytes = (uint64_t)sl.pages * SLAB_PAGE;
     out->slab_pages_released = sl.pages_released;
+    out->slab_items_moved = sl.moved;
     out->items_digest = s->digest;
 }
 

@@ -146,3 +146,8 @@ void ttlheap_update(struct ttlheap *h, struct item *it)
 {
     if (it->heap_idx != TTLHEAP_NONE) fix(h, it->heap_idx);
 }
+
+void ttlheap_moved(struct ttlheap *h, const struct item *it)
+{
+    if (it->heap_idx != TTLHEAP_NONE) h->a[it->heap_idx] = slab_id(h->base, it);
+}

@@ -162,7 +162,7 @@ static void random_mutation(struct store *s, struct model *m)
     case 2: insert_some(s, m, (unsigned)(rnd() % 20)); break;
     case 3: delete_some(s, m, (unsigned)(rnd() % 5)); break; /* shifts */
     case 4: overwrite_stable(s, m, (unsigned)(rnd() % 50)); break;
-    case 5: (void)store_maintain(s, (size_t)(rnd() % 2000)); break;
+    case 5: (void)store_maintain(s, (size_t)(rnd() % 2000), 64); break;
     default: break; /* nothing */
     }
 }
@@ -189,7 +189,7 @@ static void test_exactly_once_when_quiet(void **state)
     static struct model m;
     rng_state = 0x1234567;
     struct store *s = fresh(3000, 0, &m);
-    while (store_maintain(s, 1 << 20)) {
+    while (store_maintain(s, 1 << 20, 64)) {
     }
     uint64_t cursor = 0;
     unsigned calls = 0;
@@ -260,7 +260,7 @@ static void disrupt(struct store *s, struct model *m, enum disruption d)
     switch (d) {
     case GROW:
         insert_some(s, m, 2500);
-        (void)store_maintain(s, (size_t)(rnd() % 4096));
+        (void)store_maintain(s, (size_t)(rnd() % 4096), 64);
         break;
     case SHRINK:
         delete_some(s, m, 100);
@@ -298,7 +298,7 @@ static void test_exhaustive_positions(void **state)
             do {
                 scan_call(s, &m, &cursor, 4);
                 if (c++ == at) disrupt(s, &m, (enum disruption)d);
-                (void)store_maintain(s, 64); /* a resize moves on meanwhile */
+                (void)store_maintain(s, 64, 64); /* a resize moves on meanwhile */
             } while (cursor != 0);
             assert_all_seen(&m);
             store_destroy(s);

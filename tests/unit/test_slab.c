@@ -208,6 +208,87 @@ static void test_random_against_shadow(void **state)
     slab_destroy(sl);
 }
 
+/* Compaction: allocations tagged with their index; move() repoints the
+ * shadow, refusing the one index that is pinned. */
+struct moves {
+    unsigned char **ptr; /* by index */
+    size_t pinned;       /* index move() refuses, or SIZE_MAX */
+    size_t calls;
+};
+
+static bool move_tagged(void *arg, const void *from, void *to)
+{
+    struct moves *m = arg;
+    size_t idx;
+    memcpy(&idx, (const char *)from + 8, sizeof idx);
+    assert_ptr_equal(m->ptr[idx], from);
+    m->calls++;
+    if (idx == m->pinned) return false;
+    assert_memory_equal(from, to, 200); /* the slab copied it */
+    m->ptr[idx] = to;
+    return true;
+}
+
+/* Deletes leave pages sparse: compaction moves what is left into fewer
+ * pages and gives the rest back, every byte kept; a pinned chunk keeps its
+ * page, the others go on. */
+static void test_compaction(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(64u << 20);
+    assert_non_null(sl);
+    enum { N = 20000, KEEP = 10 };
+    unsigned char **ptr = calloc(N, sizeof *ptr);
+    assert_non_null(ptr);
+    for (size_t i = 0; i < N; i++) {
+        assert_non_null(ptr[i] = slab_alloc(sl, 200));
+        memset(ptr[i], (int)(i % 251), 200);
+        memcpy(ptr[i] + 8, &i, sizeof i);
+    }
+    struct moves m = {ptr, SIZE_MAX, 0};
+    assert_int_equal(slab_compact(sl, 1000, move_tagged, &m), 0); /* dense: nothing to do */
+    size_t full = stats(sl).pages;
+    for (size_t i = 0; i < N; i++)
+        if (i % KEEP) {
+            slab_free(sl, ptr[i]);
+            ptr[i] = NULL;
+        }
+    assert_int_equal(stats(sl).pages, full); /* every page still has a live chunk */
+    size_t held = stats(sl).held_bytes;
+
+    m.pinned = N - KEEP; /* on the last page, the sparsest: drained first */
+    unsigned char *pinned_at = ptr[m.pinned];
+    size_t moved = 0, n;
+    for (int calls = 0; calls < 1000; calls++) moved += slab_compact(sl, 100, move_tagged, &m);
+    size_t pinned_pages = stats(sl).pages;
+    assert_ptr_equal(ptr[m.pinned], pinned_at); /* it stayed */
+    assert_true(m.calls > moved);               /* it was refused */
+    assert_true(pinned_pages < full / 4);       /* the other pages went on */
+    m.pinned = SIZE_MAX;
+    while ((n = slab_compact(sl, 100, move_tagged, &m)) > 0) moved += n;
+
+    struct slab_stats st = stats(sl);
+    size_t per_page = SLAB_PAGE / slab_size(sl, ptr[0]);
+    size_t need = (N / KEEP + per_page - 1) / per_page;
+    assert_true(moved > 0 && st.moved == moved);
+    assert_true(pinned_pages >= st.pages);
+    assert_int_equal(st.held_bytes, held);
+    /* within the 1/8 + two pages compaction leaves */
+    assert_true(st.pages <= need + need / 8 + 3);
+    assert_true(st.pages < full / 4);
+    for (size_t i = 0; i < N; i += KEEP) {
+        size_t idx;
+        memcpy(&idx, ptr[i] + 8, sizeof idx);
+        assert_int_equal(idx, i);
+        assert_int_equal(ptr[i][0], i % 251);
+        assert_int_equal(ptr[i][199], i % 251);
+        slab_free(sl, ptr[i]);
+    }
+    assert_true(stats(sl).pages <= 1);
+    free(ptr);
+    slab_destroy(sl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_return_to_os),
         cmocka_unit_test(test_ids_and_exhaustion),
         cmocka_unit_test(test_random_against_shadow),
+        cmocka_unit_test(test_compaction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

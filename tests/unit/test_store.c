@@ -230,7 +230,7 @@ static void test_growth_reference(void **state)
     check_digest(s);
 
     /* store_maintain finishes a move; deleting most keys shrinks the table */
-    while (store_maintain(s, 1000)) {}
+    while (store_maintain(s, 1000, 64)) {}
     assert_int_equal(stats(s).rehashing, 0);
     uint64_t slots = stats(s).table_slots;
     for (unsigned i = 0; i < REF_N; i++) {
@@ -239,7 +239,7 @@ static void test_growth_reference(void **state)
         assert_int_equal(store_del(s, k, kl, ver(), 1, NOW), STORE_OK);
         gen[i] = 0;
     }
-    while (store_maintain(s, 64)) {}
+    while (store_maintain(s, 64, 64)) {}
     assert_true(stats(s).table_slots < slots / 8);
     for (unsigned i = 0; i < REF_N; i++) ref_check(s, gen, i);
     check_digest(s);
@@ -273,7 +273,7 @@ static void test_lookups_mid_move(void **state)
                 gen[d] = 0;
             }
             for (unsigned i = 0; i < n + 10; i++) ref_check(s, gen, i);
-        } while (store_maintain(s, 1 + rnd() % 5));
+        } while (store_maintain(s, 1 + rnd() % 5, 64));
     }
     assert_true(moves >= 3);
     check_digest(s);
@@ -473,7 +473,7 @@ static void test_shrink_respects_cap(void **state)
         assert_int_equal(store_set(s, k, (size_t)kl, "", 0, 0, ver(), 1, NOW),
                          STORE_OK);
     }
-    while (store_maintain(s, 1000)) {}
+    while (store_maintain(s, 1000, 64)) {}
     assert_int_equal(stats(s).table_slots, 4096);
     /* big items push the tiny ones out until the table is nearly empty */
     unsigned big = 0;
@@ -495,7 +495,7 @@ static void test_shrink_respects_cap(void **state)
         store_del(s, k, (size_t)kl, ver(), 1, NOW);
         assert_under_cap(s);
     }
-    while (store_maintain(s, 1000)) {}
+    while (store_maintain(s, 1000, 64)) {}
     assert_true(stats(s).table_slots < 4096);
     check_digest(s);
     store_destroy(s);
@@ -878,7 +878,7 @@ static void test_scan_during_resize(void **state)
     do {
         size_t got = store_scan(s, &cursor, 10, seen_visit, &sn);
         assert_true(got <= 10 + 64);
-        (void)store_maintain(s, 100); /* the move progresses between calls */
+        (void)store_maintain(s, 100, 64); /* the move progresses between calls */
         calls++;
     } while (cursor != 0);
     assert_true(calls > 10);
