@@ -466,8 +466,24 @@ static void info_stats(struct rs_call *c, struct text *t)
              rs->oversized, rs->auth_failures, rs->auth_required);
 }
 
+/* A stats.h visitor writing `name:value` INFO lines (arg: a struct text),
+ * values printed as stats() prints them. */
+static void info_num(void *arg, const struct stats_desc *d, uint64_t v)
+{
+    char val[STATS_VALUE_MAX];
+    stats_format_num(val, sizeof val, d, v);
+    text_add(arg, "%s:%s\r\n", d->name, val);
+}
+
+static void info_text(void *arg, const struct stats_desc *d, const char *v)
+{
+    char val[STATS_VALUE_MAX];
+    stats_format_text(val, sizeof val, v);
+    text_add(arg, "%s:%s\r\n", d->name, val);
+}
+
 /* role:master (every node of a pool takes writes), then the pool's repl_*
- * counters, turned from "STAT name value" lines into "name:value". */
+ * statistics under their stats() names. */
 static void info_replication(struct rs_call *c, struct text *t)
 {
     const struct stats_sources *src = c->r->cfg.sources;
@@ -476,21 +492,8 @@ static void info_replication(struct rs_call *c, struct text *t)
         text_add(t, "repl_state:off\r\n");
         return;
     }
-    struct reply_queue q;
-    reply_queue_init(&q, NULL);
-    repl_stats(src->repl, &q);
-    const char *p = q.buf, *end = q.buf + q.buf_len;
-    while (p && p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) break;
-        if (nl - p > 5 && memcmp(p, "STAT ", 5) == 0) {
-            const char *sp = memchr(p + 5, ' ', (size_t)(nl - p - 5));
-            if (sp)
-                text_add(t, "%.*s:%.*s\r\n", (int)(sp - p - 5), p + 5, (int)(nl - sp - 1), sp + 1);
-        }
-        p = nl + 1;
-    }
-    reply_queue_free(&q);
+    struct stats_visitor v = {info_num, info_text, t};
+    repl_stats_visit(src->repl, &v);
 }
 
 static void info_cpu(struct rs_call *c, struct text *t)
