@@ -10,7 +10,9 @@
  * database (SELECT 0 only), one user ("default", whose password is
  * --password), no persistence and master-master replication: INFO says
  * role:master and adds the pool's repl_* counters to its replication
- * section.
+ * section. INFO's own section "vitamin" has every stats() field under its
+ * stats() name (stats.h's visit), as a module's section would: by name or
+ * with "everything", not in "default" or "all".
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -517,29 +519,45 @@ static void info_keyspace(struct rs_call *c, struct text *t)
                  ss.expiring < keys ? ss.expiring : keys);
 }
 
+/* Every stats() field under its stats() name, from the same visit: what
+ * Vitamin counts that Redis has no field for (sync, expiry, snapshot,
+ * replication link...), and every counter added later. */
+static void info_vitamin(struct rs_call *c, struct text *t)
+{
+    struct stats_visitor v = {info_num, info_text, t};
+    text_add(t, "# Vitamin\r\n");
+    stats_visit(c->r->cfg.sources, &v, c->now_ms);
+}
+
+/* In reply order: Redis's sections in Redis's order, then Vitamin's, where
+ * Redis puts the sections its modules add. Like those, it is not in
+ * "default" (no argument) or "all", only in "everything" or by name. */
 static const struct {
     const char *name;
     void (*fn)(struct rs_call *c, struct text *t);
+    bool extra; /* a module-like section: only by name or "everything" */
 } sections[] = {
-    {"server", info_server},           {"clients", info_clients}, {"memory", info_memory},
-    {"persistence", info_persistence}, {"stats", info_stats},     {"replication", info_replication},
-    {"cpu", info_cpu},                 {"keyspace", info_keyspace},
+    {"server", info_server, false},           {"clients", info_clients, false},
+    {"memory", info_memory, false},           {"persistence", info_persistence, false},
+    {"stats", info_stats, false},             {"replication", info_replication, false},
+    {"cpu", info_cpu, false},                 {"keyspace", info_keyspace, false},
+    {"vitamin", info_vitamin, true},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
 void rs_info(struct rs_call *c)
 {
     bool want[NSECTIONS] = {false};
-    bool all = c->argc == 1;
+    bool deflt = c->argc == 1, everything = false;
     for (size_t j = 1; j < c->argc; j++) {
-        if (rs_arg_is(c, j, "default") || rs_arg_is(c, j, "all") || rs_arg_is(c, j, "everything"))
-            all = true;
+        if (rs_arg_is(c, j, "default") || rs_arg_is(c, j, "all")) deflt = true;
+        if (rs_arg_is(c, j, "everything")) everything = true;
         for (size_t i = 0; i < NSECTIONS; i++)
             if (rs_arg_is(c, j, sections[i].name)) want[i] = true;
     }
     struct text t = {0};
     for (size_t i = 0; i < NSECTIONS; i++) {
-        if (!all && !want[i]) continue;
+        if (!want[i] && !everything && (sections[i].extra || !deflt)) continue;
         if (t.len) text_add(&t, "\r\n");
         sections[i].fn(c, &t);
     }
