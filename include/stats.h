@@ -1,8 +1,10 @@
 /*
  * stats.h - Vitamin's counters, one visit for every reader: the stats()
- * reply (one `STAT <name> <value>` line each) and the Prometheus exposition
- * of --metrics_port (metrics.c) both walk the same calls, so a counter is
- * declared once, where its module reads it.
+ * reply (one `STAT <name> <value>` line each), memcached's `stats vitamin`
+ * (the same lines, CRLF-terminated: stats_compose), Redis's `INFO vitamin`
+ * (`name:value` lines, resp_server.c) and the Prometheus exposition of
+ * --metrics_port (metrics.c) all walk the same calls, so a counter is
+ * declared once, where its module reads it, and shows on every port.
  *
  * Owns: the names, order and description of every statistic. Each module
  * keeps its own counters (net_stats, exec_stats, vt_stats, store_stats,
