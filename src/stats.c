@@ -243,8 +243,8 @@ static void store_part(const struct stats_sources *src, const struct stats_visit
     STATS_GAUGE(v, "table_slots", "table_slots", "Slots of the hash table(s).", ss.table_slots);
     STATS_GAUGE(v, "rehashing", "rehashing", "1 while the table is being resized.",
                 ss.rehashing);
-    /* A hash, not a quantity: stats() only (as a label it would make a new
-     * series at every write). */
+    /* A hash, not a quantity: not a metric (as a label it would make a new
+     * series at every write), only text replies show it. */
     STATS_NUMBER(v, "items_digest", STATS_KIND_GAUGE, NULL, STATS_UNIT_ONE, STATS_FMT_HEX16,
                  NULL, ss.items_digest);
 }
