@@ -676,12 +676,17 @@ def test_config_policies(server):
         r.close()
 
 
-def test_info_sections(node):
-    srv, rport, r = node
+def two_keys_a_hit_a_miss(r):
+    """a (no expiry) and b (100 s); one read that hits, one that misses."""
     r.set("a", "1")
     r.set("b", "2", ex=100)
     r.get("a")
     r.get("zzz")
+
+
+def test_info_sections(node):
+    srv, rport, r = node
+    two_keys_a_hit_a_miss(r)
     info = r.info("everything")
     assert info["redis_version"] == "7.0.15"
     assert info["redis_mode"] == "standalone"
@@ -743,10 +748,7 @@ STABLE = ("curr_items", "tombstones", "bytes", "limit_maxbytes", "eviction", "to
 
 def test_info_vitamin_has_every_stats_field(node):
     srv, rport, r = node
-    r.set("a", "1")
-    r.set("b", "2", ex=100)
-    r.get("a")
-    r.get("zzz")
+    two_keys_a_hit_a_miss(r)
     c = Resp(rport)
     raw = value(c.call("INFO", "vitamin"))
     assert raw.startswith(b"# Vitamin\r\n") and raw.count(b"\r\n#") == 0
