@@ -39,7 +39,6 @@ struct ev_loop;
 struct store;
 struct hlc;
 struct store_write;
-struct reply_queue;
 struct stats_visitor;
 
 #define REPL_MAX_BROKERS 16
@@ -115,8 +114,6 @@ void repl_shutdown(struct repl *r, double timeout);
 void repl_destroy(struct repl *r);
 /* Every replication statistic (stats.h), in stats() order. */
 void repl_stats_visit(const struct repl *r, const struct stats_visitor *v);
-/* The same as repl_* STAT lines appended to q. */
-void repl_stats(const struct repl *r, struct reply_queue *q);
 /* The values of repl_state, NULL-terminated ("off" when standalone). */
 extern const char *const repl_state_names[];
 

@@ -1,8 +1,10 @@
 /*
  * stats.h - Vitamin's counters, one visit for every reader: the stats()
- * reply (one `STAT <name> <value>` line each) and the Prometheus exposition
- * of --metrics_port (metrics.c) both walk the same calls, so a counter is
- * declared once, where its module reads it.
+ * reply (one `STAT <name> <value>` line each), memcached's `stats vitamin`
+ * (the same lines, CRLF-terminated: stats_compose), Redis's `INFO vitamin`
+ * (`name:value` lines, resp_server.c) and the Prometheus exposition of
+ * --metrics_port (metrics.c) all walk the same calls, so a counter is
+ * declared once, where its module reads it, and shows on every port.
  *
  * Owns: the names, order and description of every statistic. Each module
  * keeps its own counters (net_stats, exec_stats, vt_stats, store_stats,
@@ -12,14 +14,16 @@
  *   STATS_COUNTER(v, "cmd_get", "cmd_get_total", "get requests", xs->cmd_get);
  *                  |   STAT name  metric name after "vitamin_"    value
  *
- * A descriptor tells a STAT line's format and a metric's kind, unit and
- * help; the STAT line never changes with it (tests and scripts read them).
- * (memcached's and Redis's own stats replies are composed by their serve
- * modules from the same sources.)
+ * A descriptor tells a value's format (stats_format_num, the same for
+ * every text reader) and a metric's kind, unit and help; the STAT line
+ * never changes with it (tests and scripts read them). (memcached's plain
+ * `stats` and Redis's other INFO sections are composed by their serve
+ * modules from the same sources, under memcached's and Redis's names.)
  */
 #ifndef VITAMIN_STATS_H
 #define VITAMIN_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct net;
@@ -106,15 +110,15 @@ struct stats_visitor {
     STATS_TEXT_(vis, s, .name = n_, .kind = STATS_KIND_TEXT, .metric = m_, .label = l_, \
                 .states = states_, .help = h_)
 
-/* A visitor that appends STAT lines to q (arg must be q). */
-extern const struct stats_visitor stats_line_visitor;
-/* Make a visitor writing STAT lines to q. */
-static inline struct stats_visitor stats_lines(struct reply_queue *q)
-{
-    struct stats_visitor v = stats_line_visitor;
-    v.arg = q;
-    return v;
-}
+/* Longest value a reader prints, its NUL included (a longer text is cut). */
+#define STATS_VALUE_MAX 320
+
+/* The number v as stats() prints it (d->format), NUL-terminated in buf;
+ * returns its length. */
+size_t stats_format_num(char *buf, size_t cap, const struct stats_desc *d, uint64_t v);
+/* The text v as a value of one line: CR and LF (they would end the line)
+ * become '_', and it is cut to cap - 1 bytes; returns its length. */
+size_t stats_format_text(char *buf, size_t cap, const char *v);
 
 struct stats_sources {
     const struct net *net;
@@ -134,8 +138,9 @@ struct stats_sources {
 /* Every statistic, in stats() order, for the state at now_ms. */
 void stats_visit(const struct stats_sources *src, const struct stats_visitor *v,
                  int64_t now_ms);
-/* Append every STAT line (not END) for the state at now_ms. */
-void stats_compose(const struct stats_sources *src, struct reply_queue *q,
+/* Append every `STAT <name> <value>` line (not END) for the state at
+ * now_ms, each ending in eol: "\n" for stats(), "\r\n" for memcached. */
+void stats_compose(const struct stats_sources *src, struct reply_queue *q, const char *eol,
                    int64_t now_ms);
 
 #endif

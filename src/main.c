@@ -64,7 +64,7 @@ struct server {
 static void stats_body(void *arg, struct reply_queue *q, int64_t now_ms)
 {
     struct server *s = arg;
-    stats_compose(&s->stats, q, now_ms);
+    stats_compose(&s->stats, q, "\n", now_ms);
 }
 
 static void on_confirmed(void *arg, uint64_t seq)

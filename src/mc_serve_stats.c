@@ -5,11 +5,15 @@
  *                    they mean the same (server-wide, as memcached's are:
  *                    one store, one connection limit for every protocol)
  *   stats settings   the settings that have a memcached equivalent
- *   stats reset      RESET; the counters shown here restart from zero
- *                    (Vitamin's own stats() is not affected)
+ *   stats vitamin    every field of Vitamin's stats(), its names and
+ *                    values (stats_compose, CRLF lines): what memcached has
+ *                    no name for, and every counter added later
+ *   stats reset      RESET; the counters shown by `stats` restart from
+ *                    zero (stats() and `stats vitamin` are not affected)
  *   stats items|slabs|sizes|conns   END: no slab classes, no per-item or
  *                    per-connection table to show
- *   anything else    ERROR, as memcached
+ *   anything else    ERROR, as memcached (protocol.txt leaves the
+ *                    arguments of `stats` to each server)
  *
  * Reset is a snapshot (struct mc_base) subtracted at display time, so the
  * modules that own the counters never see it.
@@ -175,6 +179,8 @@ void mcs_stats(struct mc_call *c)
         general(c);
     } else if (is(sub, len, "settings")) {
         settings(c);
+    } else if (is(sub, len, "vitamin")) {
+        stats_compose(c->m->cfg.stats, c->q, "\r\n", c->now_ms);
     } else if (is(sub, len, "reset")) {
         reset(c);
         mcs_word(c, MC_W_RESET);

@@ -41,7 +41,6 @@
 #include "hlc.h"
 #include "log.h"
 #include "record.h"
-#include "reply.h"
 #include "repl_internal.h"
 #include "seqtrack.h"
 #include "stats.h"
@@ -725,10 +724,4 @@ void repl_stats_visit(const struct repl *r, const struct stats_visitor *v)
                 "Highest batch sequence confirmed by the broker.",
                 atomic_load(&bus->confirmed_seq));
     repl_sync_stats(r->sync, v);
-}
-
-void repl_stats(const struct repl *r, struct reply_queue *q)
-{
-    struct stats_visitor v = stats_lines(q);
-    repl_stats_visit(r, &v);
 }

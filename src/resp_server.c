@@ -10,7 +10,9 @@
  * database (SELECT 0 only), one user ("default", whose password is
  * --password), no persistence and master-master replication: INFO says
  * role:master and adds the pool's repl_* counters to its replication
- * section.
+ * section. INFO's own section "vitamin" has every stats() field under its
+ * stats() name (stats.h's visit), as a module's section would: by name or
+ * with "everything", not in "default" or "all".
  */
 #include <ctype.h>
 #include <inttypes.h>
@@ -466,8 +468,24 @@ static void info_stats(struct rs_call *c, struct text *t)
              rs->oversized, rs->auth_failures, rs->auth_required);
 }
 
+/* A stats.h visitor writing `name:value` INFO lines (arg: a struct text),
+ * values printed as stats() prints them. */
+static void info_num(void *arg, const struct stats_desc *d, uint64_t v)
+{
+    char val[STATS_VALUE_MAX];
+    stats_format_num(val, sizeof val, d, v);
+    text_add(arg, "%s:%s\r\n", d->name, val);
+}
+
+static void info_text(void *arg, const struct stats_desc *d, const char *v)
+{
+    char val[STATS_VALUE_MAX];
+    stats_format_text(val, sizeof val, v);
+    text_add(arg, "%s:%s\r\n", d->name, val);
+}
+
 /* role:master (every node of a pool takes writes), then the pool's repl_*
- * counters, turned from "STAT name value" lines into "name:value". */
+ * statistics under their stats() names. */
 static void info_replication(struct rs_call *c, struct text *t)
 {
     const struct stats_sources *src = c->r->cfg.sources;
@@ -476,21 +494,8 @@ static void info_replication(struct rs_call *c, struct text *t)
         text_add(t, "repl_state:off\r\n");
         return;
     }
-    struct reply_queue q;
-    reply_queue_init(&q, NULL);
-    repl_stats(src->repl, &q);
-    const char *p = q.buf, *end = q.buf + q.buf_len;
-    while (p && p < end) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) break;
-        if (nl - p > 5 && memcmp(p, "STAT ", 5) == 0) {
-            const char *sp = memchr(p + 5, ' ', (size_t)(nl - p - 5));
-            if (sp)
-                text_add(t, "%.*s:%.*s\r\n", (int)(sp - p - 5), p + 5, (int)(nl - sp - 1), sp + 1);
-        }
-        p = nl + 1;
-    }
-    reply_queue_free(&q);
+    struct stats_visitor v = {info_num, info_text, t};
+    repl_stats_visit(src->repl, &v);
 }
 
 static void info_cpu(struct rs_call *c, struct text *t)
@@ -514,29 +519,45 @@ static void info_keyspace(struct rs_call *c, struct text *t)
                  ss.expiring < keys ? ss.expiring : keys);
 }
 
+/* Every stats() field under its stats() name, from the same visit: what
+ * Vitamin counts that Redis has no field for (sync, expiry, snapshot,
+ * replication link...), and every counter added later. */
+static void info_vitamin(struct rs_call *c, struct text *t)
+{
+    struct stats_visitor v = {info_num, info_text, t};
+    text_add(t, "# Vitamin\r\n");
+    stats_visit(c->r->cfg.sources, &v, c->now_ms);
+}
+
+/* In reply order: Redis's sections in Redis's order, then Vitamin's, where
+ * Redis puts the sections its modules add. Like those, it is not in
+ * "default" (no argument) or "all", only in "everything" or by name. */
 static const struct {
     const char *name;
     void (*fn)(struct rs_call *c, struct text *t);
+    bool extra; /* a module-like section: only by name or "everything" */
 } sections[] = {
-    {"server", info_server},           {"clients", info_clients}, {"memory", info_memory},
-    {"persistence", info_persistence}, {"stats", info_stats},     {"replication", info_replication},
-    {"cpu", info_cpu},                 {"keyspace", info_keyspace},
+    {"server", info_server, false},           {"clients", info_clients, false},
+    {"memory", info_memory, false},           {"persistence", info_persistence, false},
+    {"stats", info_stats, false},             {"replication", info_replication, false},
+    {"cpu", info_cpu, false},                 {"keyspace", info_keyspace, false},
+    {"vitamin", info_vitamin, true},
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
 void rs_info(struct rs_call *c)
 {
     bool want[NSECTIONS] = {false};
-    bool all = c->argc == 1;
+    bool deflt = c->argc == 1, everything = false;
     for (size_t j = 1; j < c->argc; j++) {
-        if (rs_arg_is(c, j, "default") || rs_arg_is(c, j, "all") || rs_arg_is(c, j, "everything"))
-            all = true;
+        if (rs_arg_is(c, j, "default") || rs_arg_is(c, j, "all")) deflt = true;
+        if (rs_arg_is(c, j, "everything")) everything = true;
         for (size_t i = 0; i < NSECTIONS; i++)
             if (rs_arg_is(c, j, sections[i].name)) want[i] = true;
     }
     struct text t = {0};
     for (size_t i = 0; i < NSECTIONS; i++) {
-        if (!all && !want[i]) continue;
+        if (!want[i] && !everything && (sections[i].extra || !deflt)) continue;
         if (t.len) text_add(&t, "\r\n");
         sections[i].fn(c, &t);
     }

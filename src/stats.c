@@ -1,13 +1,15 @@
 /*
- * stats.c - every module's counters in stats() order (see stats.h), and
- * the visitor that prints them as STAT lines. Names follow memcached where
- * one exists (curr_items, bytes, limit_maxbytes, get_hits, evictions is
- * "evicted" as the SPEC says); metric names follow Prometheus's
- * conventions (a unit suffix in base units, _total on counters).
+ * stats.c - every module's counters in stats() order (see stats.h), how a
+ * value prints in every text reply, and the visitor that prints them as
+ * STAT lines. Names follow memcached where one exists (curr_items, bytes,
+ * limit_maxbytes, get_hits, evictions is "evicted" as the SPEC says);
+ * metric names follow Prometheus's conventions (a unit suffix in base
+ * units, _total on counters).
  */
 #include "stats.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -24,29 +26,48 @@
 #include "store.h"
 #include "vt_serve.h"
 
-static void line_num(void *arg, const struct stats_desc *d, uint64_t v)
+size_t stats_format_num(char *buf, size_t cap, const struct stats_desc *d, uint64_t v)
 {
-    struct reply_queue *q = arg;
+    int n = 0;
     switch (d->format) {
-    case STATS_FMT_DEC:
-        reply_printf(q, "STAT %s %" PRIu64 "\n", d->name, v);
-        break;
-    case STATS_FMT_HEX16:
-        reply_printf(q, "STAT %s %016" PRIx64 "\n", d->name, v);
-        break;
+    case STATS_FMT_DEC: n = snprintf(buf, cap, "%" PRIu64, v); break;
+    case STATS_FMT_HEX16: n = snprintf(buf, cap, "%016" PRIx64, v); break;
     case STATS_FMT_SEC_US:
-        reply_printf(q, "STAT %s %" PRIu64 ".%06" PRIu64 "\n", d->name, v / 1000000,
-                     v % 1000000);
+        n = snprintf(buf, cap, "%" PRIu64 ".%06" PRIu64, v / 1000000, v % 1000000);
         break;
     }
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+size_t stats_format_text(char *buf, size_t cap, const char *v)
+{
+    size_t n = 0;
+    for (; v[n] && n + 1 < cap; n++) buf[n] = v[n] == '\r' || v[n] == '\n' ? '_' : v[n];
+    buf[n] = '\0';
+    return n;
+}
+
+/* STAT lines into a reply queue (stats_compose). */
+struct line_sink {
+    struct reply_queue *q;
+    const char *eol;
+};
+
+static void line_num(void *arg, const struct stats_desc *d, uint64_t v)
+{
+    const struct line_sink *s = arg;
+    char val[STATS_VALUE_MAX];
+    stats_format_num(val, sizeof val, d, v);
+    reply_printf(s->q, "STAT %s %s%s", d->name, val, s->eol);
 }
 
 static void line_text(void *arg, const struct stats_desc *d, const char *v)
 {
-    reply_printf(arg, "STAT %s %s\n", d->name, v);
+    const struct line_sink *s = arg;
+    char val[STATS_VALUE_MAX];
+    stats_format_text(val, sizeof val, v);
+    reply_printf(s->q, "STAT %s %s%s", d->name, val, s->eol);
 }
-
-const struct stats_visitor stats_line_visitor = {line_num, line_text, NULL};
 
 static const char *eviction_name(enum store_eviction e)
 {
@@ -231,8 +252,8 @@ static void store_part(const struct stats_sources *src, const struct stats_visit
     STATS_COUNTER(v, "slab_items_moved", "slab_items_moved_total",
                   "Items the allocator moved to empty pages that evictions or deletes left sparse.",
                   ss.slab_items_moved);
-    /* A hash, not a quantity: stats() only (as a label it would make a new
-     * series at every write). */
+    /* A hash, not a quantity: not a metric (as a label it would make a new
+     * series at every write), only text replies show it. */
     STATS_NUMBER(v, "items_digest", STATS_KIND_GAUGE, NULL, STATS_UNIT_ONE, STATS_FMT_HEX16,
                  NULL, ss.items_digest);
 }
@@ -294,8 +315,10 @@ void stats_visit(const struct stats_sources *src, const struct stats_visitor *v,
     }
 }
 
-void stats_compose(const struct stats_sources *src, struct reply_queue *q, int64_t now_ms)
+void stats_compose(const struct stats_sources *src, struct reply_queue *q, const char *eol,
+                   int64_t now_ms)
 {
-    struct stats_visitor v = stats_lines(q);
+    struct line_sink sink = {q, eol};
+    struct stats_visitor v = {line_num, line_text, &sink};
     stats_visit(src, &v, now_ms);
 }

@@ -630,6 +630,43 @@ def test_stats_settings_and_reset(one):
     poll(lambda: int(v.stats()["mc_curr_connections"]) == 0, what="mc connection count")
 
 
+def test_stats_vitamin_has_every_stats_field(one):
+    c = MC(one.mport)
+    c.transcript(b"set a 0 0 1\r\nx\r\nset b 0 100 2\r\nyy\r\nget a\r\nget zzz\r\n")
+    c.send(b"stats vitamin\r\n")
+    st = {}
+    while True:
+        line = c.line()                     # CRLF-terminated, as memcached's
+        assert b"\r" not in line and b"\n" not in line, line
+        if line == b"END":
+            break
+        m = re.fullmatch(rb"STAT (\S+) (.*)", line)
+        assert m, line
+        st[m.group(1).decode()] = m.group(2).decode()
+    # from every part of stats(): process, network, commands, this port,
+    # store, expiry, snapshots, replication
+    for name in ("pid", "rusage_user", "curr_connections", "cmd_get", "mc_commands",
+                 "mc_curr_connections", "curr_items", "items_digest", "expiry_turn_max_us",
+                 "expiry_turn_cpu_max_us", "snapshot_saves", "repl_state", "node_id"):
+        assert name in st, name
+    assert st["curr_items"] == "2" and st["get_hits"] == "1" and st["repl_state"] == "off"
+    assert re.fullmatch(r"\d+\.\d{6}", st["rusage_user"])
+    # every stats() field, in stats() order, with stats()'s values
+    vs = Client(one.port).stats()
+    assert list(st) == list(vs)
+    for name in ("curr_items", "bytes", "limit_maxbytes", "total_items", "cmd_set", "get_hits",
+                 "get_misses", "version", "node_id", "items_digest", "eviction", "repl_state"):
+        assert st[name] == vs[name], name
+    # `stats reset` restarts memcached's `stats` only
+    assert c.transcript(b"stats reset\r\n") == b"RESET\r\n"
+    assert int(stats_of(c)["get_hits"]) == 0
+    p = py(one)
+    ps = p.stats("vitamin")
+    assert ps[b"get_hits"] == 1 and ps[b"curr_items"] == 2
+    assert [k.decode() for k in ps] == list(vs)
+    p.close()
+
+
 def test_too_many_connections(mc):
     srv = mc("--max_connections", 1)
     # the fixture's start-up probe holds the one slot until the server has

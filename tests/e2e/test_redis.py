@@ -676,12 +676,17 @@ def test_config_policies(server):
         r.close()
 
 
-def test_info_sections(node):
-    srv, rport, r = node
+def two_keys_a_hit_a_miss(r):
+    """a (no expiry) and b (100 s); one read that hits, one that misses."""
     r.set("a", "1")
     r.set("b", "2", ex=100)
     r.get("a")
     r.get("zzz")
+
+
+def test_info_sections(node):
+    srv, rport, r = node
+    two_keys_a_hit_a_miss(r)
     info = r.info("everything")
     assert info["redis_version"] == "7.0.15"
     assert info["redis_mode"] == "standalone"
@@ -720,6 +725,62 @@ def test_info_counts_errors_and_commands(node):
     assert after["total_error_replies"] - before["total_error_replies"] == 2
     assert after["resp_unknown_commands"] - before["resp_unknown_commands"] == 1
     assert after["total_commands_processed"] - before["total_commands_processed"] >= 2
+
+
+def info_fields(raw):
+    """INFO's `name:value` lines as an ordered {name: value bytes}; every
+    line must end in CRLF and hold no other CR or LF."""
+    assert raw.endswith(b"\r\n")
+    fields = {}
+    for line in raw[:-2].split(b"\r\n"):
+        assert b"\r" not in line and b"\n" not in line, line
+        if line and not line.startswith(b"#"):
+            name, _, v = line.partition(b":")
+            fields[name.decode()] = v
+    return fields
+
+
+# Fields that do not change while the test reads them on two ports.
+STABLE = ("curr_items", "tombstones", "bytes", "limit_maxbytes", "eviction", "total_items",
+          "cmd_set", "cmd_get", "get_hits", "get_misses", "max_connections", "version",
+          "node_id", "items_digest", "repl_state", "snapshot_saves")
+
+
+def test_info_vitamin_has_every_stats_field(node):
+    srv, rport, r = node
+    two_keys_a_hit_a_miss(r)
+    c = Resp(rport)
+    raw = value(c.call("INFO", "vitamin"))
+    assert raw.startswith(b"# Vitamin\r\n") and raw.count(b"\r\n#") == 0
+    info = info_fields(raw)
+    # from every part of stats(): process, network, commands, this port,
+    # store, expiry, snapshots, replication
+    for name in ("pid", "rusage_user", "curr_connections", "cmd_get", "resp_commands",
+                 "curr_items", "items_digest", "expiry_turn_max_us", "expiry_turn_cpu_max_us",
+                 "snapshot_saves", "snapshot_load_ms", "repl_state", "node_id"):
+        assert name in info, name
+    assert info["curr_items"] == b"2" and info["get_hits"] == b"1"
+    assert info["repl_state"] == b"off" and info["pid"] == b"%d" % srv.pid
+    assert info["limit_maxbytes"] == b"%d" % (200 * MIB)
+    # numbers as stats() prints them
+    assert re.fullmatch(rb"\d+\.\d{6}", info["rusage_user"])
+    assert re.fullmatch(rb"[0-9a-f]{16}", info["items_digest"])
+    # every stats() field, in stats() order, with stats()'s values
+    vs = Client(srv.port).stats()
+    assert list(info) == list(vs)
+    for name in STABLE:
+        assert info[name].decode() == vs[name], name
+    # redis-py reads it; the section name is case-blind like Redis's
+    assert r.info("vitamin")["curr_items"] == 2
+    assert value(c.call("INFO", "VITAMIN")).startswith(b"# Vitamin\r\n")
+    # like a module's section: not in default or all, last in everything
+    for args in ((), ("default",), ("all",), ("server", "all")):
+        assert b"# Vitamin" not in value(c.call("INFO", *args)), args
+    heads = [l for l in value(c.call("INFO", "everything")).split(b"\r\n") if l.startswith(b"#")]
+    assert heads[-2:] == [b"# Keyspace", b"# Vitamin"] and len(heads) == 9
+    both = value(c.call("INFO", "default", "vitamin"))
+    assert both.startswith(b"# Server\r\n") and b"\r\n\r\n# Vitamin\r\n" in both
+    c.close()
 
 
 def test_vitamin_stats_show_the_redis_port(node):
@@ -1446,6 +1507,27 @@ def test_pool_flushall_and_newer_write(rpool):
     poll(lambda: ra.get("new") == b"after the flush", what="the new key on A")
     poll(lambda: rb.dbsize() == 1 and ra.dbsize() == 1, what="only the new key left")
     assert rb.keys() == [b"new"]
+    c.wait_converged()
+
+
+@pytest.mark.replication
+def test_pool_info_vitamin_shows_replication_and_sync(rpool):
+    c, (ra, rb) = rpool(2)
+    ra.set("k", "v")
+    poll(lambda: rb.get("k") == b"v", what="k on B")
+    raw = Resp(ra.connection_pool.connection_kwargs["port"])
+    info = info_fields(value(raw.call("INFO", "vitamin")))
+    raw.close()
+    for name in ("repl_state", "repl_broker", "repl_published", "repl_failovers",
+                 "sync_started", "sync_completed", "sync_retried", "sync_failed",
+                 "sync_items_sent", "sync_summaries_sent", "sync_wants_sent"):
+        assert name in info, name
+    assert info["repl_state"] == b"up"
+    vs = c[0].stats()
+    assert list(info) == list(vs)
+    for name in ("repl_state", "repl_broker", "node_id", "repl_failovers", "sync_started",
+                 "sync_failed"):
+        assert info[name].decode() == vs[name], name
     c.wait_converged()
 
 
