@@ -9,7 +9,7 @@
  * again after reconnecting: at-least-once, and harmless because applying a
  * batch twice is a no-op under LWW. A publish left with neither a confirm
  * nor a nack for cfg.confirm_timeout_s (--rabbitmq_confirm_timeout) counts
- * as a lost link too: the broker lost it
+ * as a lost link too, counted in confirm_timeouts: the broker lost it
  * (RabbitMQ's advice: time confirms out), and in confirm mode a client's
  * reply waits on it.
  *
@@ -306,6 +306,7 @@ static void *pub_main(void *arg)
                 char why[64];
                 snprintf(why, sizeof why, "no confirm or nack of a publish for %u s",
                          r->cfg.confirm_timeout_s);
+                atomic_fetch_add(&r->confirm_timeouts, 1);
                 pub_drop(&p, why, true);
             }
             continue;
