@@ -57,6 +57,9 @@ struct options {
     size_t nbrokers;
     uint16_t rabbitmq_port;         /* default port of entries without one */
     uint32_t rabbitmq_heartbeat;    /* seconds; a silent broker is left after 2-3 */
+    uint32_t rabbitmq_confirm_timeout; /* seconds a publish may wait for its
+                                          confirm or nack before the link counts
+                                          as lost */
     enum options_queue_type rabbitmq_queue_type;
     uint32_t rabbitmq_queue_ttl;    /* seconds a node's queue outlives the node */
     size_t rabbitmq_queue_mib;      /* bound of a node's queue */

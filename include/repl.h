@@ -54,6 +54,8 @@ struct repl_config {
     struct repl_broker brokers[REPL_MAX_BROKERS]; /* the cluster's nodes */
     size_t nbrokers;
     unsigned heartbeat_s;         /* AMQP heartbeat */
+    unsigned confirm_timeout_s;   /* a publish neither confirmed nor nacked
+                                     this long: the link counts as lost */
     bool classic_queue;           /* a classic queue, not a quorum queue */
     uint32_t queue_ttl_s;         /* our queue outlives us this long (x-expires) */
     size_t queue_max_bytes;       /* bound of our queue (x-max-length-bytes) */

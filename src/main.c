@@ -213,6 +213,7 @@ int main(int argc, char **argv)
         struct repl_config rc = {
             .nbrokers = s.opts.nbrokers,
             .heartbeat_s = s.opts.rabbitmq_heartbeat,
+            .confirm_timeout_s = s.opts.rabbitmq_confirm_timeout,
             .classic_queue = s.opts.rabbitmq_queue_type == OPTIONS_QUEUE_CLASSIC,
             .queue_ttl_s = s.opts.rabbitmq_queue_ttl,
             .queue_max_bytes = s.opts.rabbitmq_queue_mib << 20,

@@ -32,7 +32,7 @@ enum opt_id {
     OPT_RMQ_PASSWORD, OPT_RMQ_EXCHANGE, OPT_RMQ_VHOST, OPT_OUTBOX_SIZE,
     OPT_REPLICATION_ACK, OPT_SYNC_BEFORE_SERVE, OPT_PASSWORD, OPT_PASSWORD_FILE, OPT_HELP, OPT_VERSION,
     OPT_RMQ_TLS, OPT_RMQ_CACERT, OPT_RMQ_CERT, OPT_RMQ_KEY, OPT_RMQ_TLS_VERIFY,
-    OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_QUEUE_TYPE,
+    OPT_MEMCACHE_PORT, OPT_REDIS_PORT, OPT_RMQ_HEARTBEAT, OPT_RMQ_CONFIRM_TIMEOUT, OPT_RMQ_QUEUE_TYPE,
     OPT_RMQ_QUEUE_TTL, OPT_RMQ_QUEUE_SIZE, OPT_ANTI_ENTROPY, OPT_CONFIG,
     OPT_SNAPSHOT, OPT_SNAPSHOT_INTERVAL, OPT_METRICS_PORT, OPT_PRINT_CONFIG,
 };
@@ -65,6 +65,7 @@ static const struct opt_doc docs[] = {
     {OPT_RMQ_HOST, "rabbitmq_host", "HOST[:PORT],...", "unset", "broker (or brokers of a cluster); replication is on when set"},
     {OPT_RMQ_PORT, "rabbitmq_port", "PORT", "5672, 5671 with --rabbitmq_tls", "broker port of entries without one"},
     {OPT_RMQ_HEARTBEAT, "rabbitmq_heartbeat", "SECONDS", "5", "AMQP heartbeat; a silent broker is left after 2-3 of them"},
+    {OPT_RMQ_CONFIRM_TIMEOUT, "rabbitmq_confirm_timeout", "SECONDS", "30", "leave a broker that neither confirms nor nacks a publish this long"},
     {OPT_RMQ_QUEUE_TYPE, "rabbitmq_queue_type", "TYPE", "quorum", "quorum | classic: the type of each node's queue"},
     {OPT_RMQ_QUEUE_TTL, "rabbitmq_queue_ttl", "SECONDS", "3600", "a node's queue outlives the node this long"},
     {OPT_RMQ_QUEUE_SIZE, "rabbitmq_queue_size", "MIB", "1024", "bound of a node's queue (oldest dropped first)"},
@@ -127,6 +128,7 @@ static void defaults(struct options *o)
     o->tombstone_ttl = 300;
     o->rabbitmq_port = 5672;
     o->rabbitmq_heartbeat = 5;
+    o->rabbitmq_confirm_timeout = 30;
     o->rabbitmq_queue_type = OPTIONS_QUEUE_QUORUM;
     o->rabbitmq_queue_ttl = 3600;
     o->rabbitmq_queue_mib = 1024;
@@ -327,6 +329,11 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         *why = "seconds, 1..600";
         if (parse_uint(v, 1, 600, &n)) return -1;
         o->rabbitmq_heartbeat = (uint32_t)n;
+        return 0;
+    case OPT_RMQ_CONFIRM_TIMEOUT:
+        *why = "seconds, 1..3600";
+        if (parse_uint(v, 1, 3600, &n)) return -1;
+        o->rabbitmq_confirm_timeout = (uint32_t)n;
         return 0;
     case OPT_RMQ_QUEUE_TYPE:
         *why = "quorum or classic";
@@ -618,6 +625,7 @@ static const char *setting_text(const struct options *o, enum opt_id id, char *b
     case OPT_SNAPSHOT_INTERVAL: n = o->snapshot_interval; break;
     case OPT_RMQ_PORT: n = o->rabbitmq_port; break;
     case OPT_RMQ_HEARTBEAT: n = o->rabbitmq_heartbeat; break;
+    case OPT_RMQ_CONFIRM_TIMEOUT: n = o->rabbitmq_confirm_timeout; break;
     case OPT_RMQ_QUEUE_TTL: n = o->rabbitmq_queue_ttl; break;
     case OPT_RMQ_QUEUE_SIZE: n = o->rabbitmq_queue_mib; break;
     case OPT_ANTI_ENTROPY: n = o->anti_entropy_interval; break;

@@ -707,6 +707,10 @@ void repl_stats_visit(const struct repl *r, const struct stats_visitor *v)
                   "Broker connections lost.", atomic_load(&bus->reconnects));
     STATS_COUNTER(v, "repl_failovers", "repl_failovers_total",
                   "Moves to another broker of --rabbitmq_host.", atomic_load(&bus->failovers));
+    STATS_COUNTER(v, "repl_confirm_timeouts", "repl_confirm_timeouts_total",
+                  "Broker links dropped: a publish got neither a confirm nor a nack "
+                  "within --rabbitmq_confirm_timeout.",
+                  atomic_load(&bus->confirm_timeouts));
     STATS_COUNTER(v, "repl_watchdog_resets", "repl_watchdog_resets_total",
                   "Broker connections reset by the watchdog.",
                   atomic_load(&bus->watchdog_resets));

@@ -94,6 +94,8 @@ struct repl_bus {
     _Atomic uint64_t watchdog_resets;
     _Atomic size_t pub_broker, con_broker; /* index of the broker in use */
     _Atomic uint64_t failovers;     /* moves to another broker of the list */
+    _Atomic uint64_t confirm_timeouts; /* links dropped: a publish got neither a
+                                          confirm nor a nack in time */
     _Atomic uint64_t queue_type_mismatch; /* our queue exists with the other type */
 };
 

@@ -8,8 +8,10 @@
  * batches go back to the front of the outbox, in order, and are published
  * again after reconnecting: at-least-once, and harmless because applying a
  * batch twice is a no-op under LWW. A publish left with neither a confirm
- * nor a nack for CONFIRM_TIMEOUT_MS counts as a lost link too (in confirm
- * mode a client's reply waits on it).
+ * nor a nack for cfg.confirm_timeout_s (--rabbitmq_confirm_timeout) counts
+ * as a lost link too, counted in confirm_timeouts: the broker lost it
+ * (RabbitMQ's advice: time confirms out), and in confirm mode a client's
+ * reply waits on it.
  *
  * Consumer thread: one AMQP connection consuming this node's durable queue
  * (bound to the fanout exchange; it outlives the connection, so a reconnect
@@ -40,6 +42,7 @@
 #include <amqp.h>
 #include <amqp_ssl_socket.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,9 +53,6 @@
 #define PUB_WINDOW 256
 #define PREFETCH 256
 #define POLL_MS 100
-/* A publish neither confirmed nor nacked for this long: the broker lost
- * it (RabbitMQ's advice: time confirms out); drop the link, publish again. */
-#define CONFIRM_TIMEOUT_MS 30000
 
 /* ---- lists (callers hold r->mu when the list is shared) ---- */
 
@@ -203,6 +203,13 @@ static void pub_read_frames(struct pub *p, unsigned wait_ms)
     }
 }
 
+/* Has the oldest publish in flight waited longer than the confirm timeout? */
+static bool pub_confirm_overdue(const struct pub *p)
+{
+    int64_t limit = (int64_t)p->r->cfg.confirm_timeout_s * 1000;
+    return repl_amqp_now_ms() - p->inflight.head->sent_ms > limit;
+}
+
 static bool pub_connect(struct pub *p, bool *was_down)
 {
     struct repl_bus *r = p->r;
@@ -295,9 +302,13 @@ static void *pub_main(void *arg)
             pthread_mutex_unlock(&r->mu);
             pub_read_frames(&p, more ? 0 : 20);
             repl_amqp_busy(&r->pub_busy_ms, false);
-            if (p.conn && p.inflight.head &&
-                repl_amqp_now_ms() - p.inflight.head->sent_ms > CONFIRM_TIMEOUT_MS)
-                pub_drop(&p, "no confirm or nack of a publish for 30 s", true);
+            if (p.conn && p.inflight.head && pub_confirm_overdue(&p)) {
+                char why[64];
+                snprintf(why, sizeof why, "no confirm or nack of a publish for %u s",
+                         r->cfg.confirm_timeout_s);
+                atomic_fetch_add(&r->confirm_timeouts, 1);
+                pub_drop(&p, why, true);
+            }
             continue;
         }
         repl_amqp_busy(&r->pub_busy_ms, false);

@@ -11,6 +11,10 @@ Helpers exported to the test modules (``from conftest import ...``):
   quote(), quote_hex()   quote a byte string for a request
   encode_value(), decode_value()   the SPEC's reply encoding, both directions
   poll()      wait for an eventual condition
+
+Fixtures: server (a factory of Servers, stopped at teardown) and broker (a
+private RabbitMQ broker from rabbit.py, one per test module; modules that
+need another kind define their own).
 """
 
 import os
@@ -448,6 +452,18 @@ def server():
             problems.append("server %s exited %s on SIGTERM\n%s"
                             % (s.args, rc, s.stderr()))
     assert not problems, "\n".join(problems)
+
+
+@pytest.fixture(scope="module")
+def broker():
+    """A private rabbitmq-server (rabbit.Broker) for the module's tests;
+    skips them when RabbitMQ is not installed."""
+    import rabbit  # rabbit.py imports this module: not at the top
+    if not os.path.exists(rabbit.RABBITMQ_SERVER):
+        pytest.skip("rabbitmq-server is not installed")
+    b = rabbit.Broker()  # removed at exit even if it fails to start
+    yield b
+    b.cleanup()
 
 
 def run_cli(args, timeout=5.0, env=None):

@@ -107,6 +107,8 @@ def test_bad_flag_exits_2(args, name):
     (["--idle_timeout", "x"], "idle_timeout"),
     (["--tombstone_ttl", "x"], "tombstone_ttl"),
     (["--rabbitmq_port", "99999"], "rabbitmq_port"),
+    (["--rabbitmq_confirm_timeout", "0"], "rabbitmq_confirm_timeout"),
+    (["--rabbitmq_confirm_timeout", "3601"], "rabbitmq_confirm_timeout"),
 ])
 def test_bad_value_exits_2(args, name):
     if name == "port":

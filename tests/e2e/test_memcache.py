@@ -849,20 +849,6 @@ def test_cross_protocol(one):
 # --------------------------------------------------------------------------
 # 7. pools: two nodes on a private broker
 
-@pytest.fixture(scope="module")
-def broker():
-    rabbit = pytest.importorskip("rabbit")
-    if not os.path.exists(rabbit.RABBITMQ_SERVER):
-        pytest.skip("rabbitmq-server is not installed")
-    b = None
-    try:
-        b = rabbit.Broker()
-        yield b
-    finally:
-        if b is not None:
-            b.cleanup()
-
-
 @pytest.fixture
 def pool(broker, request):
     """Factory: pool(proxy_for_b=False, extra=()) -> (A, B, proxy): two

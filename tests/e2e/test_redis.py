@@ -1426,20 +1426,6 @@ def test_same_bytes_as_redis_server(node, real_redis):
 # --------------------------------------------------------------------------
 # pools: replication through a private broker
 
-@pytest.fixture(scope="module")
-def broker():
-    import rabbit
-    if not os.path.exists(rabbit.RABBITMQ_SERVER):
-        pytest.skip("rabbitmq-server is not installed")
-    b = None
-    try:
-        b = rabbit.Broker()
-        yield b
-    finally:
-        if b is not None:
-            b.cleanup()
-
-
 _exchanges = itertools.count(1)
 
 

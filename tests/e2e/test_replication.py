@@ -28,19 +28,6 @@ _exchange_seq = itertools.count(1)
 # --------------------------------------------------------------------------
 # fixtures
 
-@pytest.fixture(scope="module")
-def broker():
-    if not os.path.exists(rabbit.RABBITMQ_SERVER):
-        pytest.skip("rabbitmq-server is not installed")
-    b = None
-    try:
-        b = rabbit.Broker()
-        yield b
-    finally:
-        if b is not None:
-            b.cleanup()
-
-
 def _exchange_name(request):
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name)[:60]
     return "vt.%d.%d.%s" % (os.getpid(), next(_exchange_seq), base)

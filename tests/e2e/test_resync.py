@@ -75,22 +75,6 @@ _seq = itertools.count(1)
 # --------------------------------------------------------------------------
 # fixtures and helpers
 
-@pytest.fixture(scope="module")
-def broker():
-    if not os.path.exists(rabbit.RABBITMQ_SERVER):
-        pytest.skip("rabbitmq-server is not installed")
-    if not os.path.exists(rabbit.BIN):
-        pytest.fail("vitamin binary not found at %s (set VITAMIN_BIN)"
-                    % rabbit.BIN)
-    b = None
-    try:
-        b = rabbit.Broker()
-        yield b
-    finally:
-        if b is not None:
-            b.cleanup()
-
-
 class Env:
     """What one test started (nodes, proxies); torn down in reverse."""
 

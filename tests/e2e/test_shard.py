@@ -475,19 +475,6 @@ def holders(pool):
 # --------------------------------------------------------------------------
 # the scenario
 
-@pytest.fixture(scope="module")
-def broker():
-    if not os.path.exists(rabbit.RABBITMQ_SERVER):
-        pytest.skip("rabbitmq-server is not installed")
-    if not os.path.exists(rabbit.BIN):
-        pytest.fail("vitamin binary not found at %s (set VITAMIN_BIN)" % rabbit.BIN)
-    b = rabbit.Broker()
-    try:
-        yield b
-    finally:
-        b.cleanup()
-
-
 @pytest.fixture
 def shard(broker, request):
     """2 pools x 2 nodes (one exchange each) behind their HAProxy, and

@@ -261,19 +261,6 @@ def test_periodic_save_survives_a_crash(server, tmp_path):
 _exchange_seq = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def broker():
-    if not os.path.exists(rabbit.RABBITMQ_SERVER):
-        pytest.skip("rabbitmq-server is not installed")
-    b = None
-    try:
-        b = rabbit.Broker()
-        yield b
-    finally:
-        if b is not None:
-            b.cleanup()
-
-
 @pytest.fixture
 def snap_pool(broker, tmp_path, request):
     """Factory: snap_pool(n) -> nodes node1..nodeN on a fresh exchange, each

@@ -37,6 +37,7 @@ static void test_defaults(void **state)
     assert_int_equal(o.max_value_size, 1048576);
     assert_null(o.rabbitmq_host);
     assert_int_equal(o.rabbitmq_port, 5672);
+    assert_int_equal(o.rabbitmq_confirm_timeout, 30);
     assert_string_equal(o.rabbitmq_user, "guest");
     assert_string_equal(o.rabbitmq_password, "guest");
     assert_string_equal(o.rabbitmq_exchange, "vitamin");
@@ -75,7 +76,8 @@ static void test_bad_values_exit_2(void **state)
         {"--port", "0"}, {"--port", "70000"}, {"--port", "80x"}, {"--memory", "0"},
         {"--memory", "abc"}, {"--memory", "-1"}, {"--eviction", "random"},
         {"--log_level", "loud"}, {"--max_connections", "0"}, {"--nope", "1"},
-        {"--replication_ack", "maybe"},
+        {"--replication_ack", "maybe"}, {"--rabbitmq_confirm_timeout", "0"},
+        {"--rabbitmq_confirm_timeout", "3601"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct options o;
