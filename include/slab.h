@@ -68,6 +68,16 @@ size_t slab_size_for(const struct slab *sl, size_t size);
 
 void slab_get_stats(const struct slab *sl, struct slab_stats *out);
 
+struct slab_class_stats {
+    uint32_t chunk_size;
+    uint32_t per_page;      /* chunks per page */
+    size_t pages;           /* pages of the class */
+    size_t used;            /* chunks handed out */
+    size_t fresh;           /* chunks of its pages never handed out yet */
+};
+/* Class i, 0 <= i < slab_stats.classes, smallest first. */
+void slab_get_class(const struct slab *sl, unsigned i, struct slab_class_stats *out);
+
 /*
  * Compaction. Freed chunks are reused only by their own class, so when
  * sizes shift, or deletes leave pages sparse, a class can hold far more

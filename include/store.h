@@ -63,6 +63,7 @@
 #include <stdint.h>
 
 #include "item.h"
+#include "slab.h"
 
 enum store_status {
     STORE_OK = 0,
@@ -109,6 +110,10 @@ struct store_stats {
 };
 
 struct store;
+
+/* The item allocator's size class i (slab.h), for memcached's `stats
+ * slabs`; false past the last class. */
+bool store_slab_class(const struct store *s, unsigned i, struct slab_class_stats *out);
 
 /* Returns NULL on ENOMEM. */
 struct store *store_create(const struct store_config *cfg);

@@ -10,8 +10,15 @@
  *                    no name for, and every counter added later
  *   stats reset      RESET; the counters shown by `stats` restart from
  *                    zero (stats() and `stats vitamin` are not affected)
- *   stats items|slabs|sizes|conns   END: no slab classes, no per-item or
- *                    per-connection table to show
+ *   stats slabs      the store's allocator (slab.h) per size class in
+ *                    use: chunk_size, chunks_per_page, total_pages,
+ *                    total_chunks, used_chunks, free_chunks,
+ *                    free_chunks_end; then active_slabs, total_malloced
+ *                    (class pages only; large items' page runs are not a
+ *                    class). memcached's per-class command counters are
+ *                    not kept.
+ *   stats items|sizes|conns   END: no per-class item or per-connection
+ *                    table to show
  *   anything else    ERROR, as memcached (protocol.txt leaves the
  *                    arguments of `stats` to each server)
  *
@@ -166,6 +173,34 @@ static void reset(struct mc_call *c)
     };
 }
 
+/* memcached's `stats slabs`: the allocation figures of each size class in
+ * use (ids from 1, as memcached numbers them), then the totals. The
+ * per-class command counters memcached adds are not kept per class. */
+static void slabs(struct mc_call *c)
+{
+    const struct store *st = c->m->cfg.stats->store;
+    struct slab_class_stats k;
+    uint64_t active = 0, pages = 0;
+    char name[48];
+    for (unsigned i = 0; store_slab_class(st, i, &k); i++) {
+        if (k.pages == 0) continue;
+        active++;
+        pages += k.pages;
+        uint64_t total = (uint64_t)k.pages * k.per_page;
+        const struct { const char *n; uint64_t v; } f[] = {
+            {"chunk_size", k.chunk_size}, {"chunks_per_page", k.per_page},
+            {"total_pages", k.pages}, {"total_chunks", total}, {"used_chunks", k.used},
+            {"free_chunks", total - k.used - k.fresh}, {"free_chunks_end", k.fresh},
+        };
+        for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) {
+            snprintf(name, sizeof name, "%u:%s", i + 1, f[j].n);
+            stat_u(c, name, f[j].v);
+        }
+    }
+    stat_u(c, "active_slabs", active);
+    stat_u(c, "total_malloced", pages * SLAB_PAGE);
+}
+
 static bool is(const char *tok, size_t len, const char *word)
 {
     return len == strlen(word) && memcmp(tok, word, len) == 0;
@@ -181,12 +216,13 @@ void mcs_stats(struct mc_call *c)
         settings(c);
     } else if (is(sub, len, "vitamin")) {
         stats_compose(c->m->cfg.stats, c->q, "\r\n", c->now_ms);
+    } else if (is(sub, len, "slabs")) {
+        slabs(c);
     } else if (is(sub, len, "reset")) {
         reset(c);
         mcs_word(c, MC_W_RESET);
         return;
-    } else if (!is(sub, len, "items") && !is(sub, len, "slabs") && !is(sub, len, "sizes") &&
-               !is(sub, len, "conns")) {
+    } else if (!is(sub, len, "items") && !is(sub, len, "sizes") && !is(sub, len, "conns")) {
         mcs_word(c, MC_W_ERROR);
         return;
     }

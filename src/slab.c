@@ -72,6 +72,7 @@ struct size_class {
     uint32_t partial;     /* first page with room, or NO_PAGE */
     size_t pages;         /* pages of this class */
     size_t live;          /* chunks handed out */
+    size_t fresh;         /* chunks of its pages never handed out */
 };
 
 struct slab {
@@ -206,6 +207,7 @@ static void partial_unlink(struct slab *sl, struct size_class *c, uint32_t p)
 static void class_page_put(struct slab *sl, struct size_class *c, uint32_t p)
 {
     c->pages--;
+    c->fresh -= c->per_page - sl->pg[p].fresh;
     pages_put(sl, p, 1);
 }
 
@@ -240,6 +242,7 @@ void *slab_alloc(struct slab *sl, size_t size)
         sl->pg[p] = (struct page){.kind = (uint8_t)ci, .free_head = NO_CHUNK};
         partial_push(sl, c, p);
         c->pages++;
+        c->fresh += c->per_page;
     }
     struct page *g = &sl->pg[p];
     char *page = sl->base + (size_t)p * SLAB_PAGE;
@@ -251,6 +254,7 @@ void *slab_alloc(struct slab *sl, size_t size)
         g->free_head = next;
     } else {
         chunk = page + (size_t)g->fresh++ * c->size;
+        c->fresh--;
     }
     if (++g->live == c->per_page) partial_unlink(sl, c, p);
     c->live++;
@@ -449,6 +453,12 @@ void slab_get_stats(const struct slab *sl, struct slab_stats *out)
     out->classes = sl->ncls;
     out->pages_released = sl->released;
     out->moved = sl->moved;
+}
+
+void slab_get_class(const struct slab *sl, unsigned i, struct slab_class_stats *out)
+{
+    const struct size_class *c = &sl->cls[i];
+    *out = (struct slab_class_stats){c->size, c->per_page, c->pages, c->live, c->fresh};
 }
 
 char *slab_base(const struct slab *sl) { return sl->base; }

@@ -735,6 +735,15 @@ void store_destroy(struct store *s)
     free(s);
 }
 
+bool store_slab_class(const struct store *s, unsigned i, struct slab_class_stats *out)
+{
+    struct slab_stats st;
+    slab_get_stats(s->slab, &st);
+    if (i >= st.classes) return false;
+    slab_get_class(s->slab, i, out);
+    return true;
+}
+
 uint64_t store_range_digest(const struct store *s, unsigned level, uint32_t index)
 {
     return rdigest_get(&s->rd, level, index);

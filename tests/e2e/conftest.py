@@ -199,6 +199,19 @@ class Closed(Exception):
     pass
 
 
+
+def read_stat_lines(next_line):
+    """`STAT name value` lines up to END (next_line() returns each without
+    its ending), as {name: value} strings in their order."""
+    st = {}
+    while True:
+        line = next_line()
+        if line == b"END":
+            return st
+        m = re.fullmatch(rb"STAT (\S+) (.*)", line)
+        assert m, "bad stats line %r" % line
+        st[m.group(1).decode()] = m.group(2).decode()
+
 class Client:
     def __init__(self, port, timeout=10.0, connect=True):
         self.port = port
@@ -293,14 +306,7 @@ class Client:
 
     def stats(self):
         self.send(b"stats()\n")
-        st = {}
-        while True:
-            line = self.recv_line()
-            if line == b"END":
-                return st
-            m = re.fullmatch(rb"STAT (\S+) (.*)", line)
-            assert m, "bad stats line %r" % line
-            st[m.group(1).decode()] = m.group(2).decode()
+        return read_stat_lines(self.recv_line)
 
     def stat(self, name):
         st = self.stats()

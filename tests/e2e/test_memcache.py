@@ -28,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import HOST, MIB, Client, Server, free_port, poll
+from conftest import HOST, MIB, Client, Server, free_port, poll, read_stat_lines
 
 pymemcache = pytest.importorskip("pymemcache")
 from pymemcache import serde  # noqa: E402
@@ -566,9 +566,9 @@ def test_deliberate_differences(one):
         b"STORED\r\n9\r\nVALUE n 0 1\r\n9\r\nEND\r\n")
     # version: the protocol level, then Vitamin's
     assert re.fullmatch(rb"VERSION 1\.6\.18-vitamin-\d+\.\d+\.\d+", c.cmd(b"version\r\n"))
-    # stats subcommands with nothing to show
-    assert c.transcript(b"stats items\r\nstats slabs\r\nstats sizes\r\nstats conns\r\n") == (
-        b"END\r\n" * 4)
+    # stats subcommands with nothing to show (stats slabs: test_stats_slabs)
+    assert c.transcript(b"stats items\r\nstats sizes\r\nstats conns\r\n") == (
+        b"END\r\n" * 3)
     # flags over 32 bits are refused (memcached keeps the low 32 bits)
     assert c.transcript(b"set big 4294967296 0 1\r\nx\r\n") == (
         b"CLIENT_ERROR bad command line format\r\nERROR\r\n")
@@ -628,6 +628,46 @@ def test_stats_settings_and_reset(one):
     assert int(v.stats()["mc_protocol_errors"]) == 1
     c.close()
     poll(lambda: int(v.stats()["mc_curr_connections"]) == 0, what="mc connection count")
+
+
+def read_stats(c):
+    return {k: int(v) for k, v in read_stat_lines(c.line).items()}
+
+
+def test_stats_slabs(one):
+    """memcached's `stats slabs` shows the store's own size classes: what
+    memcached-tool reads, consistent with itself and with the items set."""
+    c = MC(one.mport)
+    c.send(b"stats slabs\r\n")
+    empty = read_stats(c)
+    assert empty == {"active_slabs": 0, "total_malloced": 0}
+    n = 3000
+    c.transcript(b"".join(b"set s%05d 0 0 100\r\n%s\r\n" % (i, b"v" * 100) for i in range(n)))
+    c.transcript(b"".join(b"set l%05d 0 0 2000\r\n%s\r\n" % (i, b"w" * 2000) for i in range(50)))
+    c.transcript(b"".join(b"delete s%05d\r\n" % i for i in range(0, n, 2)))
+    c.send(b"stats slabs\r\n")
+    st = read_stats(c)
+    ids = sorted({int(k.split(":")[0]) for k in st if ":" in k})
+    assert len(ids) == st["active_slabs"] == 2
+    pages = 0
+    for i in ids:
+        f = {k.split(":")[1]: v for k, v in st.items() if k.startswith("%d:" % i)}
+        assert set(f) == {"chunk_size", "chunks_per_page", "total_pages", "total_chunks",
+                          "used_chunks", "free_chunks", "free_chunks_end"}
+        assert f["total_chunks"] == f["total_pages"] * f["chunks_per_page"]
+        assert f["used_chunks"] + f["free_chunks"] + f["free_chunks_end"] == f["total_chunks"]
+        assert f["chunks_per_page"] == 65536 // f["chunk_size"]
+        pages += f["total_pages"]
+        if f["chunk_size"] < 1000:   # the 100 B values: half deleted, their chunks free
+            assert 40 + 6 + 100 <= f["chunk_size"] < 300  # header, key, value
+            assert f["used_chunks"] == n // 2
+            assert f["free_chunks"] >= n // 2
+        else:
+            assert f["used_chunks"] == 50
+    assert st["total_malloced"] == pages * 65536
+    assert ids == sorted(ids) and ids[0] >= 1
+    # pymemcache reads it too
+    assert py(one).stats("slabs")[b"active_slabs"] == 2
 
 
 def test_stats_vitamin_has_every_stats_field(one):

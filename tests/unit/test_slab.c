@@ -81,6 +81,13 @@ static void test_reuse(void **state)
     assert_non_null(sl);
     void *a = slab_alloc(sl, 88), *b = slab_alloc(sl, 88);
     assert_true((char *)b - (char *)a == 88); /* one page, address order */
+    struct slab_class_stats k = {0};
+    for (unsigned i = 0; i < stats(sl).classes && k.chunk_size != 88; i++) slab_get_class(sl, i, &k);
+    assert_int_equal(k.chunk_size, 88);
+    assert_int_equal(k.pages, 1);
+    assert_int_equal(k.used, 2);
+    assert_int_equal(k.per_page, SLAB_PAGE / 88);
+    assert_int_equal(k.fresh, k.per_page - 2); /* never handed out */
     slab_free(sl, a);
     assert_ptr_equal(slab_alloc(sl, 81), a); /* same class */
     slab_free(sl, b);
