@@ -12,11 +12,13 @@
  *   | page 0: class 6 | page 1: run of 3 ...          | page 4: class 0 | ...
  *   | 88|88|88|..|free|  one item of 140 KiB           | 40|40|40|...    |
  *
- * A request of up to SLAB_MAX_CHUNK bytes gets a chunk of the smallest
+ * A request of up to SLAB_MAX_CHUNK (a page) gets a chunk of the smallest
  * class that holds it (classes step by 8 bytes up to 128, by 16 up to 256,
  * then by ~1/8): no header per chunk, at most ~12% rounding. A larger one
  * gets a run of whole pages of its own, of which only the bytes it uses
- * are ever touched, so it costs its size rounded up to 4 KiB.
+ * are ever touched, so it costs its size rounded up to 4 KiB. Either way
+ * an allocation takes at most twice its cost of address range, so a range
+ * of twice the store's cap cannot run out while the cap holds.
  *
  * Each class keeps a list of its pages that have a free chunk; a page
  * hands out chunks it never used (in address order) or ones freed back to
@@ -36,7 +38,7 @@
 #define SLAB_ALIGN 8u                  /* every chunk and run starts 8-aligned */
 #define SLAB_PAGE_SHIFT 16
 #define SLAB_PAGE ((size_t)1 << SLAB_PAGE_SHIFT)
-#define SLAB_MAX_CHUNK 8192u           /* larger: a run of pages */
+#define SLAB_MAX_CHUNK ((uint32_t)SLAB_PAGE) /* larger: a run of pages */
 #define SLAB_MAX_RANGE ((size_t)UINT32_MAX * SLAB_ALIGN) /* ids are 32 bits */
 
 struct slab;

@@ -115,7 +115,8 @@ struct store;
  * slabs`; false past the last class. */
 bool store_slab_class(const struct store *s, unsigned i, struct slab_class_stats *out);
 
-/* Returns NULL on ENOMEM. */
+/* Returns NULL on ENOMEM, or when the address range the items live in
+ * (slab.h) could not be reserved at twice memory_limit. */
 struct store *store_create(const struct store_config *cfg);
 /* Frees every item: drop every reference (store_item_unref) first. */
 void store_destroy(struct store *s);

@@ -189,7 +189,12 @@ int main(int argc, char **argv)
         .range_digests = s.opts.rabbitmq_host != NULL,
     };
     s.store = store_create(&sc);
-    s.expiry = s.store ? expiry_create(s.loop, s.store) : NULL;
+    if (!s.store) {
+        log_error("cannot reserve the address space for %zu MiB of items (twice --memory): "
+                  "out of memory or address space at startup", s.opts.memory_mib);
+        return 1;
+    }
+    s.expiry = expiry_create(s.loop, s.store);
     if (!s.expiry) {
         log_error("out of memory at startup");
         return 1;

@@ -14,9 +14,8 @@
  *                    use: chunk_size, chunks_per_page, total_pages,
  *                    total_chunks, used_chunks, free_chunks,
  *                    free_chunks_end; then active_slabs, total_malloced
- *                    (class pages only; large items' page runs are not a
- *                    class). memcached's per-class command counters are
- *                    not kept.
+ *                    (every page, large items' page runs too). memcached's
+ *                    per-class command counters are not kept.
  *   stats items|sizes|conns   END: no per-class item or per-connection
  *                    table to show
  *   anything else    ERROR, as memcached (protocol.txt leaves the
@@ -180,25 +179,28 @@ static void slabs(struct mc_call *c)
 {
     const struct store *st = c->m->cfg.stats->store;
     struct slab_class_stats k;
-    uint64_t active = 0, pages = 0;
+    uint64_t active = 0;
     char name[48];
     for (unsigned i = 0; store_slab_class(st, i, &k); i++) {
         if (k.pages == 0) continue;
         active++;
-        pages += k.pages;
         uint64_t total = (uint64_t)k.pages * k.per_page;
         const struct { const char *n; uint64_t v; } f[] = {
             {"chunk_size", k.chunk_size}, {"chunks_per_page", k.per_page},
             {"total_pages", k.pages}, {"total_chunks", total}, {"used_chunks", k.used},
-            {"free_chunks", total - k.used - k.fresh}, {"free_chunks_end", k.fresh},
+            /* as memcached, which carves a whole page at once: every chunk
+             * not in use is free, none is left at the end */
+            {"free_chunks", total - k.used}, {"free_chunks_end", 0},
         };
         for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) {
             snprintf(name, sizeof name, "%u:%s", i + 1, f[j].n);
             stat_u(c, name, f[j].v);
         }
     }
+    struct store_stats ss;
+    store_get_stats(st, &ss);
     stat_u(c, "active_slabs", active);
-    stat_u(c, "total_malloced", pages * SLAB_PAGE);
+    stat_u(c, "total_malloced", ss.slab_bytes); /* class pages and runs */
 }
 
 static bool is(const char *tok, size_t len, const char *word)

@@ -266,8 +266,10 @@ static int parse_one(struct options *o, enum opt_id id, const char *v,
         else o->metrics_port = (uint16_t)n;
         return 0;
     case OPT_MEMORY:
-        *why = "a size in MiB, 1..4194304";
-        if (parse_uint(v, 1, 4194304, &n)) return -1;
+        /* a node's items live in one 32 GiB address range (slab.h), which
+         * holds at least twice the cap whatever the sizes; shard past it */
+        *why = "a size in MiB, 1..16384";
+        if (parse_uint(v, 1, 16384, &n)) return -1;
         o->memory_mib = (size_t)n;
         return 0;
     case OPT_EVICTION:

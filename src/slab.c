@@ -6,8 +6,10 @@
  * bitmap of pages in use, and the size classes. Invariants:
  *   - a page below hw is in use (its bit set) exactly when it holds chunks
  *     of a class or belongs to a run; pages at or above hw were never used;
- *   - a class page is on its class's partial list exactly when 0 < live <
- *     per_page, or live == 0 and it is the list's only page (kept warm);
+ *   - a class page other than the drain page is on its class's partial
+ *     list exactly when live < per_page; a page that empties leaves the
+ *     list and the range unless it is then the list's only page (kept
+ *     warm), so a class keeps at most one empty page;
  *   - a chunk of a class page is live, on the page's free list, or at or
  *     after fresh (never handed out), and live counts the first kind;
  *   - held is the sum of slab_size() over live allocations;
@@ -44,7 +46,7 @@
 
 #define NO_PAGE UINT32_MAX
 #define NO_CHUNK UINT16_MAX
-#define MAX_CLASSES 64
+#define MAX_CLASSES 80
 #define OS_PAGE 4096u
 #define LINK_BYTES 8u /* a free chunk's link, left unpoisoned */
 
@@ -97,7 +99,7 @@ struct slab {
 static uint32_t round_up(size_t n, size_t to) { return (uint32_t)((n + to - 1) / to * to); }
 
 /* 40, 48, ... 128 by 8; 144 ... 256 by 16; then each ~1/8 larger (8-aligned),
- * up to SLAB_MAX_CHUNK. 40 bytes is the smallest item (item.h). */
+ * up to SLAB_MAX_CHUNK: 67 classes. 40 bytes is the smallest item (item.h). */
 static void build_classes(struct slab *sl)
 {
     uint32_t size = 40;
@@ -153,23 +155,6 @@ static uint32_t find_free(struct slab *sl, size_t n)
     return NO_PAGE;
 }
 
-/* n pages in a row, in use from now on, or NO_PAGE. */
-static uint32_t pages_get(struct slab *sl, size_t n)
-{
-    uint32_t p = find_free(sl, n);
-    if (p == NO_PAGE) {
-        if (n > sl->npages - sl->hw) return NO_PAGE;
-        if (mprotect(sl->base + sl->hw * SLAB_PAGE, n * SLAB_PAGE,
-                     PROT_READ | PROT_WRITE) != 0)
-            return NO_PAGE;
-        p = (uint32_t)sl->hw;
-        sl->hw += n;
-    }
-    mark(sl, p, n, true);
-    sl->pages_used += n;
-    return p;
-}
-
 /* Give n pages from p back to the OS: they read as zeros from now on. */
 static void pages_put(struct slab *sl, uint32_t p, size_t n)
 {
@@ -209,6 +194,42 @@ static void class_page_put(struct slab *sl, struct size_class *c, uint32_t p)
     c->pages--;
     c->fresh -= c->per_page - sl->pg[p].fresh;
     pages_put(sl, p, 1);
+}
+
+/* The range is full: give back the empty pages the classes keep warm.
+ * Returns whether there was any. */
+static bool release_warm(struct slab *sl)
+{
+    bool any = false;
+    for (unsigned i = 0; i < sl->ncls; i++) {
+        struct size_class *c = &sl->cls[i];
+        for (uint32_t p = c->partial, next; p != NO_PAGE; p = next) {
+            next = sl->pg[p].next;
+            if (sl->pg[p].live) continue;
+            partial_unlink(sl, c, p);
+            class_page_put(sl, c, p);
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* n pages in a row, in use from now on, or NO_PAGE. */
+static uint32_t pages_get(struct slab *sl, size_t n)
+{
+    uint32_t p = find_free(sl, n);
+    if (p == NO_PAGE && n > sl->npages - sl->hw && release_warm(sl)) p = find_free(sl, n);
+    if (p == NO_PAGE) {
+        if (n > sl->npages - sl->hw) return NO_PAGE;
+        if (mprotect(sl->base + sl->hw * SLAB_PAGE, n * SLAB_PAGE,
+                     PROT_READ | PROT_WRITE) != 0)
+            return NO_PAGE;
+        p = (uint32_t)sl->hw;
+        sl->hw += n;
+    }
+    mark(sl, p, n, true);
+    sl->pages_used += n;
+    return p;
 }
 
 /* ---- allocation ---------------------------------------------------------- */
@@ -378,7 +399,9 @@ size_t slab_compact(struct slab *sl, size_t max_moves, slab_move_fn move, void *
         for (uint16_t i = 0; i < g->fresh && moves < max_moves && sl->drain == p; i++) {
             if ((is_free[i / 64] >> (i % 64)) & 1) continue;
             char *from = page + (size_t)i * c->size;
-            void *to = slab_alloc(sl, c->size); /* another page: p is off the list */
+            /* into another page with room (p is off the list), never a new
+             * one: writes may have filled them since p was picked */
+            void *to = c->partial != NO_PAGE ? slab_alloc(sl, c->size) : NULL;
             if (to == NULL) {
                 stuck = true;
                 break;
@@ -393,7 +416,8 @@ size_t slab_compact(struct slab *sl, size_t max_moves, slab_move_fn move, void *
             moves++;
             slab_free(sl, from); /* the last one gives the page back */
         }
-        if (stuck) { /* back on its list; the next pick passes it over */
+        if (stuck) { /* pinned, or no room left elsewhere: back on its list,
+                      * and the next pick passes it over */
             sl->drain = NO_PAGE;
             g->pinned = 1;
             partial_push(sl, c, p);

@@ -707,6 +707,13 @@ struct store *store_create(const struct store_config *cfg)
         free(s);
         return NULL;
     }
+    struct slab_stats sl;
+    slab_get_stats(s->slab, &sl);
+    if (sl.reserved / 2 < cfg->memory_limit) { /* see SLAB_MAX_CHUNK */
+        slab_destroy(s->slab);
+        free(s);
+        return NULL;
+    }
     ttlheap_init(&s->heap, slab_base(s->slab));
     if (cfg->range_digests && rdigest_init(&s->rd) != 0) {
         slab_destroy(s->slab);

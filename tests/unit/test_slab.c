@@ -67,7 +67,7 @@ static void test_size_classes(void **state)
         slab_free(sl, p);
     }
     struct slab_stats st = stats(sl);
-    assert_true(st.classes > 20 && st.classes < 64);
+    assert_true(st.classes > 20 && st.classes < 80);
     assert_int_equal(st.held_bytes, 0);
     slab_destroy(sl);
 }
@@ -162,6 +162,31 @@ static void test_ids_and_exhaustion(void **state)
     assert_int_equal(n, 15);
     assert_null(slab_alloc(sl, 2 * SLAB_PAGE));
     assert_non_null(slab_alloc(sl, 500)); /* its page still has room */
+    slab_destroy(sl);
+}
+
+/* A full range gives back the empty pages classes keep warm before it
+ * refuses; compaction never takes a new page. */
+static void test_full_range(void **state)
+{
+    (void)state;
+    struct slab *sl = slab_create(16 * SLAB_PAGE);
+    assert_non_null(sl);
+    void *p[16];
+    struct slab_class_stats k;
+    for (unsigned i = 0; i < 16; i++) { /* one chunk in each of 16 classes */
+        slab_get_class(sl, i, &k);
+        assert_non_null(p[i] = slab_alloc(sl, k.chunk_size));
+    }
+    assert_int_equal(stats(sl).pages, 16);
+    slab_get_class(sl, 16, &k);
+    assert_null(slab_alloc(sl, k.chunk_size)); /* a 17th class: no page left */
+    for (unsigned i = 0; i < 16; i++) slab_free(sl, p[i]);
+    assert_int_equal(stats(sl).pages, 16); /* each class keeps its page warm */
+    void *run = slab_alloc(sl, 8 * SLAB_PAGE);
+    assert_non_null(run); /* the warm pages went back for it */
+    assert_int_equal(stats(sl).pages, 8);
+    slab_free(sl, run);
     slab_destroy(sl);
 }
 
@@ -305,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_ids_and_exhaustion),
         cmocka_unit_test(test_random_against_shadow),
         cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_full_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
