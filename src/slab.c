@@ -139,8 +139,17 @@ static uint32_t find_free(struct slab *sl, size_t n)
     while (sl->hint < words && sl->used[sl->hint] == UINT64_MAX) sl->hint++;
     size_t start = 0, len = 0;
     for (size_t w = sl->hint; w < words; w++) {
-        if (sl->used[w] == UINT64_MAX) {
+        uint64_t u = sl->used[w];
+        if (u == UINT64_MAX) {
             len = 0;
+            continue;
+        }
+        if (n == 1 || (u == 0 && (w + 1) * 64 <= sl->hw)) { /* a word at a time */
+            size_t p = w * 64 + (size_t)__builtin_ctzll(~u);
+            if (n == 1) return p < sl->hw ? (uint32_t)p : NO_PAGE;
+            if (len == 0) start = w * 64;
+            len += 64;
+            if (len >= n) return (uint32_t)start;
             continue;
         }
         for (size_t p = w * 64; p < (w + 1) * 64 && p < sl->hw; p++) {
