@@ -20,7 +20,8 @@
 
 #define IDLE_PERIOD_MS 1000
 #define REHASH_STEP 8192
-#define COMPACT_MOVES 1024 /* items moved out of sparse pages per turn */
+#define COMPACT_MOVES 1024 /* items moved out of sparse pages per idle turn */
+#define COMPACT_MOVES_BUSY 64 /* ... per turn that also expired items */
 
 struct expiry {
     ev_timer timer;
@@ -66,15 +67,22 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     int64_t now = now_ms(loop);
     double start = ev_time(), cpu_start = thread_cpu_s();
     bool more = false;
+    size_t expired = 0;
     for (;;) {
         size_t n = store_expire_due(e->store, now, EXPIRY_SLICE);
+        expired += n;
         if (n < EXPIRY_SLICE) break;
         if ((ev_time() - start) * 1000.0 >= EXPIRY_BUDGET_MS) {
             more = true;
             break;
         }
     }
-    if (store_maintain(e->store, REHASH_STEP, COMPACT_MOVES)) more = true;
+    /* Compaction moves items out of sparse pages; in an expiry wave the
+     * pages empty by themselves, and moving items due a moment later only
+     * lengthens the turn: none while due items wait, a few while items
+     * expire, the full step when none did. */
+    size_t moves = more ? 0 : expired ? COMPACT_MOVES_BUSY : COMPACT_MOVES;
+    if (store_maintain(e->store, REHASH_STEP, moves)) more = true;
     if (more) {
         arm(e, now); /* again on the next loop turn, after I/O */
     } else {
