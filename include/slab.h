@@ -23,9 +23,10 @@
  * Each class keeps a list of its pages that have a free chunk; a page
  * hands out chunks it never used (in address order) or ones freed back to
  * it (its own free list, threaded through the free chunks). A page whose
- * last chunk is freed goes back to the OS at once, unless it is the only
- * page of its class with room (kept, so a class that sways between 0 and
- * 1 item does not fault a page in and out on every write). Pages that
+ * last chunk is freed leaves its class, unless it is the only page of its
+ * class with room (kept, so a class that sways between 0 and 1 item does
+ * not fault a page in and out on every write); it is the next page taken,
+ * or goes back to the OS through slab_release(), a bounded number a call. Pages that
  * deletes left sparse are emptied by moving their chunks (slab_compact).
  */
 #ifndef VITAMIN_SLAB_H
@@ -50,6 +51,7 @@ struct slab_stats {
     size_t classes;         /* size classes */
     uint64_t pages_released;/* pages given back to the OS so far */
     uint64_t moved;         /* chunks slab_compact moved */
+    size_t pages_empty;     /* of pages: emptied, not given back yet */
 };
 
 /* Reserve a range of up to reserve bytes (0: SLAB_MAX_RANGE; less if the
@@ -69,6 +71,12 @@ size_t slab_size(const struct slab *sl, const void *p);
 size_t slab_size_for(const struct slab *sl, size_t size);
 
 void slab_get_stats(const struct slab *sl, struct slab_stats *out);
+
+/* Give up to max emptied pages back to the OS (MADV_DONTNEED, a few µs
+ * each); returns how many are still waiting. A class page that empties
+ * waits for this, so a burst of frees (an expiry wave) costs no system
+ * call, and the next page any class needs is one of them. */
+size_t slab_release(struct slab *sl, size_t max);
 
 struct slab_class_stats {
     uint32_t chunk_size;

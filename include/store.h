@@ -247,8 +247,9 @@ int64_t store_next_expiry(const struct store *s);
 
 /*
  * Bounded background work: move up to max_slots slots of an incremental
- * resize, and up to max_moves items out of sparse allocator pages so those
- * pages go back to the OS (slab_compact). Returns true while work remains.
+ * resize, up to max_moves items out of sparse allocator pages
+ * (slab_compact), and give a bounded number of emptied pages back to the
+ * OS (slab_release). Returns true while work remains.
  */
 bool store_maintain(struct store *s, size_t max_slots, size_t max_moves);
 

@@ -13,6 +13,8 @@
  *   - a chunk of a class page is live, on the page's free list, or at or
  *     after fresh (never handed out), and live counts the first kind;
  *   - held is the sum of slab_size() over live allocations;
+ *   - an emptied page (PG_EMPTY) is on the empty list, counted in
+ *     pages_used and its bit set, until it is taken again or released;
  *   - the drain page (compaction's, below) is on no list: nothing is
  *     allocated from it, and it goes back to the OS when its last chunk
  *     moves out or is freed.
@@ -54,6 +56,7 @@ enum page_kind {
     PG_FREE = 0xff,     /* not in use */
     PG_RUN = 0xfe,      /* first page of a run */
     PG_RUN_TAIL = 0xfd, /* another page of a run */
+    PG_EMPTY = 0xfc,    /* emptied, still in memory: next to reuse or release */
     /* below: the class index of a class page */
 };
 
@@ -88,6 +91,9 @@ struct slab {
     unsigned ncls;
     uint8_t class_of[SLAB_MAX_CHUNK / SLAB_ALIGN + 1]; /* by (size + 7) / 8 */
     uint32_t drain;       /* the page compaction empties (off its list), or NO_PAGE */
+    uint32_t empty;       /* emptied pages not given back yet (PG_EMPTY,
+                             linked by next), or NO_PAGE */
+    size_t nempty;
     size_t pages_used;
     size_t held;
     uint64_t released;
@@ -197,19 +203,35 @@ static void partial_unlink(struct slab *sl, struct size_class *c, uint32_t p)
     if (g->next != NO_PAGE) sl->pg[g->next].prev = g->prev;
 }
 
-/* An empty page of class c goes back to the OS. */
+/* An empty page of class c leaves it: the next page any class takes, or
+ * back to the OS by slab_release(). */
 static void class_page_put(struct slab *sl, struct size_class *c, uint32_t p)
 {
     c->pages--;
     c->fresh -= c->per_page - sl->pg[p].fresh;
-    pages_put(sl, p, 1);
+    sl->pg[p].kind = PG_EMPTY;
+    sl->pg[p].next = sl->empty;
+    sl->empty = p;
+    sl->nempty++;
 }
 
-/* The range is full: give back the empty pages the classes keep warm.
- * Returns whether there was any. */
+size_t slab_release(struct slab *sl, size_t max)
+{
+    size_t n = 0;
+    for (; n < max && sl->empty != NO_PAGE; n++) {
+        uint32_t p = sl->empty;
+        sl->empty = sl->pg[p].next;
+        sl->nempty--;
+        pages_put(sl, p, 1);
+    }
+    return sl->nempty;
+}
+
+/* The range is full: give back the emptied pages and those the classes
+ * keep warm. Returns whether there was any. */
 static bool release_warm(struct slab *sl)
 {
-    bool any = false;
+    bool any = sl->empty != NO_PAGE;
     for (unsigned i = 0; i < sl->ncls; i++) {
         struct size_class *c = &sl->cls[i];
         for (uint32_t p = c->partial, next; p != NO_PAGE; p = next) {
@@ -220,12 +242,19 @@ static bool release_warm(struct slab *sl)
             any = true;
         }
     }
+    slab_release(sl, SIZE_MAX);
     return any;
 }
 
 /* n pages in a row, in use from now on, or NO_PAGE. */
 static uint32_t pages_get(struct slab *sl, size_t n)
 {
+    if (n == 1 && sl->empty != NO_PAGE) { /* in memory already, and warm */
+        uint32_t e = sl->empty;
+        sl->empty = sl->pg[e].next;
+        sl->nempty--;
+        return e;
+    }
     uint32_t p = find_free(sl, n);
     if (p == NO_PAGE && n > sl->npages - sl->hw && release_warm(sl)) p = find_free(sl, n);
     if (p == NO_PAGE) {
@@ -451,6 +480,7 @@ struct slab *slab_create(size_t reserve)
     if (sl == NULL) return NULL;
     build_classes(sl);
     sl->drain = NO_PAGE;
+    sl->empty = NO_PAGE;
     for (sl->npages = reserve / SLAB_PAGE; sl->npages >= 16; sl->npages /= 2)
         if ((sl->base = map(sl->npages * SLAB_PAGE, PROT_NONE)) != NULL) break;
     if (sl->base == NULL) {
@@ -486,6 +516,7 @@ void slab_get_stats(const struct slab *sl, struct slab_stats *out)
     out->classes = sl->ncls;
     out->pages_released = sl->released;
     out->moved = sl->moved;
+    out->pages_empty = sl->nempty;
 }
 
 void slab_get_class(const struct slab *sl, unsigned i, struct slab_class_stats *out)

@@ -48,6 +48,7 @@
 #include <xxhash.h>
 
 #define MOVE_PER_WRITE 128u    /* old slots moved by each write in a resize */
+#define RELEASE_PER_CALL 64u   /* emptied allocator pages given back per store_maintain */
 #define ITEM_HDR offsetof(struct item, data)
 
 /* A random seed for the table hash (store_config.hash_seed 0). */
@@ -620,7 +621,8 @@ bool store_maintain(struct store *s, size_t max_slots, size_t max_moves)
 {
     table_move(&s->tb, max_slots);
     size_t moved = slab_compact(s->slab, max_moves, item_moved, s);
-    return table_resizing(&s->tb) || (max_moves && moved == max_moves);
+    size_t waiting = slab_release(s->slab, RELEASE_PER_CALL);
+    return table_resizing(&s->tb) || (max_moves && moved == max_moves) || waiting;
 }
 
 void store_item_ref(struct item *it) { it->refcount++; }

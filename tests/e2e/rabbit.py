@@ -68,6 +68,17 @@ def port_is_free(port):
     return True
 
 
+def free_script_broker_port():
+    """An AMQP port for a broker that scripts/lib/pool-lib.sh starts: its
+    Erlang distribution port is the AMQP port + 10000 (pl_dist_port), so
+    both must be free. Both below the kernel's ephemeral range (32768 and
+    up), where a client connection cannot take the second meanwhile."""
+    while True:
+        p = free_port(20000, 22700)
+        if port_is_free(p + 10000):
+            return p
+
+
 def free_port(lo=None, hi=None):
     """A free loopback TCP port: from the kernel, or (with lo/hi) a random
     one in [lo, hi) that is bindable now."""

@@ -209,8 +209,9 @@ def test_rss_goes_back_after_mass_expiry(server):
         assert slab1 >= n * VSIZE, slab1
     poll(lambda: c.stat("curr_items") == 0, timeout=40, what="the wave to expire")
     assert c.stat("expired") == n
-    # the allocator gives each page back as its last item goes
-    assert c.stat("slab_bytes") <= 4 * MIB, c.stat("slab_bytes")  # warm pages
+    # the allocator gives the emptied pages back, a bounded number a turn
+    poll(lambda: c.stat("slab_bytes") <= 4 * MIB, timeout=10,  # warm pages
+         what="slab_bytes down from %d" % slab1)
     assert c.stat("slab_pages_released") * 64 * 1024 >= slab1 - 4 * MIB
     poll(lambda: s.rss() < rss0 + (rss1 - rss0) // 4, timeout=10,
          what="RSS back down from %.0f MiB (empty: %.0f MiB)" % (rss1 / MIB, rss0 / MIB))

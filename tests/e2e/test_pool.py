@@ -7,6 +7,7 @@ import tempfile
 
 import pytest
 
+import rabbit
 from conftest import Client, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,7 +44,7 @@ def test_haproxy_cfg_is_valid_and_checks_with_ping():
 def test_pool_script_up_status_down():
     d = tempfile.mkdtemp()
     os.rmdir(d)  # pool.sh creates it and refuses an existing folder
-    env = dict(os.environ, POOL_DIR=d, POOL_BROKER_PORT=str(free_port()),
+    env = dict(os.environ, POOL_DIR=d, POOL_BROKER_PORT=str(rabbit.free_script_broker_port()),
                POOL_NODE_PORT=str(free_pair()), POOL_FRONT_PORT=str(free_port()))
     node_port = int(env["POOL_NODE_PORT"])
     front = int(env["POOL_FRONT_PORT"])

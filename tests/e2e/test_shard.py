@@ -693,7 +693,7 @@ def test_shard_script_up_status_down():
     env = dict(os.environ, SHARD_DIR=d, SHARD_BASE_PORT=str(base),
                SHARD_PROXY_PORT=str(proxy),
                SHARD_STATS_PORT=str(rabbit.free_port(20000, 30000)),
-               SHARD_BROKER_PORT=str(rabbit.free_port(20000, 30000)))
+               SHARD_BROKER_PORT=str(rabbit.free_script_broker_port()))
     try:
         up = subprocess.run([SHARD_SH, "up", "2", "2"], env=env, capture_output=True,
                             text=True, timeout=180)

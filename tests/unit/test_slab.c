@@ -103,10 +103,14 @@ static void test_reuse(void **state)
     for (size_t i = 0; i < N; i += 2) assert_non_null(v[i] = slab_alloc(sl, 200));
     assert_int_equal(stats(sl).pages, pages); /* the holes were filled */
     for (size_t i = 0; i < N; i++) slab_free(sl, v[i]);
-    /* a freed page's address range is used again */
+    /* all but the warm one of this class (the 88 B class holds a, b) */
+    assert_int_equal(stats(sl).pages_empty, pages - 2);
+    /* emptied pages serve another class before any new page, unreleased */
     for (size_t i = 0; i < N; i++) assert_non_null(v[i] = slab_alloc(sl, 1000));
     struct slab_stats st = stats(sl);
     assert_true(st.pages <= (size_t)N * 1024 / SLAB_PAGE + 2);
+    assert_int_equal(st.pages_released, 0);
+    assert_int_equal(st.pages_empty, 0);
     for (size_t i = 0; i < N; i++) slab_free(sl, v[i]);
     free(v);
     slab_destroy(sl);
@@ -138,6 +142,12 @@ static void test_return_to_os(void **state)
 
     for (size_t i = 0; i < N; i++) slab_free(sl, v[i]);
     slab_free(sl, big);
+    st = stats(sl);
+    assert_true(st.pages_empty > 0); /* emptied, waiting: no system call yet */
+    assert_true(resident(base, span) * os >= (size_t)N * 100 / 2);
+    size_t waiting = st.pages_empty;
+    assert_int_equal(slab_release(sl, 10), waiting - 10); /* a bounded step */
+    assert_int_equal(slab_release(sl, SIZE_MAX), 0);
     st = stats(sl);
     assert_int_equal(st.held_bytes, 0);
     assert_true(st.pages <= 1);        /* the class's warm page at most */
@@ -233,6 +243,7 @@ static void test_random_against_shadow(void **state)
         for (size_t i = 0; i < s->size; i++) assert_int_equal(s->p[i], s->fill);
         slab_free(sl, s->p);
     }
+    slab_release(sl, SIZE_MAX);
     struct slab_stats st = stats(sl);
     assert_int_equal(st.held_bytes, 0);
     assert_true(st.pages <= st.classes);
@@ -292,6 +303,7 @@ static void test_compaction(void **state)
     unsigned char *pinned_at = ptr[m.pinned];
     size_t moved = 0, n;
     for (int calls = 0; calls < 1000; calls++) moved += slab_compact(sl, 100, move_tagged, &m);
+    slab_release(sl, SIZE_MAX);
     size_t pinned_pages = stats(sl).pages;
     assert_ptr_equal(ptr[m.pinned], pinned_at); /* it stayed */
     assert_true(m.calls > moved);               /* it was refused */
@@ -305,6 +317,8 @@ static void test_compaction(void **state)
     assert_true(moved > 0 && st.moved == moved);
     assert_true(pinned_pages >= st.pages);
     assert_int_equal(st.held_bytes, held);
+    slab_release(sl, SIZE_MAX);
+    st = stats(sl);
     /* within the 1/8 + two pages compaction leaves */
     assert_true(st.pages <= need + need / 8 + 3);
     assert_true(st.pages < full / 4);
@@ -316,6 +330,7 @@ static void test_compaction(void **state)
         assert_int_equal(ptr[i][199], i % 251);
         slab_free(sl, ptr[i]);
     }
+    slab_release(sl, SIZE_MAX);
     assert_true(stats(sl).pages <= 1);
     free(ptr);
     slab_destroy(sl);
