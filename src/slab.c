@@ -215,15 +215,20 @@ static void class_page_put(struct slab *sl, struct size_class *c, uint32_t p)
     sl->nempty++;
 }
 
-size_t slab_release(struct slab *sl, size_t max)
+/* The most recently emptied page, off the list, or NO_PAGE. */
+static uint32_t empty_pop(struct slab *sl)
 {
-    size_t n = 0;
-    for (; n < max && sl->empty != NO_PAGE; n++) {
-        uint32_t p = sl->empty;
+    uint32_t p = sl->empty;
+    if (p != NO_PAGE) {
         sl->empty = sl->pg[p].next;
         sl->nempty--;
-        pages_put(sl, p, 1);
     }
+    return p;
+}
+
+size_t slab_release(struct slab *sl, size_t max)
+{
+    for (size_t n = 0; n < max && sl->empty != NO_PAGE; n++) pages_put(sl, empty_pop(sl), 1);
     return sl->nempty;
 }
 
@@ -249,12 +254,7 @@ static bool release_warm(struct slab *sl)
 /* n pages in a row, in use from now on, or NO_PAGE. */
 static uint32_t pages_get(struct slab *sl, size_t n)
 {
-    if (n == 1 && sl->empty != NO_PAGE) { /* in memory already, and warm */
-        uint32_t e = sl->empty;
-        sl->empty = sl->pg[e].next;
-        sl->nempty--;
-        return e;
-    }
+    if (n == 1 && sl->empty != NO_PAGE) return empty_pop(sl); /* in memory already, warm */
     uint32_t p = find_free(sl, n);
     if (p == NO_PAGE && n > sl->npages - sl->hw && release_warm(sl)) p = find_free(sl, n);
     if (p == NO_PAGE) {
